@@ -1,0 +1,68 @@
+"""One typed settings object per process; it fails fast on bad or unsafe values."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omnihub import REPO_ROOT
+
+PLACEHOLDER_SECRET = "dev-only-change-me"
+
+
+class Settings(BaseSettings):
+    """Every value can be set as an ``OMNIHUB_<NAME>`` environment variable.
+
+    The defaults talk to the local stack that ``omnihub stack up`` starts.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OMNIHUB_", env_file=".env", extra="ignore")
+
+    env: Literal["local", "test", "production"] = "local"
+    state_dir: Path = REPO_ROOT / ".omnihub"
+    schemas_dir: Path = REPO_ROOT / "schemas"
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "omnihub"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    topic_min_insync: int = Field(default=1, ge=1)
+    producer_linger_ms: int = Field(default=5, ge=0)
+    producer_max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
+
+    postgres_dsn: str = "postgresql://omnihub@127.0.0.1:5432/omnihub"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "omnihub-runs"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_goal_chars: int = Field(default=2000, ge=1)
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+
+    secret_key: str = PLACEHOLDER_SECRET
+
+    @model_validator(mode="after")
+    def _no_placeholder_secret_in_production(self) -> Settings:
+        if self.env == "production" and self.secret_key == PLACEHOLDER_SECRET:
+            raise ValueError(
+                "OMNIHUB_SECRET_KEY is the development placeholder; set a real secret "
+                "before running with OMNIHUB_ENV=production"
+            )
+        if self.topic_min_insync > self.topic_replication:
+            raise ValueError(
+                "OMNIHUB_TOPIC_MIN_INSYNC cannot exceed OMNIHUB_TOPIC_REPLICATION"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
