@@ -1,0 +1,33 @@
+"""OmniHub's own processes, run by the local stack after the servers they depend on.
+
+This is the hook for the API, the stream processors and the Temporal worker. Add a
+``ServiceSpec`` to ``SERVICES``; ``omnihub stack up`` then starts it after Kafka,
+Postgres, Redis and Temporal are healthy (``down`` stops it first), logs to
+``<state>/logs/<name>.log`` and hands it ``cfg.client_env()``, so its settings point at
+the same stack (dev or test). For example::
+
+    import sys
+
+    from infra.config import HOST
+    from infra.probes import tcp_open
+    from infra.services import ServiceSpec
+
+    API = ServiceSpec(
+        name="api",
+        argv=lambda cfg: [sys.executable, "-m", "uvicorn", "api.app:create_app",
+                          "--factory", "--host", HOST, "--port", str(cfg.api_port)],
+        endpoint=lambda cfg: f"http://{HOST}:{cfg.api_port}",
+        health=lambda cfg: tcp_open(cfg.api_port),
+        ports=lambda cfg: (cfg.api_port,),
+    )
+    SERVICES = (API,)
+
+Processes that must not be part of every ``up`` (or tests that need a throwaway service)
+can instead call ``infra.stack.register_service(spec)`` at run time.
+"""
+
+from __future__ import annotations
+
+from infra.services import ServiceSpec
+
+SERVICES: tuple[ServiceSpec, ...] = ()
