@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Prepare a fresh machine (Debian 12, Python 3.11, Java 17, Maven) for `omnihub stack up`.
+# Idempotent and quiet: each step is skipped when already done. Safe to run as root and
+# non-interactively (CI). Usage: infra/setup.sh   (env: PYTHON=python3.11)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+KAFKA_DIR="$ROOT/infra/kafka"
+LIB_DIR="$KAFKA_DIR/target/lib"
+PYTHON="${PYTHON:-python3.11}"
+
+say() { printf '  %s\n' "$*"; }
+die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found: $2"; }
+hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
+
+# Run a command with its output kept in a log that is shown only when it fails.
+quietly() {
+    local log
+    log="$(mktemp)"
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        rm -f "$log"
+        die "failed: $*"
+    fi
+    rm -f "$log"
+}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+    else die "need root for: $* (run as root or install sudo)"
+    fi
+}
+
+python_env() {
+    local stamp="$VENV/.omnihub-pyproject.sha256" want
+    want="$(hash_of "$ROOT/pyproject.toml")"
+    if [ ! -x "$VENV/bin/python" ]; then
+        need "$PYTHON" "install Python 3.11 or set PYTHON=/path/to/python3.11"
+        say "creating $VENV"
+        quietly "$PYTHON" -m venv "$VENV"
+    fi
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        say "python packages: up to date"
+        return
+    fi
+    say "installing python packages (pip install -e '.[dev]')"
+    quietly "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$ROOT[dev]"
+    echo "$want" >"$stamp"
+}
+
+redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        say "redis-server: present"
+        return
+    fi
+    say "installing redis-server (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    quietly as_root apt-get update -q
+    quietly as_root apt-get install -y -q --no-install-recommends redis-server
+    # The package may start a system-wide redis on 6379; the stack runs its own there.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q redis-server 2>/dev/null; then
+        as_root systemctl disable --now -q redis-server || true
+    elif [ -x /etc/init.d/redis-server ]; then
+        as_root /etc/init.d/redis-server stop >/dev/null 2>&1 || true
+        as_root update-rc.d redis-server disable >/dev/null 2>&1 || true
+    fi
+}
+
+kafka_jars() {
+    local stamp="$LIB_DIR/.omnihub-pom.sha256" want
+    want="$(hash_of "$KAFKA_DIR/pom.xml")"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && compgen -G "$LIB_DIR/kafka_2.13-*.jar" >/dev/null; then
+        say "kafka jars: up to date"
+        return
+    fi
+    need java "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)"
+    need mvn "install Maven (apt-get install maven)"
+    say "fetching kafka jars (mvn dependency:copy-dependencies)"
+    # Start clean: copy-dependencies never removes jars a pom change made obsolete.
+    rm -rf "$LIB_DIR"
+    quietly mvn -q -B -f "$KAFKA_DIR/pom.xml" dependency:copy-dependencies
+    echo "$want" >"$stamp"
+}
+
+echo "omnihub setup in $ROOT"
+python_env
+redis
+kafka_jars
+echo "done: run '$VENV/bin/omnihub stack up'"
