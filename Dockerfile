@@ -1,0 +1,28 @@
+# OmniHub's own processes (api, projector, worker); docker-compose.yml picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, so editing the code does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
+print('\n'.join(d['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+
+COPY . .
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 --home-dir /app omnihub \
+    && mkdir -p /app/.omnihub && chown omnihub /app/.omnihub
+
+# Installed as a package, REPO_ROOT is site-packages: point at the copied schemas.
+ENV OMNIHUB_SCHEMAS_DIR=/app/schemas \
+    OMNIHUB_STATE_DIR=/app/.omnihub
+
+USER omnihub
+EXPOSE 8000
+CMD ["uvicorn", "api.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
