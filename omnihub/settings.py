@@ -43,7 +43,6 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
-    max_goal_chars: int = Field(default=2000, ge=1)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 
     secret_key: str = PLACEHOLDER_SECRET
@@ -56,9 +55,7 @@ class Settings(BaseSettings):
                 "before running with OMNIHUB_ENV=production"
             )
         if self.topic_min_insync > self.topic_replication:
-            raise ValueError(
-                "OMNIHUB_TOPIC_MIN_INSYNC cannot exceed OMNIHUB_TOPIC_REPLICATION"
-            )
+            raise ValueError("OMNIHUB_TOPIC_MIN_INSYNC cannot exceed OMNIHUB_TOPIC_REPLICATION")
         return self
 
 

@@ -1,0 +1,1 @@
+"""HTTP: appends events and reads projections; never writes a projection."""

@@ -1,0 +1,81 @@
+"""The API process's composition root: ``uvicorn api.app:create_app --factory``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from temporalio.client import Client as TemporalClient
+
+from api import problems
+from api.body_limit import BodyLimitMiddleware
+from api.deps import AppState
+from api.idempotency import RedisIdempotencyStore
+from api.routes import goals, health
+from omnihub.lazy import Lazy
+from omnihub.settings import Settings, get_settings
+from streams.codec import EventCodec
+from streams.producer import KafkaEventAppender, LogUnavailable
+from streams.schema_registry import SchemaRegistry
+
+
+def build_state(settings: Settings) -> AppState:
+    """Build (but do not connect) every client the API uses."""
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+
+    async def pg_pool() -> asyncpg.Pool:
+        return await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=10, timeout=5)
+
+    async def close_pool(pool: asyncpg.Pool) -> None:
+        await pool.close()
+
+    async def temporal() -> TemporalClient:
+        return await TemporalClient.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace
+        )
+
+    return AppState(
+        settings=settings,
+        codec=codec,
+        appender=KafkaEventAppender(settings, codec),
+        redis=redis,
+        idempotency=RedisIdempotencyStore(redis, settings.idempotency_ttl_s),
+        postgres=Lazy(pg_pool, close_pool),
+        temporal=Lazy(temporal),
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: AppState = app.state.omnihub
+    try:
+        await state.appender.start()
+    except LogUnavailable:
+        pass  # start anyway: /health says Kafka is down, appends answer 503 until it is back
+    try:
+        yield
+    finally:
+        await state.appender.stop()
+        await state.postgres.close()
+        await state.redis.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The OmniHub API, wired to the services ``settings`` names."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="OmniHub",
+        version="0.1.0",
+        summary="Event-sourced orchestration of AI agent runs.",
+        lifespan=lifespan,
+    )
+    app.state.omnihub = build_state(settings)
+    problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(goals.router, prefix="/api/v1")
+    return app

@@ -1,0 +1,38 @@
+"""What routes depend on, as ``Annotated`` aliases over the app's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from temporalio.client import Client as TemporalClient
+
+from api.idempotency import IdempotencyStore
+from omnihub.lazy import Lazy
+from omnihub.settings import Settings
+from streams.codec import EventCodec
+from streams.producer import KafkaEventAppender
+
+
+@dataclass
+class AppState:
+    """Everything the API process wires in at start (see ``api.app.lifespan``)."""
+
+    settings: Settings
+    codec: EventCodec
+    appender: KafkaEventAppender
+    redis: Redis
+    idempotency: IdempotencyStore
+    postgres: Lazy[asyncpg.Pool]
+    temporal: Lazy[TemporalClient]
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.omnihub
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]

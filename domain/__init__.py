@@ -1,0 +1,1 @@
+"""Pure domain logic: events, ids and folds. Imports no Kafka, Postgres, Redis, Temporal or HTTP."""

@@ -1,0 +1,225 @@
+"""The event catalogue: one frozen type per Avro schema in ``schemas/``.
+
+Every event is an immutable fact named in the past tense and carries an
+:class:`Envelope`. Field names and order mirror the ``.avsc`` files exactly; a unit
+test holds the two together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What every event carries: identity, stream, tenant, time and causality."""
+
+    event_id: str
+    event_type: str
+    schema_version: int
+    run_id: str
+    tenant_id: str
+    occurred_at: datetime
+    causation_id: str | None
+    correlation_id: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event type; ``EVENT_TYPE`` names its schema file."""
+
+    EVENT_TYPE: ClassVar[str] = ""
+    SCHEMA_VERSION: ClassVar[int] = 1
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class GoalReceived(Event):
+    EVENT_TYPE: ClassVar[str] = "goal_received"
+    goal: str
+    context: Mapping[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GoalAssessed(Event):
+    EVENT_TYPE: ClassVar[str] = "goal_assessed"
+    sanitized_goal: str
+    risk_score: float
+    reasons: tuple[str, ...]
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    """One node of a plan's DAG (a nested record, not an event)."""
+
+    step_id: str
+    tool: str
+    arguments_json: str
+    depends_on: tuple[str, ...] = ()
+    risk: float = 0.0
+    compensation: str | None = None
+    timeout_s: float = 30.0
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PlanGenerated(Event):
+    EVENT_TYPE: ClassVar[str] = "plan_generated"
+    plan_id: str
+    steps: tuple[PlanStep, ...]
+    planner: str
+    from_cache: bool = False
+    cache_similarity: float | None = None
+    template: str | None = None
+    template_slots: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    EVENT_TYPE: ClassVar[str] = "step_started"
+    step_id: str
+    tool: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompleted(Event):
+    EVENT_TYPE: ClassVar[str] = "step_completed"
+    step_id: str
+    tool: str
+    attempt: int
+    result_json: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed(Event):
+    EVENT_TYPE: ClassVar[str] = "step_failed"
+    step_id: str
+    tool: str
+    attempt: int
+    error_type: str
+    error_message: str
+    retryable: bool
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompensated(Event):
+    EVENT_TYPE: ClassVar[str] = "step_compensated"
+    step_id: str
+    tool: str
+    compensation_tool: str
+    result_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompensationFailed(Event):
+    EVENT_TYPE: ClassVar[str] = "step_compensation_failed"
+    step_id: str
+    tool: str
+    compensation_tool: str
+    error_message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested(Event):
+    EVENT_TYPE: ClassVar[str] = "approval_requested"
+    approval_id: str
+    step_id: str
+    tool: str
+    risk: float
+    reasons: tuple[str, ...]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalGranted(Event):
+    EVENT_TYPE: ClassVar[str] = "approval_granted"
+    approval_id: str
+    step_id: str
+    approver: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDenied(Event):
+    EVENT_TYPE: ClassVar[str] = "approval_denied"
+    approval_id: str
+    step_id: str
+    approver: str
+    reason: str | None = None
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunCancelRequested(Event):
+    EVENT_TYPE: ClassVar[str] = "run_cancel_requested"
+    reason: str
+    requested_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompleted(Event):
+    EVENT_TYPE: ClassVar[str] = "run_completed"
+    step_count: int
+    duration_ms: int
+    result_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailed(Event):
+    EVENT_TYPE: ClassVar[str] = "run_failed"
+    reason: str
+    failed_step_id: str | None
+    compensated_step_ids: tuple[str, ...]
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunCancelled(Event):
+    EVENT_TYPE: ClassVar[str] = "run_cancelled"
+    reason: str
+    cancelled_by: str
+    compensated_step_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecorded(Event):
+    EVENT_TYPE: ClassVar[str] = "audit_recorded"
+    category: str
+    action: str
+    outcome: str
+    subject: str
+    resource: str = ""
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+EVENT_TYPES: Mapping[str, type[Event]] = {
+    cls.EVENT_TYPE: cls
+    for cls in (
+        GoalReceived,
+        GoalAssessed,
+        PlanGenerated,
+        StepStarted,
+        StepCompleted,
+        StepFailed,
+        StepCompensated,
+        StepCompensationFailed,
+        ApprovalRequested,
+        ApprovalGranted,
+        ApprovalDenied,
+        RunCancelRequested,
+        RunCompleted,
+        RunFailed,
+        RunCancelled,
+        AuditRecorded,
+    )
+}
+"""Every event type by its ``event_type`` name."""

@@ -1,0 +1,1 @@
+"""Kafka in and out: the event contract on the wire, topics, producers, stream processors."""

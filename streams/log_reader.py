@@ -1,0 +1,86 @@
+"""Reading the log without a consumer group: for ``omnihub tail``, audits and rebuilds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from domain.events import Event
+from streams.codec import DecodeError, EventCodec
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One record of the log: where it is and what it says (or why it can't be read)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    event: Event | None
+    error: DecodeError | None
+    event_type: str | None  # from the header, even when the body can't be decoded
+
+
+async def read_log(
+    bootstrap: str,
+    codec: EventCodec,
+    topics: Sequence[str],
+    *,
+    from_beginning: bool = True,
+    follow: bool = False,
+    idle_timeout_ms: int = 1000,
+) -> AsyncIterator[LogRecord]:
+    """Every record of ``topics`` in partition order.
+
+    Without ``follow`` it stops at the end offsets seen when it started; with
+    ``follow`` it keeps waiting for new records.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads cluster metadata, so partitions_for_topic answers
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(parts)
+        if from_beginning:
+            await consumer.seek_to_beginning(*parts)
+        else:
+            await consumer.seek_to_end(*parts)
+        ends = await consumer.end_offsets(parts)
+        remaining = {tp for tp in parts if (await consumer.position(tp)) < ends[tp]}
+        while follow or remaining:
+            batch = await consumer.getmany(timeout_ms=idle_timeout_ms, max_records=500)
+            for tp, messages in batch.items():
+                for msg in messages:
+                    yield _record(codec, msg)
+                    if not follow and msg.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+def _record(codec: EventCodec, msg: ConsumerRecord[bytes, bytes]) -> LogRecord:
+    raw_type = dict(msg.headers or ()).get("event_type")
+    event: Event | None = None
+    error: DecodeError | None = None
+    try:
+        event = codec.decode(msg.value or b"")
+    except DecodeError as exc:
+        error = exc
+    return LogRecord(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=msg.timestamp,
+        event=event,
+        error=error,
+        event_type=raw_type.decode() if raw_type else None,
+    )

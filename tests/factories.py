@@ -1,0 +1,108 @@
+"""One realistic instance of every event type, for round-trip and contract tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from domain import ids
+from domain.events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    AuditRecorded,
+    Event,
+    GoalAssessed,
+    GoalReceived,
+    PlanGenerated,
+    PlanStep,
+    RunCancelled,
+    RunCancelRequested,
+    RunCompleted,
+    RunFailed,
+    StepCompensated,
+    StepCompensationFailed,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+)
+
+AT = datetime(2026, 11, 22, 9, 30, 15, 123000, tzinfo=UTC)
+
+
+def env(cls: type[Event], run_id: str = "run-1", *disc: str | int, tenant: str = "acme"):  # type: ignore[no-untyped-def]
+    return ids.envelope(
+        cls,
+        run_id=run_id,
+        tenant_id=tenant,
+        actor="saga",
+        correlation_id=run_id,
+        causation_id="cause-1",
+        discriminator=disc,
+        occurred_at=AT,
+    )
+
+
+def goal_received(
+    run_id: str | None = None, tenant: str = "acme", goal: str = "Book flight to Paris"
+) -> GoalReceived:
+    run_id = run_id or str(uuid.uuid4())
+    return GoalReceived(
+        envelope=env(GoalReceived, run_id, tenant=tenant),
+        goal=goal,
+        context={"channel": "web"},
+        idempotency_key=None,
+    )
+
+
+def all_events(run_id: str = "run-1") -> list[Event]:
+    step = PlanStep(
+        "s1", "http_call", '{"url": "https://example.com"}', ("s0",), 0.4, "http_undo", 10.0, 2
+    )
+    return [
+        goal_received(run_id),
+        GoalAssessed(env(GoalAssessed, run_id), "Book flight to Paris", 0.1, ("ok",), True),
+        PlanGenerated(
+            env(PlanGenerated, run_id),
+            "plan-1",
+            (step,),
+            "gpt-test",
+            True,
+            0.93,
+            "Book flight to {DESTINATION}",
+            {"DESTINATION": "Paris"},
+        ),
+        StepStarted(env(StepStarted, run_id, "s1", 1), "s1", "http_call", 1),
+        StepCompleted(env(StepCompleted, run_id, "s1"), "s1", "http_call", 1, '{"ok": true}', 42),
+        StepFailed(
+            env(StepFailed, run_id, "s2", 1), "s2", "db_write", 1, "Timeout", "slow", True, False
+        ),
+        StepCompensated(env(StepCompensated, run_id, "s1"), "s1", "http_call", "http_undo", "{}"),
+        StepCompensationFailed(
+            env(StepCompensationFailed, run_id, "s3"), "s3", "db_write", "db_delete", "gone"
+        ),
+        ApprovalRequested(
+            env(ApprovalRequested, run_id, "a1"),
+            "a1",
+            "s4",
+            "wire_money",
+            0.9,
+            ("amount over limit",),
+            AT + timedelta(hours=1),
+        ),
+        ApprovalGranted(env(ApprovalGranted, run_id, "a1"), "a1", "s4", "alice", "fine"),
+        ApprovalDenied(env(ApprovalDenied, run_id, "a2"), "a2", "s5", "bob", None, True),
+        RunCancelRequested(env(RunCancelRequested, run_id), "changed my mind", "user:carol"),
+        RunCompleted(env(RunCompleted, run_id), 3, 1234, '{"booked": true}'),
+        RunFailed(env(RunFailed, run_id), "step s2 failed", "s2", ("s1",), 99),
+        RunCancelled(env(RunCancelled, run_id), "asked", "user:carol", ("s1",)),
+        AuditRecorded(
+            env(AuditRecorded, "audit-acme", "x"),
+            "authn",
+            "login",
+            "failure",
+            "key:omh_ab12",
+            "/api/v1/goals",
+            {"ip": "127.0.0.1"},
+        ),
+    ]
