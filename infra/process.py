@@ -46,7 +46,11 @@ class PidRecord:
 
 
 def start_ticks(pid: int) -> int | None:
-    """The start time of a live process in clock ticks, None if gone or a zombie."""
+    """The start time of a live process in clock ticks, None once it has fully exited.
+
+    A multi-threaded process (Java, Go) whose main thread is already a zombie is still
+    alive until its last thread exits: only then are its files and ports released.
+    """
     _reap(pid)
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -54,9 +58,17 @@ def start_ticks(pid: int) -> int | None:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after it.
     fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
+    if fields[0] in ("Z", "X") and not _threads_left(pid):
         return None
     return int(fields[19])
+
+
+def _threads_left(pid: int) -> bool:
+    """True while other threads of a zombie leader still run (and hold its sockets)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def is_alive(record: PidRecord) -> bool:

@@ -1,0 +1,174 @@
+"""The local stack against its real servers: status, idempotent up, restarts keep data."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from infra.backing import SERVICES
+from infra.process import PidRecord, start_ticks
+from infra.stack import (
+    ServiceSpec,
+    StackConfig,
+    StackError,
+    down,
+    kill,
+    register_service,
+    status,
+    unregister_service,
+    up,
+)
+from omnihub.settings import get_settings
+
+BACKING = [spec.name for spec in SERVICES]
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def _pids(cfg: StackConfig) -> dict[str, int | None]:
+    return {item.name: item.pid for item in status(cfg, BACKING)}
+
+
+def test_status_reports_each_backing_service(stack: StackConfig) -> None:
+    statuses = status(stack, BACKING)
+
+    assert [item.name for item in statuses] == ["kafka", "postgres", "redis", "temporal"]
+    assert all(item.state == "running" and item.pid for item in statuses), statuses
+    endpoints = {item.name: item.endpoint for item in statuses}
+    assert endpoints["kafka"] == f"127.0.0.1:{stack.kafka_port}"
+    assert endpoints["postgres"] == f"127.0.0.1:{stack.postgres_port}"
+
+
+def test_second_up_is_idempotent(stack: StackConfig) -> None:
+    before = _pids(stack)
+
+    again = up(stack, BACKING)
+
+    assert {item.name: item.pid for item in again} == before
+    assert {item.detail for item in again} == {"already running"}
+
+
+async def test_postgres_has_pgvector(stack: StackConfig) -> None:
+    conn = await asyncpg.connect(get_settings().postgres_dsn, timeout=10)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        await conn.execute("CREATE TEMP TABLE items (id int, embedding vector(3))")
+        await conn.execute("INSERT INTO items VALUES (1, '[1,0,0]'), (2, '[0,1,0]')")
+        nearest = await conn.fetchval(
+            "SELECT id FROM items ORDER BY embedding <-> '[0.9,0.1,0]' LIMIT 1"
+        )
+    finally:
+        await conn.close()
+    assert nearest == 1
+
+
+async def test_redis_keeps_data_across_restart(stack: StackConfig) -> None:
+    key, value = _unique("stack-test"), uuid.uuid4().hex
+    client = aioredis.from_url(get_settings().redis_url)
+    await client.set(key, value)
+    await client.aclose()
+    old_pid = _pids(stack)["redis"]
+
+    assert down(stack, ["redis"])[0].state == "stopped"
+    assert up(stack, ["redis"])[0].detail == "started"
+
+    client = aioredis.from_url(get_settings().redis_url)
+    try:
+        assert await client.get(key) == value.encode()
+    finally:
+        await client.aclose()
+    assert _pids(stack)["redis"] != old_pid
+
+
+async def test_kafka_keeps_a_record_across_restart(stack: StackConfig) -> None:
+    bootstrap = get_settings().kafka_bootstrap
+    topic, payload = _unique("stack-test"), uuid.uuid4().bytes
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, payload, key=b"k")
+    finally:
+        await producer.stop()
+
+    down(stack, ["kafka"])
+    up(stack, ["kafka"])
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), timeout=30)
+    finally:
+        await consumer.stop()
+    assert record.value == payload
+
+
+def test_crashed_service_is_cleaned_up_and_restarted(stack: StackConfig) -> None:
+    pid_file = stack.run_dir / "temporal.pid"
+    crashed = PidRecord.read(pid_file)
+    assert crashed is not None
+
+    kill(stack, "temporal")
+
+    assert start_ticks(crashed.pid) is None
+    assert status(stack, ["temporal"])[0].state == "stopped"
+    assert not pid_file.exists()  # the stale pid file is gone
+    restarted = up(stack, ["temporal"])[0]
+    assert restarted.detail == "started" and restarted.pid != crashed.pid
+
+
+def test_failing_service_is_reported_with_its_log_tail(stack: StackConfig) -> None:
+    name, marker = _unique("broken"), uuid.uuid4().hex
+    register_service(
+        ServiceSpec(
+            name=name,
+            argv=lambda cfg: ["/bin/sh", "-c", f"echo cannot start: {marker} >&2; exit 3"],
+            endpoint=lambda cfg: "nowhere",
+            health=lambda cfg: False,
+            start_timeout_s=10,
+        )
+    )
+    try:
+        with pytest.raises(StackError) as failure:
+            up(stack, [name])
+        assert status(stack, [name])[0].state == "stopped"
+    finally:
+        unregister_service(name)
+    assert failure.value.service == name
+    assert f"cannot start: {marker}" in failure.value.log_tail
+    assert marker in str(failure.value)
+
+
+def test_service_never_healthy_times_out_and_is_stopped(stack: StackConfig) -> None:
+    name = _unique("stuck")
+    register_service(
+        ServiceSpec(
+            name=name,
+            argv=lambda cfg: ["sleep", "300"],
+            endpoint=lambda cfg: "nowhere",
+            health=lambda cfg: False,
+            start_timeout_s=1,
+            stop_grace_s=2,
+        )
+    )
+    try:
+        with pytest.raises(StackError, match="not healthy within 1s"):
+            up(stack, [name])
+        assert status(stack, [name])[0].state == "stopped"
+    finally:
+        unregister_service(name)
