@@ -18,7 +18,7 @@ from pathlib import Path
 
 from infra.config import HOST, StackConfig
 from infra.probes import command_ok
-from infra.process import tail
+from infra.process import as_user, tail
 from infra.services import ServiceSpec, StackError
 
 SYSTEM_USER = "omnihub-pg"
@@ -63,7 +63,10 @@ def _prepare(cfg: StackConfig) -> None:
     data_dir(cfg).chmod(0o700)  # postgres refuses a group- or world-readable cluster
     if user is not None:
         _ensure_system_user(user)
-        _check_reachable(user)
+        # The state folder is ours: let the system user through it (not read it).
+        cfg.state_dir.chmod(cfg.state_dir.stat().st_mode | stat.S_IXOTH)
+        _check_reachable(user, BIN)
+        _check_reachable(user, cfg.state_dir)  # below it, <state>/postgres is chowned
         entry = pwd.getpwnam(user)
         for folder in (data_dir(cfg).parent, data_dir(cfg), socket_dir(cfg)):
             os.chown(folder, entry.pw_uid, entry.pw_gid)
@@ -92,14 +95,14 @@ def _ensure_system_user(user: str) -> None:
         raise StackError("postgres", f"useradd {user} failed: {result.stderr.strip()}")
 
 
-def _check_reachable(user: str) -> None:
-    """The system user must be able to reach the binaries (e.g. not a venv under /root)."""
-    for folder in [BIN, *BIN.parents]:
+def _check_reachable(user: str, path: Path) -> None:
+    """The system user must reach ``path`` (e.g. not a venv or state folder under /root)."""
+    for folder in [path, *path.parents]:
         if not folder.stat().st_mode & stat.S_IXOTH:
             raise StackError(
                 "postgres",
-                f"{folder} is not searchable by other users, so {user} cannot run "
-                f"{BIN / 'postgres'}: `chmod o+x {folder}` or move the virtualenv",
+                f"{folder} is not searchable by other users, so {user} cannot reach "
+                f"{path}: `chmod o+x {folder}` or move it",
             )
 
 
@@ -121,10 +124,10 @@ def _initdb(cfg: StackConfig, user: str | None) -> None:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            user=user,
             cwd=data_dir(cfg).parent,
             timeout=120,
             check=False,
+            **as_user(user),
         )
     if result.returncode != 0:
         raise StackError("postgres", "initdb failed", tail(log_path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 POLL_S = 0.1
 
@@ -88,11 +90,22 @@ def launch(argv: Sequence[str], log_path: Path, env: Mapping[str, str], user: st
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(env),
-            user=user,
             cwd=log_path.parent,
             start_new_session=True,
+            **as_user(user),
         )
     return proc.pid
+
+
+def as_user(user: str | None) -> dict[str, Any]:
+    """``subprocess`` arguments to run as ``user`` with its own groups only.
+
+    ``user=`` alone keeps root's group, and Linux then applies a folder's group bits
+    (often none) instead of its "other" bits.
+    """
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
 def wait_gone(record: PidRecord, timeout_s: float) -> bool:

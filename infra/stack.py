@@ -216,7 +216,6 @@ def _module_services() -> list[ServiceSpec]:
 def _locked(cfg: StackConfig) -> Iterator[None]:
     for folder in (cfg.state_dir, cfg.logs_dir, cfg.run_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    cfg.state_dir.chmod(0o755)  # a system user (Postgres) must be able to traverse it
     with (cfg.run_dir / "stack.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
