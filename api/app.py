@@ -41,7 +41,7 @@ def build_state(settings: Settings) -> AppState:
     return AppState(
         settings=settings,
         codec=codec,
-        appender=KafkaEventAppender(settings, codec),
+        appender=KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s),
         redis=redis,
         idempotency=RedisIdempotencyStore(redis, settings.idempotency_ttl_s),
         postgres=Lazy(pg_pool, close_pool),

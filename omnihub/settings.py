@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     topic_min_insync: int = Field(default=1, ge=1)
     producer_linger_ms: int = Field(default=5, ge=0)
     producer_max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
+    append_timeout_s: float = Field(default=10.0, gt=0)
 
     postgres_dsn: str = "postgresql://omnihub@127.0.0.1:5432/omnihub"
     redis_url: str = "redis://127.0.0.1:6379/0"

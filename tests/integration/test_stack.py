@@ -27,6 +27,16 @@ from infra.stack import (
 from omnihub.settings import get_settings
 
 BACKING = [spec.name for spec in SERVICES]
+RESTARTED = ["kafka", "redis", "temporal"]
+
+
+@pytest.fixture(scope="module")
+def own_stack(stack: StackConfig) -> StackConfig:
+    """A second stack for the tests that stop and kill servers, so the shared test
+    stack (and anything else using it at the same time) is never disturbed."""
+    cfg = StackConfig().with_offset(20000, stack.state_dir.parent / "test-restarts")
+    up(cfg, RESTARTED)
+    return cfg
 
 
 def _unique(prefix: str) -> str:
@@ -70,9 +80,11 @@ async def test_postgres_has_pgvector(stack: StackConfig) -> None:
     assert nearest == 1
 
 
-async def test_redis_keeps_data_across_restart(stack: StackConfig) -> None:
+async def test_redis_keeps_data_across_restart(own_stack: StackConfig) -> None:
+    stack = own_stack
+    redis_url = stack.client_env()["OMNIHUB_REDIS_URL"]
     key, value = _unique("stack-test"), uuid.uuid4().hex
-    client = aioredis.from_url(get_settings().redis_url)
+    client = aioredis.from_url(redis_url)
     await client.set(key, value)
     await client.aclose()
     old_pid = _pids(stack)["redis"]
@@ -80,7 +92,7 @@ async def test_redis_keeps_data_across_restart(stack: StackConfig) -> None:
     assert down(stack, ["redis"])[0].state == "stopped"
     assert up(stack, ["redis"])[0].detail == "started"
 
-    client = aioredis.from_url(get_settings().redis_url)
+    client = aioredis.from_url(redis_url)
     try:
         assert await client.get(key) == value.encode()
     finally:
@@ -88,8 +100,9 @@ async def test_redis_keeps_data_across_restart(stack: StackConfig) -> None:
     assert _pids(stack)["redis"] != old_pid
 
 
-async def test_kafka_keeps_a_record_across_restart(stack: StackConfig) -> None:
-    bootstrap = get_settings().kafka_bootstrap
+async def test_kafka_keeps_a_record_across_restart(own_stack: StackConfig) -> None:
+    stack = own_stack
+    bootstrap = stack.client_env()["OMNIHUB_KAFKA_BOOTSTRAP"]
     topic, payload = _unique("stack-test"), uuid.uuid4().bytes
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -118,7 +131,8 @@ async def test_kafka_keeps_a_record_across_restart(stack: StackConfig) -> None:
     assert record.value == payload
 
 
-def test_crashed_service_is_cleaned_up_and_restarted(stack: StackConfig) -> None:
+def test_crashed_service_is_cleaned_up_and_restarted(own_stack: StackConfig) -> None:
+    stack = own_stack
     pid_file = stack.run_dir / "temporal.pid"
     crashed = PidRecord.read(pid_file)
     assert crashed is not None
