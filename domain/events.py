@@ -192,13 +192,73 @@ class RunCancelled(Event):
 
 @dataclass(frozen=True, slots=True)
 class AuditRecorded(Event):
+    """A chained audit record; v2 added ``sequence``, ``prev_hash`` and ``hash``."""
+
     EVENT_TYPE: ClassVar[str] = "audit_recorded"
+    SCHEMA_VERSION: ClassVar[int] = 2
     category: str
     action: str
     outcome: str
     subject: str
     resource: str = ""
     details: Mapping[str, str] = field(default_factory=dict)
+    sequence: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFactObserved(Event):
+    """A security decision as the API saw it, before the chainer sequences it."""
+
+    EVENT_TYPE: ClassVar[str] = "audit_fact_observed"
+    category: str
+    action: str
+    outcome: str
+    subject: str
+    resource: str = ""
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyCreated(Event):
+    EVENT_TYPE: ClassVar[str] = "api_key_created"
+    key_id: str
+    prefix: str
+    key_hash: str
+    scopes: tuple[str, ...]
+    name: str = ""
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRotated(Event):
+    EVENT_TYPE: ClassVar[str] = "api_key_rotated"
+    key_id: str
+    new_key_id: str
+    new_prefix: str
+    new_key_hash: str
+    scopes: tuple[str, ...]
+    old_key_expires_at: datetime
+    new_key_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRevoked(Event):
+    EVENT_TYPE: ClassVar[str] = "api_key_revoked"
+    key_id: str
+    prefix: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchToggled(Event):
+    """``enabled`` is the feature's state: False means the kill switch is engaged."""
+
+    EVENT_TYPE: ClassVar[str] = "kill_switch_toggled"
+    feature: str
+    enabled: bool
+    reason: str = ""
 
 
 EVENT_TYPES: Mapping[str, type[Event]] = {
@@ -220,6 +280,11 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         RunFailed,
         RunCancelled,
         AuditRecorded,
+        AuditFactObserved,
+        ApiKeyCreated,
+        ApiKeyRotated,
+        ApiKeyRevoked,
+        KillSwitchToggled,
     )
 }
 """Every event type by its ``event_type`` name."""

@@ -32,7 +32,15 @@ class Topic(StrEnum):
 
 
 # Which topic each event type is appended to; anything not listed is a run event.
-EVENT_TOPICS: Mapping[str, Topic] = {"audit_recorded": Topic.AUDIT}
+EVENT_TOPICS: Mapping[str, Topic] = {
+    "audit_recorded": Topic.AUDIT,
+    # Control plane; the audit chainer reads audit facts here, keyed audit-<tenant>.
+    "audit_fact_observed": Topic.CONTROL,
+    "api_key_created": Topic.CONTROL,
+    "api_key_rotated": Topic.CONTROL,
+    "api_key_revoked": Topic.CONTROL,
+    "kill_switch_toggled": Topic.CONTROL,
+}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Authentication, authorisation and limits for the API: keys, scopes, rate limits, audit."""
