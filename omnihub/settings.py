@@ -48,6 +48,17 @@ class Settings(BaseSettings):
 
     secret_key: str = PLACEHOLDER_SECRET
 
+    # Sagas (issue 4): approvals, planning and the worker.
+    approval_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    approval_timeout_s: float = Field(default=3600.0, gt=0.0)
+    llm_model: str | None = None  # e.g. "openai/gpt-4o-mini"; None -> rule-based planner
+    llm_api_base: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_s: float = Field(default=30.0, gt=0.0)
+    plan_cache: str = "disabled"  # which PlanCache adapter sagas.worker wires in
+    saga_history_limit: int = Field(default=5000, ge=50)  # continue-as-new past this
+    worker_max_concurrent_activities: int = Field(default=50, ge=1)
+
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key == PLACEHOLDER_SECRET:
