@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
@@ -17,9 +20,12 @@ from api.idempotency import RedisIdempotencyStore
 from api.routes import goals, health
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
+from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.producer import KafkaEventAppender, LogUnavailable
 from streams.schema_registry import SchemaRegistry
+
+log = logging.getLogger(__name__)
 
 
 def build_state(settings: Settings) -> AppState:
@@ -53,9 +59,12 @@ def build_state(settings: Settings) -> AppState:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: AppState = app.state.omnihub
     try:
+        async with asyncio.timeout(state.settings.append_timeout_s):
+            await ensure_declared_topics(state.settings)
         await state.appender.start()
-    except LogUnavailable:
-        pass  # start anyway: /health says Kafka is down, appends answer 503 until it is back
+    except (LogUnavailable, KafkaError, OSError, TimeoutError) as exc:
+        # Start anyway: /health says Kafka is down and appends answer 503 until it is back.
+        log.warning("Kafka is not reachable at start: %r", exc)
     try:
         yield
     finally:

@@ -28,6 +28,19 @@ can instead call ``infra.stack.register_service(spec)`` at run time.
 
 from __future__ import annotations
 
+import sys
+
+from infra.config import HOST
+from infra.probes import tcp_open
 from infra.services import ServiceSpec
 
-SERVICES: tuple[ServiceSpec, ...] = ()
+API = ServiceSpec(
+    name="api",
+    argv=lambda cfg: [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+                      "--host", HOST, "--port", str(cfg.api_port), "--no-access-log"],
+    endpoint=lambda cfg: f"http://{HOST}:{cfg.api_port}",
+    health=lambda cfg: tcp_open(cfg.api_port),
+    ports=lambda cfg: (cfg.api_port,),
+)
+
+SERVICES: tuple[ServiceSpec, ...] = (API,)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from domain.events import Event
 from streams.codec import DecodeError, EventCodec
@@ -38,17 +39,14 @@ async def read_log(
     Without ``follow`` it stops at the end offsets seen when it started; with
     ``follow`` it keeps waiting for new records.
     """
+    parts = await partitions_of(bootstrap, topics)
+    if not parts:
+        return
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
     )
     await consumer.start()
     try:
-        await consumer.topics()  # loads cluster metadata, so partitions_for_topic answers
-        parts = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
         consumer.assign(parts)
         if from_beginning:
             await consumer.seek_to_beginning(*parts)
@@ -65,6 +63,18 @@ async def read_log(
                         remaining.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` that exists, asked of the cluster now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return [TopicPartition(t["topic"], p["partition"]) for t in described
+            if t["error_code"] == 0 for p in sorted(t["partitions"], key=lambda p: p["partition"])]
 
 
 def _record(codec: EventCodec, msg: ConsumerRecord[bytes, bytes]) -> LogRecord:

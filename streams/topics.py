@@ -7,6 +7,7 @@ is the system of record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,29 +85,53 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 async def ensure_topics(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> list[str]:
     """Create missing topics; return how existing ones differ from their declaration."""
     existing = set(await admin.list_topics())
-    missing = [s for s in specs if s.name not in existing]
-    if missing:
-        try:
-            await admin.create_topics(
-                [
-                    NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.config))
-                    for s in missing
-                ]
-            )
-        except TopicAlreadyExistsError:
-            pass  # another process created it first: fine, compare below
-    mismatches = await _mismatches(admin, [s for s in specs if s.name in existing])
+    created = await _create(admin, [s for s in specs if s.name not in existing])
+    mismatches = await _mismatches(admin, [s for s in specs if s.name not in created])
     for line in mismatches:
         log.warning("topic configuration mismatch: %s", line)
     return mismatches
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> set[str]:
+    """Create ``specs``; the names this call really created.
+
+    A topic made a moment ago by another client may be missing from this client's
+    metadata; the broker then answers TOPIC_ALREADY_EXISTS for it, and it is compared
+    like any existing topic.
+    """
+    if not specs:
+        return set()
+    response = await admin.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.config)) for s in specs]
+    )
+    created = set()
+    for name, code, *rest in response.topic_errors:
+        if code == 0:
+            created.add(name)
+        elif code != TopicAlreadyExistsError.errno:
+            raise RuntimeError(f"cannot create topic {name}: error {code} {rest}")
+    return created
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: Sequence[str], settle_s: float = 5.0
+) -> dict[str, int]:
+    """Partitions per topic, waiting out the broker's metadata lag after a creation."""
+    deadline = asyncio.get_running_loop().time() + settle_s
+    while True:
+        described = await admin.describe_topics(list(names))
+        counts = {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+        settled = all(counts.get(n) for n in names)
+        if settled or asyncio.get_running_loop().time() > deadline:
+            return counts
+        await asyncio.sleep(0.1)
 
 
 async def _mismatches(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> list[str]:
     if not specs:
         return []
     problems: list[str] = []
-    described = await admin.describe_topics([s.name for s in specs])
-    partitions = {t["topic"]: len(t["partitions"]) for t in described}
+    partitions = await _partition_counts(admin, [s.name for s in specs])
     resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
     actual: dict[str, dict[str, str]] = {}
     for response in await admin.describe_configs(resources):

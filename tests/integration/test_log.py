@@ -1,0 +1,107 @@
+"""Topics and appends against the real Kafka broker of the test stack."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from domain import ids
+from domain.events import StepStarted
+from omnihub.settings import Settings
+from streams.admin import ensure_declared_topics
+from streams.codec import EventCodec
+from streams.log_reader import read_log
+from streams.producer import KafkaEventAppender
+from streams.schema_registry import SchemaRegistry
+from streams.topics import Topic, topic_name, topic_specs
+from tests.factories import goal_received
+
+
+def fresh_settings() -> Settings:
+    """Settings whose topics no other test uses."""
+    return Settings(topic_prefix=f"t{uuid.uuid4().hex[:10]}")
+
+
+def make_codec(settings: Settings) -> EventCodec:
+    return EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+
+
+async def topic_config(settings: Settings, name: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        return {e[0]: e[1] for e in response.resources[0][4]}
+    finally:
+        await admin.close()
+
+
+async def test_declared_topics_are_created_once_with_their_config() -> None:
+    settings = fresh_settings()
+    assert await ensure_declared_topics(settings) == []
+    assert await ensure_declared_topics(settings) == []  # idempotent: no error, no mismatch
+    runs = topic_name(settings, Topic.RUNS)
+    config = await topic_config(settings, runs)
+    assert config["retention.ms"] == "-1"
+    assert config["min.insync.replicas"] == "1"
+    assert len(topic_specs(settings)) == len(Topic)
+
+
+async def test_a_mismatched_existing_topic_is_reported() -> None:
+    settings = fresh_settings()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic_name(settings, Topic.AUDIT), 2, 1,
+                                            topic_configs={"retention.ms": "86400000"})])
+    finally:
+        await admin.close()
+    mismatches = await ensure_declared_topics(settings)
+    audit = topic_name(settings, Topic.AUDIT)
+    assert f"{audit}: 2 partitions, declared 6" in mismatches
+    assert f"{audit}: retention.ms=86400000, declared -1" in mismatches
+
+
+async def test_each_runs_events_stay_in_append_order_on_one_partition() -> None:
+    settings = fresh_settings()
+    await ensure_declared_topics(settings)
+    codec = make_codec(settings)
+    appender = KafkaEventAppender(settings, codec)
+    runs = [str(uuid.uuid4()) for _ in range(6)]
+    try:
+        async def append_run(run_id: str) -> list[tuple[int, int]]:
+            placed = [await appender.append(goal_received(run_id))]
+            for step in range(15):
+                env = ids.envelope(StepStarted, run_id=run_id, tenant_id="acme", actor="saga",
+                                   correlation_id=run_id, discriminator=(f"s{step}", 1))
+                placed.append(await appender.append(StepStarted(env, f"s{step}", "echo", 1)))
+            return [(r.partition, r.offset) for r in placed]
+
+        placements = await asyncio.gather(*(append_run(r) for r in runs))
+    finally:
+        await appender.stop()
+
+    seen: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    async for rec in read_log(settings.kafka_bootstrap, codec, [topic_name(settings, Topic.RUNS)]):
+        assert rec.event is not None
+        seen[rec.event.envelope.run_id].append((rec.partition, rec.offset, rec.event.EVENT_TYPE))
+    for run_id, placed in zip(runs, placements, strict=True):
+        read_back = seen[run_id]
+        assert len({p for p, _, _ in read_back}) == 1  # one partition per run
+        assert [(p, o) for p, o, _ in read_back] == placed  # the offsets append returned
+        assert [t for _, _, t in read_back] == ["goal_received"] + ["step_started"] * 15
+
+
+async def test_unreachable_kafka_fails_fast_with_log_unavailable() -> None:
+    import pytest
+
+    from streams.producer import LogUnavailable
+
+    settings = Settings(kafka_bootstrap="127.0.0.1:9")  # nothing listens on the discard port
+    appender = KafkaEventAppender(settings, make_codec(settings), timeout_s=2)
+    with pytest.raises(LogUnavailable, match="cannot connect to Kafka"):
+        await appender.append(goal_received())

@@ -1,0 +1,54 @@
+"""Starting OmniHub's own processes for tests, as real subprocesses on free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from omnihub import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on {port} within {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def running_api(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
+    """A real ``uvicorn api.app:create_app`` process; yields its base URL."""
+    port = free_port()
+    log = log_dir / f"api-{port}.log"
+    argv = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env={**os.environ, **env},
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc, log, timeout_s=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
