@@ -73,8 +73,12 @@ async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPart
         described = await admin.describe_topics(list(topics))
     finally:
         await admin.close()
-    return [TopicPartition(t["topic"], p["partition"]) for t in described
-            if t["error_code"] == 0 for p in sorted(t["partitions"], key=lambda p: p["partition"])]
+    return [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["error_code"] == 0
+        for p in sorted(t["partitions"], key=lambda p: p["partition"])
+    ]
 
 
 def _record(codec: EventCodec, msg: ConsumerRecord[bytes, bytes]) -> LogRecord:

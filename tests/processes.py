@@ -30,7 +30,9 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"nothing listened on {port} within {timeout_s}s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"nothing listened on {port} within {timeout_s}s:\n{log.read_text()[-3000:]}"
+    )
 
 
 @contextmanager
@@ -38,11 +40,22 @@ def running_api(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
     """A real ``uvicorn api.app:create_app`` process; yields its base URL."""
     port = free_port()
     log = log_dir / f"api-{port}.log"
-    argv = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env={**os.environ, **env},
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         wait_for_port(port, proc, log, timeout_s=60)
         yield f"http://127.0.0.1:{port}"

@@ -64,8 +64,10 @@ async def test_posted_goal_is_decoded_by_an_independent_consumer(api: str, prefi
     example = example_consumer()
     schemas = example.load_schemas(REPO_ROOT / "schemas")
     consumer = AIOKafkaConsumer(
-        f"{prefix}.runs.v1", bootstrap_servers=Settings().kafka_bootstrap,
-        group_id=f"analytics-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
+        f"{prefix}.runs.v1",
+        bootstrap_servers=Settings().kafka_bootstrap,
+        group_id=f"analytics-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -93,15 +95,19 @@ async def test_retried_post_with_idempotency_key_appends_one_event(api: str, pre
 
     settings = Settings(topic_prefix=prefix)
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    matching = [rec async for rec in read_log(settings.kafka_bootstrap, codec, [f"{prefix}.runs.v1"])
-                if rec.event is not None and rec.event.envelope.run_id == run_id]
+    matching = [
+        rec
+        async for rec in read_log(settings.kafka_bootstrap, codec, [f"{prefix}.runs.v1"])
+        if rec.event is not None and rec.event.envelope.run_id == run_id
+    ]
     assert len(matching) == 1
 
 
 async def test_bad_requests_are_problems_and_append_nothing(api: str) -> None:
     async with httpx.AsyncClient(base_url=api) as client:
-        malformed = await client.post("/api/v1/goals", content=b"{oops",
-                                      headers={"content-type": "application/json"})
+        malformed = await client.post(
+            "/api/v1/goals", content=b"{oops", headers={"content-type": "application/json"}
+        )
         too_long = await client.post("/api/v1/goals", json={**GOAL, "goal": "x" * 2001})
     for r in (malformed, too_long):
         assert r.status_code == 422
@@ -113,8 +119,10 @@ def test_oversize_body_is_refused_without_being_read(api: str) -> None:
     """The server answers 413 after the headers alone; the 10 MB body is never sent."""
     host, port = api.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /api/v1/goals HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                     b"\r\nContent-Length: 10000000\r\n\r\n{\"goal\": \"")
+        sock.sendall(
+            b"POST /api/v1/goals HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b'\r\nContent-Length: 10000000\r\n\r\n{"goal": "'
+        )
         answer = sock.recv(4096).decode()
     assert answer.startswith("HTTP/1.1 413")
     assert "application/problem+json" in answer and "body-too-large" in answer
@@ -123,8 +131,11 @@ def test_oversize_body_is_refused_without_being_read(api: str) -> None:
 async def test_kafka_unreachable_is_503_and_nothing_half_written(
     stack: StackConfig, tmp_path: Path
 ) -> None:
-    env = {**stack.client_env(), "OMNIHUB_KAFKA_BOOTSTRAP": "127.0.0.1:9",
-           "OMNIHUB_APPEND_TIMEOUT_S": "2"}
+    env = {
+        **stack.client_env(),
+        "OMNIHUB_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+        "OMNIHUB_APPEND_TIMEOUT_S": "2",
+    }
     key = f"down-{uuid.uuid4()}"
     with running_api(env, tmp_path) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:

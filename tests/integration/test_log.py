@@ -56,8 +56,16 @@ async def test_a_mismatched_existing_topic_is_reported() -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic_name(settings, Topic.AUDIT), 2, 1,
-                                            topic_configs={"retention.ms": "86400000"})])
+        await admin.create_topics(
+            [
+                NewTopic(
+                    topic_name(settings, Topic.AUDIT),
+                    2,
+                    1,
+                    topic_configs={"retention.ms": "86400000"},
+                )
+            ]
+        )
     finally:
         await admin.close()
     mismatches = await ensure_declared_topics(settings)
@@ -73,11 +81,18 @@ async def test_each_runs_events_stay_in_append_order_on_one_partition() -> None:
     appender = KafkaEventAppender(settings, codec)
     runs = [str(uuid.uuid4()) for _ in range(6)]
     try:
+
         async def append_run(run_id: str) -> list[tuple[int, int]]:
             placed = [await appender.append(goal_received(run_id))]
             for step in range(15):
-                env = ids.envelope(StepStarted, run_id=run_id, tenant_id="acme", actor="saga",
-                                   correlation_id=run_id, discriminator=(f"s{step}", 1))
+                env = ids.envelope(
+                    StepStarted,
+                    run_id=run_id,
+                    tenant_id="acme",
+                    actor="saga",
+                    correlation_id=run_id,
+                    discriminator=(f"s{step}", 1),
+                )
                 placed.append(await appender.append(StepStarted(env, f"s{step}", "echo", 1)))
             return [(r.partition, r.offset) for r in placed]
 
