@@ -1,0 +1,169 @@
+"""The read model of one run, folded from its events: pure, no I/O.
+
+``evolve_run`` is applied to a run's events in log order (one run lives in one
+partition, so that order is total). The dashboard's ``runs`` table, the Redis live
+status and audits all use this one fold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from domain.events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    Event,
+    GoalAssessed,
+    GoalReceived,
+    PlanGenerated,
+    RunCancelled,
+    RunCancelRequested,
+    RunCompleted,
+    RunFailed,
+    StepCompensated,
+    StepCompensationFailed,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+)
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+RUN_EVENTS: tuple[type[Event], ...] = (
+    GoalReceived, GoalAssessed, PlanGenerated, StepStarted, StepCompleted, StepFailed,
+    StepCompensated, StepCompensationFailed, ApprovalRequested, ApprovalGranted,
+    ApprovalDenied, RunCancelRequested, RunCompleted, RunFailed, RunCancelled,
+)
+"""The events of a run's lifecycle: the ones that make up ``runs`` and timelines."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """One row of ``runs``; every field is derived from events only."""
+
+    run_id: str
+    tenant_id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    last_event_type: str
+    goal: str | None = None
+    risk_score: float | None = None
+    plan_id: str | None = None
+    planner: str | None = None
+    cache_hit: bool = False
+    cache_similarity: float | None = None
+    steps_planned: int = 0
+    steps_started: int = 0
+    steps_completed: int = 0
+    steps_failed: int = 0
+    steps_compensated: int = 0
+    approval_state: str | None = None
+    pending_approvals: int = 0
+    outcome_reason: str | None = None
+    ended_at: datetime | None = None
+    duration_ms: int | None = None
+    event_count: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_json(self) -> str:
+        """A compact JSON form (for Redis), read back by :meth:`from_json`."""
+        data = dataclasses.asdict(self)
+        for key in ("created_at", "updated_at", "ended_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunView:
+        data: dict[str, Any] = json.loads(text)
+        for key in ("created_at", "updated_at", "ended_at"):
+            data[key] = datetime.fromisoformat(data[key]) if data[key] else None
+        return cls(**data)
+
+
+def evolve_run(run: RunView | None, event: Event) -> RunView:
+    """The run after ``event``; ``None`` is a run not seen yet."""
+    env = event.envelope
+    if run is None:
+        run = RunView(env.run_id, env.tenant_id, "received", env.occurred_at, env.occurred_at, "")
+    run = replace(
+        run,
+        updated_at=env.occurred_at,
+        last_event_type=env.event_type,
+        event_count=run.event_count + 1,
+    )
+    return _apply(run, event)
+
+
+def _status(run: RunView, status: str) -> RunView:
+    # A finished run stays finished: late or redundant facts do not reopen it.
+    return run if run.terminal else replace(run, status=status)
+
+
+def _apply(run: RunView, e: Event) -> RunView:  # one arm per event type
+    match e:
+        case GoalReceived():
+            return replace(run, goal=e.goal)
+        case GoalAssessed(allowed=False):
+            return replace(_status(run, "rejected"), risk_score=e.risk_score,
+                           outcome_reason="; ".join(e.reasons) or "goal not allowed")
+        case GoalAssessed():
+            return _status(replace(run, risk_score=e.risk_score), "assessed")
+        case PlanGenerated():
+            return _status(replace(run, plan_id=e.plan_id, planner=e.planner,
+                                   cache_hit=e.from_cache, cache_similarity=e.cache_similarity,
+                                   steps_planned=len(e.steps)), "planned")
+        case StepStarted():
+            run = replace(run, steps_started=run.steps_started + (e.attempt == 1))
+            return _status(run, "running") if run.pending_approvals == 0 else run
+        case StepCompleted():
+            return replace(run, steps_completed=run.steps_completed + 1)
+        case StepFailed():
+            return replace(run, steps_failed=run.steps_failed + e.final)
+        case StepCompensated():
+            return _status(replace(run, steps_compensated=run.steps_compensated + 1),
+                           "compensating")
+        case ApprovalRequested():
+            run = replace(run, pending_approvals=run.pending_approvals + 1,
+                          approval_state="pending")
+            return _status(run, "awaiting_approval")
+        case ApprovalGranted() | ApprovalDenied():
+            return _decided(run, e)
+        case RunCancelRequested():
+            return _status(run, "cancelling")
+        case RunCompleted():
+            return _ended(run, "completed", e.envelope.occurred_at, e.duration_ms, None)
+        case RunFailed():
+            return _ended(run, "failed", e.envelope.occurred_at, e.duration_ms, e.reason)
+        case RunCancelled():
+            took = int((e.envelope.occurred_at - run.created_at).total_seconds() * 1000)
+            return _ended(run, "cancelled", e.envelope.occurred_at, max(took, 0), e.reason)
+    return run
+
+
+def _decided(run: RunView, e: ApprovalGranted | ApprovalDenied) -> RunView:
+    pending = max(run.pending_approvals - 1, 0)
+    if isinstance(e, ApprovalGranted):
+        state = "pending" if pending else "granted"
+    else:
+        state = "expired" if e.timed_out else "denied"
+    run = replace(run, pending_approvals=pending, approval_state=state)
+    if run.status == "awaiting_approval" and not pending:
+        return _status(run, "running")
+    return run
+
+
+def _ended(
+    run: RunView, status: str, at: datetime, duration_ms: int, reason: str | None
+) -> RunView:
+    if run.terminal:
+        return run
+    return replace(run, status=status, ended_at=at, duration_ms=duration_ms, outcome_reason=reason)

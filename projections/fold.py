@@ -1,0 +1,86 @@
+"""The pure fold of a batch of events into row changes for every read model.
+
+Adapters load what the batch touches (runs, approvals, which event ids were already
+applied), call :func:`fold_batch`, and write the returned changes with their position
+in one transaction. No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from domain.approval_view import ApprovalView, approval_id_of, evolve_approval
+from domain.events import AuditRecorded, Event
+from domain.kpis import KpiDelta, RunDuration, kpi_delta, run_duration
+from domain.run_view import RUN_EVENTS, RunView, evolve_run
+from domain.timeline import AuditEntry, TimelineEntry, audit_entry, timeline_entry
+
+
+@dataclass
+class Loaded:
+    """The current state of what a batch touches."""
+
+    runs: dict[str, RunView] = field(default_factory=dict)
+    approvals: dict[str, ApprovalView] = field(default_factory=dict)
+    applied_ids: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Changes:
+    """What a batch changes: final rows of touched runs and approvals, new rows, deltas."""
+
+    runs: dict[str, RunView] = field(default_factory=dict)
+    runs_before: dict[str, RunView | None] = field(default_factory=dict)
+    approvals: dict[str, ApprovalView] = field(default_factory=dict)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    kpis: dict[tuple[str, datetime], KpiDelta] = field(default_factory=dict)
+    durations: list[RunDuration] = field(default_factory=list)
+    applied_ids: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    ignored: int = 0
+
+
+def fold_batch(loaded: Loaded, events: Iterable[Event]) -> Changes:
+    """Fold ``events`` (in log order) over ``loaded``; duplicates change nothing."""
+    out = Changes()
+    seen = set(loaded.applied_ids)
+    for event in events:
+        event_id = event.envelope.event_id
+        if not isinstance(event, (AuditRecorded, *RUN_EVENTS)):
+            out.ignored += 1  # not a read-model fact (control plane): nothing to fold
+            continue
+        if event_id in seen:
+            out.duplicates += 1
+            continue
+        seen.add(event_id)
+        out.applied_ids.append(event_id)
+        if isinstance(event, AuditRecorded):
+            out.audit.append(audit_entry(event))
+        else:
+            _fold_run_event(loaded, out, event)
+    return out
+
+
+def _fold_run_event(loaded: Loaded, out: Changes, event: Event) -> None:
+    run_id = event.envelope.run_id
+    before = out.runs.get(run_id) or loaded.runs.get(run_id)
+    out.runs_before.setdefault(run_id, loaded.runs.get(run_id))
+    after = evolve_run(before, event)
+    out.runs[run_id] = after
+    out.timeline.append(timeline_entry(event, after.event_count))
+    delta = kpi_delta(before, after, event)
+    if delta is not None:
+        key = (delta.tenant_id, delta.minute)
+        out.kpis[key] = out.kpis[key] + delta if key in out.kpis else delta
+    duration = run_duration(before, after)
+    if duration is not None:
+        out.durations.append(duration)
+    approval_id = approval_id_of(event)
+    if approval_id is not None:
+        current = out.approvals.get(approval_id) or loaded.approvals.get(approval_id)
+        updated = evolve_approval(current, event)
+        if updated is not None and updated != current:
+            out.approvals[approval_id] = updated
