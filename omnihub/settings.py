@@ -48,6 +48,15 @@ class Settings(BaseSettings):
 
     secret_key: str = PLACEHOLDER_SECRET
 
+    # Gateway (api/security): per-key limits, key cache, batch size, audit retention.
+    rate_limit_per_minute: int = Field(default=60, ge=1)
+    concurrency_limit: int = Field(default=5, ge=1)
+    concurrency_slot_ttl_s: int = Field(default=60, ge=1)  # a crashed request frees its slot
+    auth_cache_ttl_s: float = Field(default=2.0, ge=0)
+    key_projection_wait_s: float = Field(default=10.0, ge=0)
+    batch_max_goals: int = Field(default=100, ge=1)
+    audit_retention_days: int = Field(default=0, ge=0)  # 0 keeps the audit log forever
+
     # Sagas (issue 4): approvals, planning and the worker.
     approval_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
     approval_timeout_s: float = Field(default=3600.0, gt=0.0)
