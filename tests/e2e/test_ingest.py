@@ -20,7 +20,7 @@ from omnihub.settings import Settings
 from streams.codec import EventCodec
 from streams.log_reader import read_log
 from streams.schema_registry import SchemaRegistry
-from tests.processes import running_api
+from infra.launch import running_api
 
 GOAL = {"tenant_id": "acme", "goal": "Book flight to Paris", "context": {"seat": "aisle"}}
 

@@ -1,4 +1,4 @@
-"""Starting OmniHub's own processes for tests, as real subprocesses on free ports."""
+"""Starting OmniHub's own processes ad hoc (tests, benchmarks) as subprocesses on free ports."""
 
 from __future__ import annotations
 
