@@ -33,17 +33,17 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domain import ids  # noqa: E402
-from domain.events import GoalReceived  # noqa: E402
-from infra.backing import SERVICES  # noqa: E402
-from infra.launch import running_api  # noqa: E402
-from infra.stack import StackConfig, up  # noqa: E402
-from omnihub.settings import Settings  # noqa: E402
-from streams.admin import ensure_declared_topics  # noqa: E402
-from streams.codec import EventCodec  # noqa: E402
-from streams.producer import producer_config  # noqa: E402
-from streams.schema_registry import SchemaRegistry  # noqa: E402
-from streams.topics import Topic, topic_name  # noqa: E402
+from domain import ids
+from domain.events import GoalReceived
+from infra.backing import SERVICES
+from infra.launch import running_api
+from infra.stack import StackConfig, up
+from omnihub.settings import Settings
+from streams.admin import ensure_declared_topics
+from streams.codec import EventCodec
+from streams.producer import producer_config
+from streams.schema_registry import SchemaRegistry
+from streams.topics import Topic, topic_name
 
 
 def percentile(values: list[float], q: float) -> float:
