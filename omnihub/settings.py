@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     saga_history_limit: int = Field(default=5000, ge=50)  # continue-as-new past this
     worker_max_concurrent_activities: int = Field(default=50, ge=1)
 
+    # Projections (issue 3): read-model schema, Redis keyspace, the projector's group.
+    projections_schema: str = "public"
+    projections_redis_prefix: str = "omnihub:proj"
+    projector_group: str | None = None  # default "<topic_prefix>-projector"
+    projector_instance_id: str | None = None  # static membership: restarts skip a rebalance
+    projector_batch_max: int = Field(default=500, ge=1)
+    projector_batch_within_s: float = Field(default=0.05, gt=0.0)
+    projector_session_timeout_s: float = Field(default=10.0, ge=6.0)
+    projector_heartbeat_s: float = Field(default=1.0, gt=0.0)
+
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key == PLACEHOLDER_SECRET:
