@@ -11,6 +11,8 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "infra.cli",
     "streams.cli",
+    "omnihub.demo",
+    "projections.cli",
 )
 
 

@@ -102,10 +102,10 @@ async def _tail_async(args: argparse.Namespace) -> None:
             continue
         if args.run and rec.event.envelope.run_id != args.run:
             continue
-        print(_format(rec.event, rec.topic, rec.partition, rec.offset, args.json), flush=True)
+        print(format_event(rec.event, rec.topic, rec.partition, rec.offset, args.json), flush=True)
 
 
-def _format(event: Any, topic: str, partition: int, offset: int, as_json: bool) -> str:
+def format_event(event: Any, topic: str, partition: int, offset: int, as_json: bool) -> str:
     data = asdict(event)
     env = data.pop("envelope")
     if as_json:

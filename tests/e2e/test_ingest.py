@@ -14,13 +14,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from infra.launch import running_api
 from infra.stack import StackConfig
 from omnihub import REPO_ROOT
 from omnihub.settings import Settings
 from streams.codec import EventCodec
 from streams.log_reader import read_log
 from streams.schema_registry import SchemaRegistry
-from infra.launch import running_api
 
 GOAL = {"tenant_id": "acme", "goal": "Book flight to Paris", "context": {"seat": "aisle"}}
 

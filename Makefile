@@ -1,0 +1,35 @@
+# The two commands a new user needs (see README):
+#   make demo   install what is missing, bring up the stack and the platform, run a demo goal
+#   make test   install what is missing, then lint, type-check and run every test
+VENV := .venv/bin
+
+.PHONY: setup up down status demo test lint unit bench
+
+setup:
+	bash infra/setup.sh
+
+up: setup
+	$(VENV)/omnihub stack up
+
+down:
+	$(VENV)/omnihub stack down
+
+status:
+	$(VENV)/omnihub stack status
+
+demo: up
+	$(VENV)/omnihub demo
+
+lint: setup
+	$(VENV)/ruff check .
+	$(VENV)/mypy
+	$(VENV)/omnihub schemas check
+
+unit: setup
+	$(VENV)/pytest -q -m "not integration and not e2e"
+
+test: lint
+	$(VENV)/pytest -q -ra
+
+bench: up
+	$(VENV)/python bench/bench_ingest.py

@@ -1,0 +1,93 @@
+"""``omnihub demo``: post a goal to the running platform and watch its events flow."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from omnihub.settings import Settings, get_settings
+
+FINAL = {"run_completed", "run_failed", "run_cancelled"}
+DEMO_GOAL = "Summarize the PDF at https://example.com/q3-report.pdf and email it to ops@example.com"
+
+
+def register(sub: Any) -> None:
+    demo = sub.add_parser("demo", help="post a demo goal and show its events as they flow")
+    demo.add_argument("--goal", default=DEMO_GOAL)
+    demo.add_argument("--tenant", default="demo")
+    demo.add_argument("--seconds", type=float, default=60, help="how long to follow the run")
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_run(args, get_settings()))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        if not await _wait_healthy(client):
+            print(f"the API at {base} is not healthy; is `omnihub stack up` running?",
+                  file=sys.stderr)
+            return 1
+        body = {"tenant_id": args.tenant, "goal": args.goal, "context": {"source": "demo"}}
+        r = await client.post("/api/v1/goals", json=body)
+        if r.status_code != 202:
+            print(f"POST /api/v1/goals -> {r.status_code}: {r.text}", file=sys.stderr)
+            return 1
+        accepted = r.json()
+        print(f"POST /api/v1/goals -> 202 {json.dumps(accepted)}")
+        print(f"events of run {accepted['run_id']} (Ctrl-C to stop):")
+        final = await _follow(settings, accepted["run_id"], args.seconds)
+        view = await client.get(accepted["status_url"])
+        if view.status_code == 200:
+            print(f"GET {accepted['status_url']} ->")
+            print(json.dumps(view.json(), indent=2, default=str)[:3000])
+    if final is None:
+        print(f"(no final event within {args.seconds:g}s; `omnihub tail --run "
+              f"{accepted['run_id']}` keeps following)")
+    return 0
+
+
+async def _wait_healthy(client: httpx.AsyncClient, timeout_s: float = 60) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass  # not listening yet
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def _follow(settings: Settings, run_id: str, seconds: float) -> str | None:
+    """Print the run's events until a final one or ``seconds``; the final type, if any."""
+    from streams.cli import format_event
+    from streams.codec import EventCodec
+    from streams.log_reader import read_log
+    from streams.schema_registry import SchemaRegistry
+    from streams.topics import Topic, topic_name
+
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    topics = [topic_name(settings, Topic.RUNS)]
+    try:
+        async with asyncio.timeout(seconds):
+            async for rec in read_log(settings.kafka_bootstrap, codec, topics, follow=True):
+                if rec.event is None or rec.event.envelope.run_id != run_id:
+                    continue
+                print("  " + format_event(rec.event, rec.topic, rec.partition, rec.offset, False))
+                if rec.event.EVENT_TYPE in FINAL:
+                    return rec.event.EVENT_TYPE
+    except TimeoutError:
+        pass
+    return None
