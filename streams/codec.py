@@ -7,7 +7,7 @@ Every Kafka message value is::
 The fingerprint is that of the writer schema's parsing canonical form, so any
 consumer that holds the ``.avsc`` files, in any language, can find the writer schema
 and decode the body (reading with a newer schema of the same event resolves fields
-by Avro's rules). See ``docs/wire-format.md``.
+by Avro's rules). The README's "Byte format" section documents it.
 """
 
 from __future__ import annotations
