@@ -34,7 +34,8 @@ RESTARTED = ["kafka", "redis", "temporal"]
 def own_stack(stack: StackConfig) -> StackConfig:
     """A second stack for the tests that stop and kill servers, so the shared test
     stack (and anything else using it at the same time) is never disturbed."""
-    cfg = StackConfig().with_offset(20000, stack.state_dir.parent / "test-restarts")
+    offset = stack.kafka_port - StackConfig().kafka_port + 10000
+    cfg = StackConfig().with_offset(offset, stack.state_dir.parent / f"test-restarts-{offset}")
     up(cfg, RESTARTED)
     return cfg
 
