@@ -101,20 +101,22 @@ async def test_redis_keeps_data_across_restart(own_stack: StackConfig) -> None:
     assert _pids(stack)["redis"] != old_pid
 
 
-async def test_kafka_keeps_a_record_across_restart(own_stack: StackConfig) -> None:
+async def test_kafka_keeps_every_event_across_restart(own_stack: StackConfig) -> None:
     stack = own_stack
     bootstrap = stack.client_env()["OMNIHUB_KAFKA_BOOTSTRAP"]
-    topic, payload = _unique("stack-test"), uuid.uuid4().bytes
+    topic = _unique("stack-test")
+    payloads = [uuid.uuid4().bytes for _ in range(300)]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(topic, payload, key=b"k")
+        sent = [await producer.send(topic, p, key=p[:4]) for p in payloads]
+        await asyncio.gather(*sent)  # every one acknowledged before the restart
     finally:
         await producer.stop()
 
@@ -125,11 +127,15 @@ async def test_kafka_keeps_a_record_across_restart(own_stack: StackConfig) -> No
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
     )
     await consumer.start()
+    received: list[bytes] = []
     try:
-        record = await asyncio.wait_for(consumer.getone(), timeout=30)
+        async with asyncio.timeout(60):
+            while len(received) < len(payloads):
+                batch = await consumer.getmany(timeout_ms=1000)
+                received += [m.value for msgs in batch.values() for m in msgs]
     finally:
         await consumer.stop()
-    assert record.value == payload
+    assert sorted(received) == sorted(payloads)
 
 
 def test_crashed_service_is_cleaned_up_and_restarted(own_stack: StackConfig) -> None:
