@@ -120,3 +120,41 @@ async def test_unreachable_kafka_fails_fast_with_log_unavailable() -> None:
     appender = KafkaEventAppender(settings, make_codec(settings), timeout_s=2)
     with pytest.raises(LogUnavailable, match="cannot connect to Kafka"):
         await appender.append(goal_received())
+
+
+async def test_omnihub_tail_prints_a_runs_events_filtered_by_type() -> None:
+    import json
+    import os
+    import sys
+
+    settings = fresh_settings()
+    await ensure_declared_topics(settings)
+    appender = KafkaEventAppender(settings, make_codec(settings))
+    run_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        await appender.append(goal_received(run_id))
+        await appender.append(goal_received(other))
+        env = ids.envelope(StepStarted, run_id=run_id, tenant_id="acme", actor="saga",
+                           correlation_id=run_id, discriminator=("s1", 1))
+        await appender.append(StepStarted(env, "s1", "echo", 1))
+    finally:
+        await appender.stop()
+
+    async def tail(*extra: str) -> list[str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "omnihub.cli", "tail", "--from-beginning", "--no-follow",
+            "--run", run_id, *extra,
+            env={**os.environ, "OMNIHUB_TOPIC_PREFIX": settings.topic_prefix},
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode == 0
+        return out.decode().splitlines()
+
+    everything = await tail()
+    assert [line.split()[1] for line in everything] == ["goal_received", "step_started"]
+    assert all(f"run={run_id}" in line for line in everything)
+    (only_steps,) = await tail("--type", "step_started", "--json")
+    record = json.loads(only_steps)
+    assert record["envelope"]["event_type"] == "step_started"
+    assert record["payload"] == {"step_id": "s1", "tool": "echo", "attempt": 1}
