@@ -1,0 +1,190 @@
+"""The Postgres read models: folded batches written with their position, exactly once.
+
+One transaction per (topic, partition) batch: lock the partition's position row, skip
+records at or below it, fold the rest (pure, :mod:`projections.fold`), write the rows
+and the new position, commit. A redelivered batch, a restarted processor or a second
+instance that briefly owns the same partition during a rebalance therefore changes
+nothing twice; Kafka's committed offsets are only where consumption resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from domain.approval_view import ApprovalView
+from domain.events import Event
+from domain.kpis import COUNTERS
+from domain.run_view import RunView
+from projections.fold import Changes, Loaded, fold_batch
+from projections.migrate import quote_ident
+
+RUN_COLUMNS = [f.name for f in dataclasses.fields(RunView)]
+APPROVAL_COLUMNS = [f.name for f in dataclasses.fields(ApprovalView)]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One log record for a projection: ``event`` is None when it was dead-lettered."""
+
+    offset: int
+    event: Event | None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: int  # records past the stored position
+    skipped: int  # records at or below it: applied before
+    duplicates: int  # applied records whose event_id was already folded
+
+
+def _upsert(table: str, columns: Sequence[str], key: str, jsonb: Sequence[str] = ()) -> str:
+    values = ", ".join(f"${i}::jsonb" if c in jsonb else f"${i}" for i, c in enumerate(columns, 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
+
+_RUN_UPSERT = _upsert("runs", RUN_COLUMNS, "run_id")
+_APPROVAL_UPSERT = _upsert("approvals", APPROVAL_COLUMNS, "approval_id", ("reasons",))
+_TIMELINE_INSERT = (
+    "INSERT INTO run_events (event_id, run_id, tenant_id, seq, event_type, occurred_at, actor,"
+    " summary, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
+)
+_AUDIT_INSERT = (
+    "INSERT INTO audit_log (event_id, tenant_id, occurred_at, actor, category, action, outcome,"
+    " subject, resource, details, sequence, prev_hash, hash)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13)"
+)
+_KPI_UPSERT = (
+    f"INSERT INTO kpi_minute (tenant_id, minute, {', '.join(COUNTERS)}) "
+    f"VALUES ($1, $2, {', '.join(f'${i}' for i in range(3, 3 + len(COUNTERS)))}) "
+    "ON CONFLICT (tenant_id, minute) DO UPDATE SET "
+    + ", ".join(f"{c} = kpi_minute.{c} + EXCLUDED.{c}" for c in COUNTERS)
+)
+_DURATION_INSERT = (
+    "INSERT INTO kpi_run_durations (run_id, tenant_id, minute, duration_ms)"
+    " VALUES ($1, $2, $3, $4) ON CONFLICT (run_id) DO NOTHING"
+)
+
+
+class PostgresProjection:
+    """Writes folded batches into the read-model tables of one schema."""
+
+    def __init__(self, projector: str = "postgres", schema: str = "public") -> None:
+        self.projector = projector
+        self.schema = schema
+
+    async def apply(
+        self, conn: asyncpg.Connection, topic: str, partition: int, records: Sequence[Record]
+    ) -> ApplyResult:
+        """Fold and write ``records`` (one partition, ascending offsets) exactly once."""
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT set_config('search_path', $1, true)", f"{quote_ident(self.schema)}, public"
+            )
+            next_offset = await self._lock_position(conn, topic, partition)
+            fresh = [r for r in records if r.offset >= next_offset]
+            if not fresh:
+                return ApplyResult(0, len(records), 0)
+            events = [r.event for r in fresh if r.event is not None]
+            changes = fold_batch(await _load(conn, events), events)
+            await _write(conn, changes)
+            last = max((r.event for r in fresh if r.event is not None),
+                       key=lambda e: e.envelope.occurred_at, default=None)
+            await conn.execute(
+                "UPDATE projector_positions SET next_offset = $4, applied_at = now(),"
+                " event_time = coalesce($5, event_time)"
+                " WHERE projector = $1 AND topic = $2 AND partition = $3",
+                self.projector, topic, partition, fresh[-1].offset + 1,
+                last.envelope.occurred_at if last else None,
+            )
+            return ApplyResult(len(fresh), len(records) - len(fresh), changes.duplicates)
+
+    async def _lock_position(self, conn: asyncpg.Connection, topic: str, partition: int) -> int:
+        # The row lock serialises every writer of this partition (and a rebuild's swap).
+        await conn.execute(
+            "INSERT INTO projector_positions (projector, topic, partition, next_offset)"
+            " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+            self.projector, topic, partition,
+        )
+        value: int = await conn.fetchval(
+            "SELECT next_offset FROM projector_positions"
+            " WHERE projector = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+            self.projector, topic, partition,
+        )
+        return value
+
+
+async def _load(conn: asyncpg.Connection, events: Sequence[Event]) -> Loaded:
+    ids = [e.envelope.event_id for e in events]
+    run_ids = list({e.envelope.run_id for e in events})
+    approval_ids = [a for e in events if (a := getattr(e, "approval_id", None))]
+    applied = await conn.fetch(
+        "SELECT event_id FROM run_events WHERE event_id = ANY($1::text[])"
+        " UNION ALL SELECT event_id FROM audit_log WHERE event_id = ANY($1::text[])",
+        ids,
+    )
+    runs = await conn.fetch(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ANY($1::text[])", run_ids
+    )
+    approvals = await conn.fetch(
+        f"SELECT {', '.join(APPROVAL_COLUMNS)} FROM approvals"
+        " WHERE approval_id = ANY($1::text[])",
+        approval_ids,
+    )
+    return Loaded(
+        runs={r["run_id"]: RunView(**dict(r)) for r in runs},
+        approvals={a["approval_id"]: _approval(a) for a in approvals},
+        applied_ids={r["event_id"] for r in applied},
+    )
+
+
+def _approval(row: asyncpg.Record) -> ApprovalView:
+    data = dict(row)
+    data["reasons"] = tuple(json.loads(data["reasons"]))
+    return ApprovalView(**data)
+
+
+async def _write(conn: asyncpg.Connection, c: Changes) -> None:
+    if c.runs:
+        await conn.executemany(_RUN_UPSERT, [_row(v) for v in c.runs.values()])
+    if c.approvals:
+        rows = [_row(v, reasons=json.dumps(list(v.reasons))) for v in c.approvals.values()]
+        await conn.executemany(_APPROVAL_UPSERT, rows)
+    if c.timeline:
+        await conn.executemany(_TIMELINE_INSERT, [
+            (*_row(t)[:-1], json.dumps(t.payload, sort_keys=True)) for t in c.timeline])
+    if c.audit:
+        await conn.executemany(_AUDIT_INSERT, [
+            (*_row(a)[:9], json.dumps(a.details, sort_keys=True), a.sequence, a.prev_hash,
+             a.hash) for a in c.audit])
+    if c.kpis:
+        await conn.executemany(_KPI_UPSERT, [_row(k) for k in c.kpis.values()])
+    if c.durations:
+        await conn.executemany(_DURATION_INSERT, [_row(d) for d in c.durations])
+
+
+def _row(obj: Any, **override: Any) -> tuple[Any, ...]:
+    return tuple(override.get(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj))
+
+
+async def positions(
+    conn: asyncpg.Connection, projector: str = "postgres", schema: str = "public"
+) -> dict[tuple[str, int], tuple[int, datetime | None, datetime]]:
+    """``(topic, partition) -> (next_offset, event_time, applied_at)`` of a projector."""
+    rows = await conn.fetch(
+        f"SELECT topic, partition, next_offset, event_time, applied_at"
+        f" FROM {quote_ident(schema)}.projector_positions WHERE projector = $1",
+        projector,
+    )
+    return {(r["topic"], r["partition"]): (r["next_offset"], r["event_time"], r["applied_at"])
+            for r in rows}

@@ -1,0 +1,139 @@
+"""The Redis live views, written exactly once per (topic, partition, offset).
+
+Each batch is one Lua script: it checks that the partition's stored position is the
+one the batch was folded against (compare-and-set), applies every command and moves
+the position, atomically. A concurrent or repeated writer finds the position moved
+and refolds from the new state; a duplicate event is caught by the ``seen`` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from domain.events import Event
+from domain.run_view import RunView
+from projections.fold import Loaded, fold_batch
+from projections.pg_store import ApplyResult, Record
+from projections.redis_model import Keyspace, redis_commands
+
+INITIAL_GEN = "g0"
+
+_APPLY = """
+local pointer, gen, paused = ARGV[1], ARGV[2], ARGV[3]
+local poskey, timekey, field = ARGV[4], ARGV[5], ARGV[6]
+if ARGV[11] == '1' then
+  if redis.call('EXISTS', paused) == 1 then return 'paused' end
+  if redis.call('GET', pointer) ~= gen then return 'moved' end
+end
+local cur = redis.call('HGET', poskey, field)
+if (cur or '0') ~= ARGV[7] then return 'conflict' end
+for _, cmd in ipairs(cjson.decode(ARGV[10])) do redis.call(unpack(cmd)) end
+redis.call('HSET', poskey, field, ARGV[8])
+if ARGV[9] ~= '' then redis.call('HSET', timekey, field, ARGV[9]) end
+return 'ok'
+"""
+
+
+class RedisProjection:
+    """The live views; ``gen=None`` follows the live generation, else writes that one."""
+
+    def __init__(self, redis: Redis, prefix: str, gen: str | None = None) -> None:
+        self._redis = redis
+        self.prefix = prefix
+        self._fixed_gen = gen
+        self._script = redis.register_script(_APPLY)
+
+    async def keyspace(self) -> Keyspace:
+        """The generation this projection writes (the live one unless fixed)."""
+        if self._fixed_gen is not None:
+            return Keyspace(self.prefix, self._fixed_gen)
+        pointer = Keyspace(self.prefix, "").pointer
+        await self._redis.set(pointer, INITIAL_GEN, nx=True)
+        gen = await self._redis.get(pointer)
+        return Keyspace(self.prefix, gen.decode() if isinstance(gen, bytes) else str(gen))
+
+    async def apply(self, topic: str, partition: int, records: Sequence[Record]) -> ApplyResult:
+        """Fold ``records`` (one partition, ascending offsets) into the views once."""
+        field = f"{topic}:{partition}"
+        while True:
+            ks = await self.keyspace()
+            raw = await self._redis.hget(ks.positions, field)
+            current = int(raw or 0)
+            fresh = [r for r in records if r.offset >= current]
+            if not fresh:
+                return ApplyResult(0, len(records), 0)
+            events = [r.event for r in fresh if r.event is not None]
+            changes = fold_batch(await self._load(ks, events), events)
+            last = max((e.envelope.occurred_at for e in events), default=None)
+            outcome = await self._script(args=[
+                ks.pointer, ks.gen, ks.paused, ks.positions, ks.position_times, field,
+                str(current), str(fresh[-1].offset + 1), last.isoformat() if last else "",
+                json.dumps(redis_commands(ks, changes)), "0" if self._fixed_gen else "1",
+            ])
+            outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+            if outcome == "ok":
+                return ApplyResult(len(fresh), len(records) - len(fresh), changes.duplicates)
+            if outcome == "paused":
+                await asyncio.sleep(0.05)  # a rebuild is swapping generations: brief
+
+    async def _load(self, ks: Keyspace, evs: Sequence[Event]) -> Loaded:
+        run_ids = sorted({e.envelope.run_id for e in evs})
+        ids = [e.envelope.event_id for e in evs]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hget(ks.run(run_id), "view")
+            if ids:
+                pipe.smismember(ks.seen, ids)
+            out = await pipe.execute()
+        views = {r: RunView.from_json(v) for r, v in zip(run_ids, out, strict=False) if v}
+        seen = {i for i, hit in zip(ids, out[-1], strict=True) if hit} if ids else set()
+        return Loaded(runs=views, applied_ids=seen)
+
+    async def positions(self) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """``(topic, partition) -> (next_offset, last event time)`` of this generation."""
+        ks = await self.keyspace()
+        offsets = await self._redis.hgetall(ks.positions)
+        times = await self._redis.hgetall(ks.position_times)
+        out = {}
+        for field, value in offsets.items():
+            topic, _, part = _s(field).rpartition(":")
+            when = times.get(field)
+            out[(topic, int(part))] = (int(value), _s(when) if when else None)
+        return out
+
+    async def checksum(self) -> tuple[int, str]:
+        """Key count and a SHA-256 of every view's content (positions excluded)."""
+        ks = await self.keyspace()
+        skip = {ks.positions, ks.position_times}
+        keys = sorted(k for k in [_s(k) async for k in self._redis.scan_iter(ks.pattern, 500)]
+                      if k not in skip)
+        digest = hashlib.sha256()
+        strip = len(ks.pattern) - 1
+        for key in keys:
+            digest.update(f"{key[strip:]}={await self._dump(key)}\n".encode())
+        return len(keys), digest.hexdigest()
+
+    async def _dump(self, key: str) -> str:
+        kind = _s(await self._redis.type(key))
+        if kind == "hash":
+            value: object = sorted((_s(k), _s(v)) for k, v in
+                                   (await self._redis.hgetall(key)).items())
+        elif kind == "zset":
+            pairs = cast(list[tuple[Any, float]],
+                         await self._redis.zrange(key, 0, -1, withscores=True))
+            value = [(_s(m), s) for m, s in pairs]
+        elif kind == "set":
+            value = sorted(_s(m) for m in await self._redis.smembers(key))
+        else:
+            value = _s(await self._redis.get(key) or b"")
+        return json.dumps(value)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,1 @@
+"""Stream processors: faust agents that fold the log into the read models."""
