@@ -1,0 +1,221 @@
+"""What the workflow and its activities hand each other: one dataclass in, one out.
+
+These travel through Temporal's JSON data converter and are recorded in workflow
+histories, so change them only by adding fields with defaults (replay tests over
+``tests/histories/`` catch the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunPolicy:
+    """Per-run knobs, fixed when the run starts (read from settings by the starter)."""
+
+    approval_threshold: float = 0.7
+    approval_timeout_s: float = 3600.0
+    history_limit: int = 5000
+
+
+@dataclass
+class WireStep:
+    """:class:`domain.events.PlanStep` with lists, as Temporal's converter likes them."""
+
+    step_id: str
+    tool: str
+    arguments_json: str
+    depends_on: list[str] = field(default_factory=list)
+    risk: float = 0.0
+    compensation: str | None = None
+    timeout_s: float = 30.0
+    max_attempts: int = 3
+
+
+@dataclass
+class CompletedStep:
+    """A step that finished, in completion order (the compensation stack)."""
+
+    step_id: str
+    tool: str
+    arguments_json: str
+    result_json: str
+
+
+@dataclass
+class ApprovalDecision:
+    """A human's (or the timeout's) answer to an approval request: a signal payload."""
+
+    approval_id: str
+    step_id: str
+    granted: bool
+    approver: str
+    reason: str | None = None
+    timed_out: bool = False
+
+
+@dataclass
+class CancelRequest:
+    """A request to stop the run and roll it back: a signal payload."""
+
+    reason: str
+    requested_by: str
+
+
+@dataclass
+class CarriedState:
+    """What a run carries across continue-as-new."""
+
+    plan_id: str
+    steps: list[WireStep]
+    plan_event_id: str = ""
+    completed: list[CompletedStep] = field(default_factory=list)
+    decisions: list[ApprovalDecision] = field(default_factory=list)
+    started_at_ms: int = 0
+    generation: int = 0
+
+
+@dataclass
+class RunInput:
+    """Starts :class:`sagas.workflow.AgentWorkflow`; the workflow id is ``run_id``."""
+
+    run_id: str
+    tenant_id: str
+    goal: str
+    goal_event_id: str
+    context: dict[str, str] = field(default_factory=dict)
+    policy: RunPolicy = field(default_factory=RunPolicy)
+    carried: CarriedState | None = None
+
+
+@dataclass
+class RunResult:
+    """How a run ended: completed, failed (incl. refused) or cancelled."""
+
+    run_id: str
+    status: str
+    reason: str = ""
+    failed_step_id: str | None = None
+    compensated_step_ids: list[str] = field(default_factory=list)
+    results: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunRef:
+    """The run an activity works for: ids and the event its events are caused by."""
+
+    run_id: str
+    tenant_id: str
+    causation_id: str | None = None
+
+
+@dataclass
+class AssessInput:
+    run: RunRef
+    goal: str
+
+
+@dataclass
+class AssessOutput:
+    sanitized_goal: str
+    risk_score: float
+    reasons: list[str]
+    allowed: bool
+    event_id: str
+
+
+@dataclass
+class PlanInput:
+    run: RunRef
+    goal: str
+    context: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PlanOutput:
+    """A validated plan, or ``error`` (``<reason>: <detail>``) when none could be made."""
+
+    plan_id: str
+    steps: list[WireStep]
+    planner: str
+    event_id: str
+    error: str | None = None
+
+
+@dataclass
+class StepInput:
+    run: RunRef
+    step: WireStep
+    inputs: dict[str, str] = field(default_factory=dict)  # dependency step id -> result JSON
+
+
+@dataclass
+class StepOutput:
+    step_id: str
+    result_json: str
+    attempt: int
+    arguments_json: str = "{}"  # with references resolved: what compensation undoes
+
+
+@dataclass
+class StepFailureInput:
+    """A failure the activity could not report itself (timeout, lost worker)."""
+
+    run: RunRef
+    step: WireStep
+    error_type: str
+    message: str
+
+
+@dataclass
+class CompensateInput:
+    run: RunRef
+    step: CompletedStep
+    compensation: str
+    max_attempts: int = 5
+
+
+@dataclass
+class CompensateOutput:
+    step_id: str
+    compensated: bool
+    detail: str = ""
+
+
+@dataclass
+class ApprovalInput:
+    run: RunRef
+    approval_id: str
+    step: WireStep
+    reasons: list[str]
+    expires_at_ms: int
+
+
+@dataclass
+class ApprovalTimeoutInput:
+    run: RunRef
+    approval_id: str
+    step_id: str
+
+
+@dataclass
+class FinishInput:
+    """The run's last event: ``status`` is completed, failed or cancelled."""
+
+    run: RunRef
+    status: str
+    duration_ms: int
+    reason: str = ""
+    failed_step_id: str | None = None
+    compensated_step_ids: list[str] = field(default_factory=list)
+    step_count: int = 0
+    result_json: str = "{}"
+    cancelled_by: str = ""
+
+
+@dataclass
+class Emitted:
+    """The id of the event an activity appended."""
+
+    event_id: str

@@ -1,0 +1,96 @@
+"""Where a run's plan comes from: the semantic cache first, then a planner.
+
+Whatever the source, the plan is validated against the tool registry before it runs,
+so a cached plan that names a tool this worker no longer has is refused like a bad
+model answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from domain.events import PlanStep
+from sagas.killswitch import LLM_PLANNER, KillSwitches
+from sagas.plan import validate_plan
+from sagas.plan_cache import PlanCache
+from sagas.planner import Planner, PlanRequest
+from sagas.tools import ToolRegistry
+
+
+@dataclass(frozen=True)
+class MadePlan:
+    """A validated plan and what ``plan_generated`` records about its origin."""
+
+    steps: tuple[PlanStep, ...]
+    planner: str
+    from_cache: bool = False
+    similarity: float | None = None
+    template: str | None = None
+    slots: Mapping[str, str] = field(default_factory=dict)
+
+
+class RunIds(Protocol):
+    """The run a plan is made for (the activity's ``RunRef`` fits)."""
+
+    run_id: str
+    tenant_id: str
+
+
+class PlanSource:
+    """Cache, then the configured planner (the rules when the ``llm_planner`` switch is on)."""
+
+    def __init__(
+        self,
+        cache: PlanCache,
+        planner: Planner,
+        fallback: Planner,
+        tools: ToolRegistry,
+        kill_switches: KillSwitches,
+    ) -> None:
+        self._cache = cache
+        self._planner = planner
+        self._fallback = fallback
+        self._tools = tools
+        self._switches = kill_switches
+
+    async def plan(self, run: RunIds, goal: str, context: Mapping[str, str]) -> MadePlan:
+        """A validated plan for ``goal``; raises ``PlanInvalid`` or ``PlannerUnavailable``."""
+        lookup = await self._cache.lookup(run.tenant_id, goal)
+        known = self._tools.compensations()
+        if lookup.hit is not None:
+            hit = lookup.hit
+            steps = validate_plan(_as_raw(hit.steps), known)
+            return MadePlan(
+                steps, f"cache:{hit.model}", True, hit.similarity, hit.template, dict(lookup.slots)
+            )
+        planner = self._planner
+        if planner is not self._fallback and await self._switches.is_engaged(
+            LLM_PLANNER, run.tenant_id
+        ):
+            planner = self._fallback
+        request = PlanRequest(run.run_id, run.tenant_id, goal, self._tools.describe(), context)
+        raw = await planner.propose(request)
+        name = getattr(planner, "model", planner.name)
+        return MadePlan(
+            validate_plan(raw, known), str(name), False, None, lookup.template, dict(lookup.slots)
+        )
+
+
+def _as_raw(steps: tuple[PlanStep, ...]) -> dict[str, object]:
+    return {
+        "steps": [
+            {
+                "id": s.step_id,
+                "tool": s.tool,
+                "arguments": json.loads(s.arguments_json),
+                "depends_on": list(s.depends_on),
+                "risk": s.risk,
+                "timeout_s": s.timeout_s,
+                "max_attempts": s.max_attempts,
+            }
+            for s in steps
+        ]
+    }

@@ -1,0 +1,84 @@
+"""``http_call``: a webhook call with httpx, undone by an optional compensation call.
+
+Both calls send an ``Idempotency-Key`` header (the step's key; ``<key>:compensate``
+for the undo), so a receiver that honours it sees each effect once however often the
+activity is retried. 4xx answers (except 408 and 429) are domain errors; 5xx,
+timeouts and connection errors are transient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from sagas.tools.base import JsonObject, ToolCall, ToolDomainError, ToolTransientError, require
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+RETRYABLE_4XX = frozenset({408, 425, 429})
+MAX_BODY_CHARS = 16_384
+
+
+class HttpCallTool:
+    """Calls ``url`` with ``method`` and a JSON body; undoes via ``compensate_url``."""
+
+    name = "http_call"
+    compensation = "http_compensate"
+    description = (
+        'Call a webhook. arguments: {"url": "https://...", "method": "POST", "json": {...}, '
+        '"compensate_url": optional URL called (DELETE by default) to undo it}.'
+    )
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def run(self, call: ToolCall) -> JsonObject:
+        url = _url(call.arguments, "url")
+        method = _method(call.arguments.get("method", "POST"))
+        return await self._send(method, url, call.arguments.get("json"), call.idempotency_key)
+
+    async def compensate(self, call: ToolCall, result: Mapping[str, Any]) -> JsonObject:
+        if call.arguments.get("compensate_url") is None:
+            return {"noop": True}
+        url = _url(call.arguments, "compensate_url")
+        method = _method(call.arguments.get("compensate_method", "DELETE"))
+        body = {"run_id": call.run_id, "step_id": call.step_id, "result": dict(result)}
+        return await self._send(method, url, body, call.idempotency_key + ":compensate")
+
+    async def _send(self, method: str, url: str, body: Any, key: str) -> JsonObject:
+        try:
+            response = await self._client.request(
+                method, url, json=body, headers={"Idempotency-Key": key}
+            )
+        except httpx.HTTPError as exc:
+            raise ToolTransientError(f"{method} {url}: {exc!r}") from exc
+        text = response.text[:MAX_BODY_CHARS]
+        if response.status_code >= 500 or response.status_code in RETRYABLE_4XX:
+            raise ToolTransientError(f"{method} {url} answered {response.status_code}: {text}")
+        if response.status_code >= 400:
+            raise ToolDomainError(f"{method} {url} answered {response.status_code}: {text}")
+        return {"status": response.status_code, "body": _body(response, text)}
+
+
+def _url(arguments: Mapping[str, Any], key: str) -> str:
+    url = str(require(arguments, key, str))
+    if not url.startswith(("http://", "https://")):
+        raise ToolDomainError(f"{key} must be an http(s) URL, got {url!r}")
+    return url
+
+
+def _method(value: Any) -> str:
+    method = str(value).upper()
+    if method not in METHODS:
+        raise ToolDomainError(f"method must be one of {sorted(METHODS)}, got {value!r}")
+    return method
+
+
+def _body(response: httpx.Response, text: str) -> Any:
+    if response.headers.get("content-type", "").startswith("application/json"):
+        try:
+            return response.json()
+        except ValueError:
+            return text
+    return text

@@ -1,0 +1,343 @@
+"""``AgentWorkflow``: one run as a saga. Deterministic: every effect is an activity.
+
+assess -> plan -> execute the plan as a DAG (independent steps concurrently; a risky
+step first waits for an approval signal) -> on a final failure, denial or cancel
+request, compensate completed steps in reverse completion order -> the terminal event.
+Long runs continue-as-new between steps, carrying their state.
+
+Change this code only behind ``workflow.patched()``: ``tests/unit/test_saga_replay.py``
+replays recorded histories and fails on a non-deterministic change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from domain import ids
+    from sagas import messages as m
+    from sagas.activities import SagaActivities
+    from sagas.plan import ready_steps
+
+WORKFLOW_NAME = "AgentWorkflow"
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# Appending to the log must eventually succeed: a run cannot progress without its log.
+EMIT_TIMEOUT = timedelta(seconds=30)
+EMIT_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=0)
+PLAN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
+COMPENSATION_ATTEMPTS = 5
+
+
+@dataclass
+class _Outcome:
+    step_id: str
+    completed: m.CompletedStep | None = None
+    error: str = ""
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class AgentWorkflow:
+    """A run: the workflow id is the run id, so a redelivered goal starts nothing twice."""
+
+    def __init__(self) -> None:
+        self._decisions: dict[str, m.ApprovalDecision] = {}
+        self._cancel: m.CancelRequest | None = None
+        self._phase = "starting"
+
+    @workflow.signal(name="approval_decided")
+    def approval_decided(self, decision: m.ApprovalDecision) -> None:
+        """A human's decision; the first one for an approval wins."""
+        self._decisions.setdefault(decision.approval_id, decision)
+
+    @workflow.signal(name="cancel_requested")
+    def cancel_requested(self, request: m.CancelRequest) -> None:
+        """Stop scheduling steps and roll back what completed."""
+        if self._cancel is None:
+            self._cancel = request
+
+    @workflow.query(name="phase")
+    def phase(self) -> str:
+        return self._phase
+
+    @workflow.run
+    async def run(self, inp: m.RunInput) -> m.RunResult:
+        if inp.carried is None:
+            prepared = await self._prepare(inp)
+            if isinstance(prepared, m.RunResult):
+                return prepared
+            state = prepared
+        else:
+            state = inp.carried
+            for decision in state.decisions:
+                self._decisions.setdefault(decision.approval_id, decision)
+        return await self._execute(inp, state)
+
+    async def _prepare(self, inp: m.RunInput) -> m.CarriedState | m.RunResult:
+        started_ms = _ms_now()
+        self._phase = "assessing"
+        assessed = await workflow.execute_activity_method(
+            SagaActivities.assess_goal,
+            m.AssessInput(m.RunRef(inp.run_id, inp.tenant_id, inp.goal_event_id), inp.goal),
+            start_to_close_timeout=EMIT_TIMEOUT,
+            retry_policy=EMIT_RETRY,
+        )
+        fresh = m.CarriedState("", [], assessed.event_id, started_at_ms=started_ms)
+        if not assessed.allowed:
+            return await self._fail(inp, fresh, "refused: " + "; ".join(assessed.reasons))
+        self._phase = "planning"
+        try:
+            plan = await workflow.execute_activity_method(
+                SagaActivities.make_plan,
+                m.PlanInput(
+                    m.RunRef(inp.run_id, inp.tenant_id, assessed.event_id),
+                    assessed.sanitized_goal,
+                    inp.context,
+                ),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=PLAN_RETRY,
+            )
+        except ActivityError as exc:
+            return await self._fail(inp, fresh, f"planner_unavailable: {_cause(exc)}")
+        if plan.error:
+            return await self._fail(inp, fresh, plan.error)
+        return m.CarriedState(plan.plan_id, plan.steps, plan.event_id, started_at_ms=started_ms)
+
+    async def _execute(self, inp: m.RunInput, state: m.CarriedState) -> m.RunResult:
+        self._phase = "running"
+        failure = await self._run_dag(inp, state)
+        if self._cancel is not None or failure is not None:
+            compensated = await self._compensate(inp, state)
+            if self._cancel is not None:
+                return await self._finish_cancelled(inp, state, compensated)
+            assert failure is not None
+            reason = f"step {failure.step_id} failed: {failure.error}"
+            return await self._fail(inp, state, reason, failure.step_id, compensated)
+        if len(state.completed) < len(state.steps):
+            # Drained for continue-as-new: nothing is in flight, the state is complete.
+            state.decisions = list(self._decisions.values())
+            workflow.continue_as_new(
+                replace(inp, carried=replace(state, generation=state.generation + 1))
+            )
+        return await self._complete(inp, state)
+
+    async def _run_dag(self, inp: m.RunInput, state: m.CarriedState) -> _Outcome | None:
+        """Run ready steps concurrently until done, failed, cancelled or due to roll over."""
+        tasks: dict[str, asyncio.Task[_Outcome]] = {}
+        failure: _Outcome | None = None
+        cancelled = False
+        cancel_seen = asyncio.ensure_future(
+            workflow.wait_condition(lambda: self._cancel is not None)
+        )
+        while True:
+            if failure is None and self._cancel is None and not self._roll_over_due(inp):
+                done_ids = [c.step_id for c in state.completed]
+                for step in ready_steps(state.steps, done_ids, tasks):
+                    tasks[step.step_id] = asyncio.create_task(self._run_step(inp, state, step))
+            if not tasks:
+                break
+            if self._cancel is not None and not cancelled:
+                cancelled = True
+                for task in tasks.values():
+                    task.cancel()
+            waiting: list[asyncio.Future[object]] = list(tasks.values())  # type: ignore[arg-type]
+            if not cancel_seen.done():
+                waiting.append(cancel_seen)  # type: ignore[arg-type]
+            await workflow.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for step_id, task in list(tasks.items()):
+                if task.done():
+                    del tasks[step_id]
+                    outcome = None if task.cancelled() else task.result()
+                    if outcome is not None and outcome.completed is not None:
+                        state.completed.append(outcome.completed)
+                    elif outcome is not None and failure is None:
+                        failure = outcome
+        cancel_seen.cancel()
+        return failure
+
+    def _roll_over_due(self, inp: m.RunInput) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= inp.policy.history_limit
+        )
+
+    async def _run_step(self, inp: m.RunInput, state: m.CarriedState, step: m.WireStep) -> _Outcome:
+        ref = m.RunRef(inp.run_id, inp.tenant_id, state.plan_event_id)
+        if step.risk > inp.policy.approval_threshold:
+            decision = await self._approval(inp, ref, step)
+            if not decision.granted:
+                why = "timed out" if decision.timed_out else f"denied by {decision.approver}"
+                message = f"approval {why}" + (f": {decision.reason}" if decision.reason else "")
+                await self._record_failure(ref, step, "ApprovalDenied", message)
+                return _Outcome(step.step_id, error=message)
+        results = {c.step_id: c.result_json for c in state.completed}
+        try:
+            out = await workflow.execute_activity_method(
+                SagaActivities.run_step,
+                m.StepInput(ref, step, {d: results[d] for d in step.depends_on}),
+                start_to_close_timeout=timedelta(seconds=step.timeout_s),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(seconds=30), maximum_attempts=step.max_attempts
+                ),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as exc:
+            if not isinstance(exc.cause, ApplicationError):
+                # Timeouts and lost workers: the activity never got to say it failed.
+                await self._record_failure(ref, step, type(exc.cause).__name__, _cause(exc))
+            return _Outcome(step.step_id, error=_cause(exc))
+        done = m.CompletedStep(step.step_id, step.tool, out.arguments_json, out.result_json)
+        return _Outcome(step.step_id, completed=done)
+
+    async def _approval(
+        self, inp: m.RunInput, ref: m.RunRef, step: m.WireStep
+    ) -> m.ApprovalDecision:
+        approval_id = ids.derive_id("approval", inp.run_id, step.step_id)
+        if approval_id in self._decisions:
+            return self._decisions[approval_id]
+        timeout = timedelta(seconds=inp.policy.approval_timeout_s)
+        threshold = inp.policy.approval_threshold
+        request = m.ApprovalInput(
+            ref,
+            approval_id,
+            step,
+            [f"step risk {step.risk} exceeds the approval threshold {threshold}"],
+            _ms_now() + int(timeout.total_seconds() * 1000),
+        )
+        await workflow.execute_activity_method(
+            SagaActivities.request_approval,
+            request,
+            start_to_close_timeout=EMIT_TIMEOUT,
+            retry_policy=EMIT_RETRY,
+        )
+        self._phase = "awaiting_approval"
+        try:
+            await workflow.wait_condition(lambda: approval_id in self._decisions, timeout=timeout)
+        except TimeoutError:
+            await workflow.execute_activity_method(
+                SagaActivities.record_approval_timeout,
+                m.ApprovalTimeoutInput(ref, approval_id, step.step_id),
+                start_to_close_timeout=EMIT_TIMEOUT,
+                retry_policy=EMIT_RETRY,
+            )
+            self._decisions.setdefault(
+                approval_id,
+                m.ApprovalDecision(approval_id, step.step_id, False, "system:timeout", None, True),
+            )
+        self._phase = "running"
+        return self._decisions[approval_id]
+
+    async def _record_failure(
+        self, ref: m.RunRef, step: m.WireStep, kind: str, message: str
+    ) -> None:
+        await workflow.execute_activity_method(
+            SagaActivities.record_step_failure,
+            m.StepFailureInput(ref, step, kind, message),
+            start_to_close_timeout=EMIT_TIMEOUT,
+            retry_policy=EMIT_RETRY,
+        )
+
+    async def _compensate(self, inp: m.RunInput, state: m.CarriedState) -> list[str]:
+        """Undo completed steps, last completed first; return those undone."""
+        self._phase = "compensating"
+        ref = m.RunRef(inp.run_id, inp.tenant_id, state.plan_event_id)
+        undo = {s.step_id: s.compensation or "noop" for s in state.steps}
+        compensated = []
+        for done in reversed(state.completed):
+            out = await workflow.execute_activity_method(
+                SagaActivities.compensate_step,
+                m.CompensateInput(ref, done, undo.get(done.step_id, "noop"), COMPENSATION_ATTEMPTS),
+                start_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                # The activity gives up by itself after COMPENSATION_ATTEMPTS tool failures;
+                # past that only the log can be down, and it must come back.
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(seconds=30), maximum_attempts=0
+                ),
+            )
+            if out.compensated:
+                compensated.append(out.step_id)
+        return compensated
+
+    async def _complete(self, inp: m.RunInput, state: m.CarriedState) -> m.RunResult:
+        results = {c.step_id: c.result_json for c in state.completed}
+        summary = json.dumps({k: json.loads(v) for k, v in results.items()}, sort_keys=True)
+        await self._emit_finish(
+            inp,
+            state,
+            m.FinishInput(
+                _ref(inp, state), "completed", 0, step_count=len(state.steps), result_json=summary
+            ),
+        )
+        self._phase = "completed"
+        return m.RunResult(inp.run_id, "completed", results=results)
+
+    async def _fail(
+        self,
+        inp: m.RunInput,
+        state: m.CarriedState,
+        reason: str,
+        failed_step_id: str | None = None,
+        compensated: list[str] | None = None,
+    ) -> m.RunResult:
+        done = compensated or []
+        finish = m.FinishInput(_ref(inp, state), "failed", 0, reason, failed_step_id, done)
+        await self._emit_finish(inp, state, finish)
+        self._phase = "failed"
+        return m.RunResult(inp.run_id, "failed", reason, failed_step_id, done)
+
+    async def _finish_cancelled(
+        self, inp: m.RunInput, state: m.CarriedState, compensated: list[str]
+    ) -> m.RunResult:
+        assert self._cancel is not None
+        reason, by = self._cancel.reason, self._cancel.requested_by
+        finish = m.FinishInput(
+            _ref(inp, state),
+            "cancelled",
+            0,
+            reason,
+            compensated_step_ids=compensated,
+            cancelled_by=by,
+        )
+        await self._emit_finish(inp, state, finish)
+        self._phase = "cancelled"
+        return m.RunResult(inp.run_id, "cancelled", reason, None, compensated)
+
+    async def _emit_finish(
+        self, inp: m.RunInput, state: m.CarriedState, finish: m.FinishInput
+    ) -> None:
+        finish.duration_ms = max(0, _ms_now() - state.started_at_ms)
+        await workflow.execute_activity_method(
+            SagaActivities.finish_run,
+            finish,
+            start_to_close_timeout=EMIT_TIMEOUT,
+            retry_policy=EMIT_RETRY,
+        )
+
+
+def _ref(inp: m.RunInput, state: m.CarriedState) -> m.RunRef:
+    return m.RunRef(inp.run_id, inp.tenant_id, state.plan_event_id or None)
+
+
+def _ms_now() -> int:
+    return int(workflow.now().timestamp() * 1000)
+
+
+def _cause(exc: ActivityError) -> str:
+    cause = exc.cause
+    if cause is None:
+        return str(exc)
+    return (
+        f"{type(cause).__name__}: {cause}"
+        if not isinstance(cause, ApplicationError)
+        else f"{cause.type}: {cause.message}"
+    )
