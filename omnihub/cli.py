@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "streams.cli",
     "omnihub.demo",
     "projections.cli",
+    "sagas.cli",
 )
 
 
