@@ -17,7 +17,8 @@ from api import problems
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.idempotency import RedisIdempotencyStore
-from api.routes import goals, health
+from api.routes import admin, goals, goals_batch, health, keys
+from api.security.services import build_security
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
 from streams.admin import ensure_declared_topics
@@ -44,15 +45,19 @@ def build_state(settings: Settings) -> AppState:
             settings.temporal_address, namespace=settings.temporal_namespace
         )
 
-    return AppState(
+    appender = KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s)
+    postgres = Lazy(pg_pool, close_pool)
+    state = AppState(
         settings=settings,
         codec=codec,
-        appender=KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s),
+        appender=appender,
         redis=redis,
         idempotency=RedisIdempotencyStore(redis, settings.idempotency_ttl_s),
-        postgres=Lazy(pg_pool, close_pool),
+        postgres=postgres,
         temporal=Lazy(temporal),
     )
+    state.security = build_security(settings, redis, postgres, lambda: state.appender)
+    return state
 
 
 @asynccontextmanager
@@ -68,6 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if state.security is not None:
+            await state.security.audit.drain()
         await state.appender.stop()
         await state.postgres.close()
         await state.redis.aclose()
@@ -87,4 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(goals.router, prefix="/api/v1")
+    app.include_router(goals_batch.router, prefix="/api/v1")
+    app.include_router(keys.router, prefix="/api/v1")
+    app.include_router(admin.router, prefix="/api/v1")
     return app

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
 from api.idempotency import IdempotencyStore
+from api.security.services import SecurityServices
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from streams.codec import EventCodec
@@ -28,6 +29,7 @@ class AppState:
     idempotency: IdempotencyStore
     postgres: Lazy[asyncpg.Pool]
     temporal: Lazy[TemporalClient]
+    security: SecurityServices | None = None  # api/security: keys, limits, audit
 
 
 def get_state(request: Request) -> AppState:

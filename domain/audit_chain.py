@@ -89,6 +89,7 @@ class TenantReport:
     duplicates: int = 0
     head: ChainHead = field(default_factory=ChainHead)
     broken: BrokenLink | None = None
+    anchored_at: int | None = None  # first sequence seen, when older records were trimmed
     _last_event_id: str = ""
 
 
@@ -109,10 +110,19 @@ def _check(report: TenantReport, record: AuditRecorded, location: str) -> Broken
     return None
 
 
-def verify_one(report: TenantReport, record: AuditRecorded, location: str) -> None:
-    """Fold ``record`` (found at ``location``) into its tenant's ``report``."""
+def verify_one(
+    report: TenantReport, record: AuditRecorded, location: str, *, trimmed: bool = False
+) -> None:
+    """Fold ``record`` (found at ``location``) into its tenant's ``report``.
+
+    With ``trimmed`` (retention deleted the oldest records), a tenant's first record may
+    start later than sequence 1: the chain is then checked from it onwards.
+    """
     if report.broken is not None:
         return
+    if trimmed and report.records == 0 and record.sequence > 1:
+        report.head = ChainHead(record.sequence - 1, record.prev_hash)
+        report.anchored_at = record.sequence
     if record.envelope.event_id == report._last_event_id and record.hash == report.head.hash:
         report.duplicates += 1
         return
@@ -123,11 +133,13 @@ def verify_one(report: TenantReport, record: AuditRecorded, location: str) -> No
         report._last_event_id = record.envelope.event_id
 
 
-def verify(records: Iterable[tuple[AuditRecorded, str]]) -> dict[str, TenantReport]:
+def verify(
+    records: Iterable[tuple[AuditRecorded, str]], *, trimmed: bool = False
+) -> dict[str, TenantReport]:
     """Verify every tenant's chain in ``records`` (in log order, with their locations)."""
     reports: dict[str, TenantReport] = {}
     for record, location in records:
         tenant = record.envelope.tenant_id
         report = reports.setdefault(tenant, TenantReport(tenant))
-        verify_one(report, record, location)
+        verify_one(report, record, location, trimmed=trimmed)
     return reports

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "omnihub.demo",
     "projections.cli",
     "sagas.cli",
+    "api.security.cli",
 )
 
 

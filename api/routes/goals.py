@@ -1,4 +1,9 @@
-"""Goal ingestion: a goal becomes a ``goal_received`` event in the log."""
+"""Goal ingestion: a goal becomes a ``goal_received`` event in the log.
+
+The tenant comes from the caller's API key; a body ``tenant_id`` may be given only if it
+is the key's own (anything else is a 403, audited). New goals are refused with 503
+``feature-disabled`` while the ``goals.create`` kill switch is engaged.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 
 from api.deps import AppState, StateDep
 from api.idempotency import IdempotencyUnavailable, request_fingerprint
 from api.problems import Problem
+from api.security.audit import audit_fact
+from api.security.deps import require, security_of
+from api.security.principal import Principal
 from domain import ids
 from domain.events import GoalReceived
+from projections import killswitch
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["goals"])
 
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+GoalWriter = Annotated[Principal, require("goals:write")]
+Context = dict[str, Annotated[str, Field(max_length=8192)]]
 
 
 class GoalRequest(BaseModel):
@@ -25,9 +37,11 @@ class GoalRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tenant_id: str = Field(pattern=TENANT_PATTERN, description="The tenant the run belongs to.")
+    tenant_id: str | None = Field(
+        default=None, pattern=TENANT_PATTERN, description="Optional; must be the key's tenant."
+    )
     goal: str = Field(min_length=1, max_length=2000, description="What to achieve.")
-    context: dict[str, Annotated[str, Field(max_length=8192)]] = Field(
+    context: Context = Field(
         default_factory=dict, max_length=64, description="Free-form string context."
     )
 
@@ -54,28 +68,82 @@ IdempotencyKey = Annotated[
 ]
 
 
+async def tenant_of(state: AppState, p: Principal, claimed: str | None, resource: str) -> str:
+    """The caller's tenant; a different ``claimed`` tenant is refused (and audited)."""
+    if claimed is None or claimed == p.tenant_id:
+        return p.tenant_id
+    await security_of(state).audit.record(
+        audit_fact(
+            p.tenant_id,
+            "authz",
+            "tenant",
+            "denied",
+            subject=p.actor,
+            resource=resource,
+            details={"claimed_tenant": claimed},
+        )
+    )
+    raise Problem(403, "tenant-mismatch", "the body names a tenant other than the key's")
+
+
+async def refuse_if_disabled(state: AppState) -> None:
+    """503 ``feature-disabled`` while the ``goals.create`` kill switch is engaged."""
+    try:
+        engaged = await killswitch.is_engaged(state.redis, killswitch.GOALS_CREATE)
+    except RedisError as exc:
+        raise Problem(503, "killswitch-unavailable", "cannot read the kill switches") from exc
+    if engaged:
+        raise Problem(
+            503,
+            "feature-disabled",
+            "new goals are switched off by an operator",
+            headers={"Retry-After": "60"},
+            feature=killswitch.GOALS_CREATE,
+        )
+
+
+def goal_event(
+    tenant: str, goal: str, context: dict[str, str], run_id: str, key: str | None, actor: str
+) -> GoalReceived:
+    """The ``goal_received`` event of a new run."""
+    return GoalReceived(
+        envelope=ids.envelope(
+            GoalReceived, run_id=run_id, tenant_id=tenant, actor=actor, correlation_id=run_id
+        ),
+        goal=goal,
+        context=context,
+        idempotency_key=key,
+    )
+
+
 @router.post("/goals", status_code=status.HTTP_202_ACCEPTED, response_model=GoalAccepted)
 async def post_goal(
     body: GoalRequest,
+    p: GoalWriter,
     state: StateDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Accept a goal: append ``goal_received`` durably and return the new run."""
+    tenant = await tenant_of(state, p, body.tenant_id, "POST /api/v1/goals")
+    await refuse_if_disabled(state)
     if idempotency_key is None:
-        accepted = await _append_goal(state, body, str(uuid.uuid4()), None)
+        event = goal_event(tenant, body.goal, body.context, str(uuid.uuid4()), None, p.actor)
+        accepted = await _append_goal(state, event)
     else:
-        accepted = await _append_once(state, body, idempotency_key, response)
+        accepted = await _append_once(state, tenant, body, idempotency_key, response, p)
     response.headers["Location"] = accepted["status_url"]
     return accepted
 
 
 async def _append_once(
-    state: AppState, body: GoalRequest, key: str, response: Response
+    state: AppState, tenant: str, body: GoalRequest, key: str, response: Response, p: Principal
 ) -> dict[str, Any]:
-    fingerprint = request_fingerprint(body.model_dump())
+    fingerprint = request_fingerprint(
+        {"tenant_id": tenant, "goal": body.goal, "context": body.context}
+    )
     try:
-        claim = await state.idempotency.claim(body.tenant_id, key, fingerprint)
+        claim = await state.idempotency.claim(tenant, key, fingerprint)
     except IdempotencyUnavailable as exc:
         raise Problem(
             503, "idempotency-unavailable", f"cannot check the Idempotency-Key right now: {exc}"
@@ -94,34 +162,35 @@ async def _append_once(
     if claim.state == "done" and claim.response is not None:
         response.headers["Idempotent-Replayed"] = "true"
         return claim.response
-    run_id = ids.run_id_for_request(body.tenant_id, key)
+    run_id = ids.run_id_for_request(tenant, key)
     try:
-        accepted = await _append_goal(state, body, run_id, key)
+        accepted = await _append_goal(
+            state, goal_event(tenant, body.goal, body.context, run_id, key, p.actor)
+        )
     except Problem:
-        await state.idempotency.release(body.tenant_id, key)
+        await state.idempotency.release(tenant, key)
         raise
     try:
-        await state.idempotency.complete(body.tenant_id, key, fingerprint, accepted)
+        await state.idempotency.complete(tenant, key, fingerprint, accepted)
     except IdempotencyUnavailable:
         pass  # appended already; a retry derives the same run and event id
     return accepted
 
 
-async def _append_goal(
-    state: AppState, body: GoalRequest, run_id: str, key: str | None
-) -> dict[str, Any]:
-    event = GoalReceived(
-        envelope=ids.envelope(
-            GoalReceived,
-            run_id=run_id,
-            tenant_id=body.tenant_id,
-            actor="api",
-            correlation_id=run_id,
-        ),
-        goal=body.goal,
-        context=body.context,
-        idempotency_key=key,
-    )
+def accepted_body(event: GoalReceived, topic: str, partition: int, offset: int) -> dict[str, Any]:
+    """The 202 answer for an appended goal."""
+    run_id = event.envelope.run_id
+    return {
+        "run_id": run_id,
+        "event_id": event.envelope.event_id,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "status_url": f"/api/v1/runs/{run_id}",
+    }
+
+
+async def _append_goal(state: AppState, event: GoalReceived) -> dict[str, Any]:
     try:
         result = await state.appender.append(event)
     except LogUnavailable as exc:
@@ -131,11 +200,4 @@ async def _append_goal(
             f"the goal was not accepted: {exc}",
             headers={"Retry-After": "5"},
         ) from exc
-    return {
-        "run_id": run_id,
-        "event_id": result.event_id,
-        "topic": result.topic,
-        "partition": result.partition,
-        "offset": result.offset,
-        "status_url": f"/api/v1/runs/{run_id}",
-    }
+    return accepted_body(event, result.topic, result.partition, result.offset)

@@ -95,3 +95,11 @@ def test_an_exact_retry_duplicate_is_skipped_not_reported() -> None:
 def test_an_unchained_record_is_broken() -> None:
     report = verify(located([fact("acme", 1)]))["acme"]
     assert report.broken is not None and report.broken.reason == "sequence"
+
+
+def test_a_trimmed_start_is_anchored_only_when_retention_allows_it() -> None:
+    records = chain("acme", 5)[2:]
+    strict = verify(located(records))["acme"]
+    assert strict.broken is not None and strict.broken.reason == "sequence"
+    anchored = verify(located(records), trimmed=True)["acme"]
+    assert anchored.broken is None and anchored.anchored_at == 3 and anchored.records == 3

@@ -1,0 +1,62 @@
+"""The gateway's clients, built once per API process (see ``api.app.build_state``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+
+from api.security.audit import AuditSink
+from api.security.limits import RedisConcurrencyLimiter, RedisRateLimiter
+from api.security.principal import Authenticator
+from api.security.tenancy import owner_connection
+from omnihub.lazy import Lazy
+from omnihub.settings import Settings
+from projections import keys
+from projections.keys import StoredKey
+from streams.producer import EventAppender
+
+
+class PostgresKeyLookup:
+    """:class:`~api.security.principal.KeyLookup` over the ``api_keys`` projection."""
+
+    def __init__(self, pool: Lazy[asyncpg.Pool], schema: str) -> None:
+        self._pool = pool
+        self._schema = schema
+
+    async def by_prefix(self, prefix: str) -> StoredKey | None:
+        async with owner_connection(await self._pool.get(), self._schema) as conn:
+            return await keys.by_prefix(conn, prefix)
+
+
+@dataclass
+class SecurityServices:
+    """Authentication, limits and audit, as routes' dependencies use them."""
+
+    authenticator: Authenticator
+    rate: RedisRateLimiter
+    concurrency: RedisConcurrencyLimiter
+    audit: AuditSink
+
+
+def build_security(
+    settings: Settings,
+    redis: Redis,
+    pool: Lazy[asyncpg.Pool],
+    appender: Callable[[], EventAppender],
+) -> SecurityServices:
+    """The gateway's services over the API's Redis, Postgres pool and (current) appender."""
+    return SecurityServices(
+        authenticator=Authenticator(
+            PostgresKeyLookup(pool, settings.projections_schema),
+            settings.secret_key,
+            settings.auth_cache_ttl_s,
+        ),
+        rate=RedisRateLimiter(redis, settings.rate_limit_per_minute, 60.0),
+        concurrency=RedisConcurrencyLimiter(
+            redis, settings.concurrency_limit, settings.concurrency_slot_ttl_s
+        ),
+        audit=AuditSink(appender),
+    )

@@ -1,0 +1,91 @@
+"""Kill switches: folded into Postgres (the record) and mirrored into Redis (what the API
+and the sagas read within milliseconds).
+
+Redis keys follow ``sagas/killswitch.py``: ``omnihub:killswitch:<feature>`` holds ``1``
+while the feature is switched off for every tenant; the key is deleted when it is back
+on. Redis is a view: :func:`sync_redis` rewrites it from Postgres at processor start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from redis.asyncio import Redis
+
+from domain.events import Event, KillSwitchToggled
+
+KEY_PREFIX = "omnihub:killswitch:"
+GOALS_CREATE = "goals.create"
+
+
+@dataclass(frozen=True)
+class SwitchState:
+    """A feature's current switch, as the admin API lists it."""
+
+    feature: str
+    enabled: bool
+    reason: str
+    changed_by: str
+    changed_at: datetime
+
+
+async def apply_kill_switch(conn: asyncpg.Connection, event: Event) -> SwitchState | None:
+    """Fold one ``kill_switch_toggled``; the state to mirror, or None if it was stale."""
+    if not isinstance(event, KillSwitchToggled):
+        return None
+    env = event.envelope
+    row = await conn.fetchrow(
+        "INSERT INTO kill_switches (feature, enabled, reason, changed_by, changed_by_tenant,"
+        " changed_at, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (feature) DO UPDATE SET enabled = EXCLUDED.enabled,"
+        " reason = EXCLUDED.reason, changed_by = EXCLUDED.changed_by,"
+        " changed_by_tenant = EXCLUDED.changed_by_tenant, changed_at = EXCLUDED.changed_at,"
+        " event_id = EXCLUDED.event_id WHERE kill_switches.changed_at <= EXCLUDED.changed_at"
+        " RETURNING feature",
+        event.feature,
+        event.enabled,
+        event.reason,
+        env.actor,
+        env.tenant_id,
+        env.occurred_at,
+        env.event_id,
+    )
+    if row is None:
+        return None
+    return SwitchState(event.feature, event.enabled, event.reason, env.actor, env.occurred_at)
+
+
+async def mirror(redis: Redis, state: SwitchState) -> None:
+    """Write one switch into Redis."""
+    if state.enabled:
+        await redis.delete(KEY_PREFIX + state.feature)
+    else:
+        await redis.set(KEY_PREFIX + state.feature, "1")
+
+
+async def list_switches(conn: asyncpg.Connection | asyncpg.Pool) -> list[SwitchState]:
+    """Every switch ever toggled, by feature."""
+    rows = await conn.fetch(
+        "SELECT feature, enabled, reason, changed_by, changed_at FROM kill_switches"
+        " ORDER BY feature"
+    )
+    return [SwitchState(**dict(r)) for r in rows]
+
+
+async def sync_redis(redis: Redis, pool: asyncpg.Pool) -> int:
+    """Rewrite every switch's Redis key from Postgres; how many were written."""
+    switches = await list_switches(pool)
+    for state in switches:
+        await mirror(redis, state)
+    return len(switches)
+
+
+async def is_engaged(redis: Redis, feature: str) -> bool:
+    """Whether ``feature`` is switched off for every tenant (raises if Redis is down)."""
+    value = await redis.get(KEY_PREFIX + feature)
+    if value is None:
+        return False
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text.strip().lower() in {"1", "true", "on", "yes"}
