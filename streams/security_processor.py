@@ -23,6 +23,7 @@ from omnihub.settings import Settings, get_settings
 from projections import killswitch
 from projections.keys import KEY_EVENTS, apply_key_event
 from projections.migrate import apply_migrations, quote_ident
+from projections.tenancy import ensure_tenant_rls
 from streams.admin import ensure_declared_topics
 from streams.audit_chain import SOURCE_TYPES, AuditChainer
 from streams.codec import EventCodec
@@ -99,6 +100,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, schema=settings.projections_schema)
+            await ensure_tenant_rls(conn, settings.projections_schema)
         await killswitch.sync_redis(redis, pool)
         await asyncio.gather(*(c.run(stop) for c in consumers(settings, pool, redis, appender)))
     finally:
