@@ -47,7 +47,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         accepted = r.json()
         print(f"POST /api/v1/goals -> 202 {json.dumps(accepted)}")
         print(f"events of run {accepted['run_id']} (Ctrl-C to stop):")
-        final = await _follow(settings, accepted["run_id"], args.seconds)
+        final = await _follow(settings, accepted, args.seconds)
         view = await client.get(accepted["status_url"])
         if view.status_code == 200:
             print(f"GET {accepted['status_url']} ->")
@@ -70,8 +70,13 @@ async def _wait_healthy(client: httpx.AsyncClient, timeout_s: float = 60) -> boo
     return False
 
 
-async def _follow(settings: Settings, run_id: str, seconds: float) -> str | None:
-    """Print the run's events until a final one or ``seconds``; the final type, if any."""
+async def _follow(settings: Settings, accepted: dict[str, Any], seconds: float) -> str | None:
+    """Print the run's events until a final one or ``seconds``; the final type, if any.
+
+    A run's events share its partition, so only that one is read, from the goal on.
+    """
+    from aiokafka import TopicPartition
+
     from streams.cli import format_event
     from streams.codec import EventCodec
     from streams.log_reader import read_log
@@ -79,10 +84,13 @@ async def _follow(settings: Settings, run_id: str, seconds: float) -> str | None
     from streams.topics import Topic, topic_name
 
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    topics = [topic_name(settings, Topic.RUNS)]
+    topic = topic_name(settings, Topic.RUNS)
+    run_id = accepted["run_id"]
+    start = {TopicPartition(topic, accepted["partition"]): accepted["offset"]}
     try:
         async with asyncio.timeout(seconds):
-            async for rec in read_log(settings.kafka_bootstrap, codec, topics, follow=True):
+            async for rec in read_log(settings.kafka_bootstrap, codec, [topic], follow=True,
+                                      start_at=start):
                 if rec.event is None or rec.event.envelope.run_id != run_id:
                     continue
                 print("  " + format_event(rec.event, rec.topic, rec.partition, rec.offset, False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -33,13 +33,15 @@ async def read_log(
     from_beginning: bool = True,
     follow: bool = False,
     idle_timeout_ms: int = 1000,
+    start_at: Mapping[TopicPartition, int] | None = None,
 ) -> AsyncIterator[LogRecord]:
     """Every record of ``topics`` in partition order.
 
     Without ``follow`` it stops at the end offsets seen when it started; with
-    ``follow`` it keeps waiting for new records.
+    ``follow`` it keeps waiting for new records. ``start_at`` reads only the partitions
+    it names, each from the given offset (one run's events, say, from its first one).
     """
-    parts = await partitions_of(bootstrap, topics)
+    parts = list(start_at) if start_at else await partitions_of(bootstrap, topics)
     if not parts:
         return
     consumer = AIOKafkaConsumer(
@@ -48,7 +50,10 @@ async def read_log(
     await consumer.start()
     try:
         consumer.assign(parts)
-        if from_beginning:
+        if start_at:
+            for tp, offset in start_at.items():
+                consumer.seek(tp, offset)
+        elif from_beginning:
             await consumer.seek_to_beginning(*parts)
         else:
             await consumer.seek_to_end(*parts)
