@@ -1,0 +1,317 @@
+"""AgentWorkflow against the real Temporal dev server, Kafka, Postgres and Redis.
+
+Goals go in as ``goal_received`` records; the saga bridge starts the workflows; a worker
+in this process runs them on a task queue of this module's own; the assertions read the
+run's events back from Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+from temporalio.client import Client
+
+from domain import ids
+from domain.events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    Event,
+    PlanGenerated,
+    RunCancelled,
+    RunCancelRequested,
+    RunCompleted,
+    RunFailed,
+    StepCompensated,
+    StepCompleted,
+    StepFailed,
+)
+from omnihub.settings import Settings, get_settings
+from sagas import worker as saga_worker
+from sagas.messages import RunInput, RunPolicy
+from sagas.workflow import AgentWorkflow
+from streams.admin import ensure_declared_topics
+from streams.producer import KafkaEventAppender
+from streams.saga_bridge import run_bridge
+from tests.saga_support import RunTap, WebhookServer, codec_for, goal_event, tapping, unique
+
+
+@dataclass
+class Sagas:
+    settings: Settings
+    client: Client
+    tap: RunTap
+    appender: KafkaEventAppender
+    hooks: WebhookServer
+    pg: asyncpg.Pool
+
+    async def submit(self, goal: str, tenant: str | None = None) -> str:
+        event = goal_event(tenant or unique("t"), goal)
+        await self.appender.append(event)
+        return event.envelope.run_id
+
+    async def finished(self, run_id: str, terminal: str, timeout_s: float = 90.0) -> list[Event]:
+        return await self.tap.wait_for(run_id, terminal, timeout_s)
+
+
+@pytest.fixture(scope="module")
+async def sagas() -> AsyncIterator[Sagas]:
+    # Own topics and task queue: other tests' goals never reach this module's bridge.
+    settings = get_settings().model_copy(
+        update={"temporal_task_queue": unique("saga-it"), "topic_prefix": unique("sagait")}
+    )
+    await ensure_declared_topics(settings)
+    await saga_worker.migrate_tool_tables(settings)
+    client = await saga_worker.connect(settings)
+    appender = KafkaEventAppender(settings, codec_for(settings))
+    hooks = WebhookServer()
+    await hooks.start()
+    pg = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    async with (
+        saga_worker.saga_activities(settings) as acts,
+        saga_worker.build_worker(client, settings, acts),
+    ):
+        bridge = asyncio.create_task(
+            run_bridge(
+                settings,
+                stop,
+                group_id=unique("bridge-it"),
+                start_at_latest=True,
+                ready=ready,
+                client=client,
+            )
+        )
+        await asyncio.wait_for(ready.wait(), 60)
+        async with tapping(settings) as tap:
+            yield Sagas(settings, client, tap, appender, hooks, pg)
+        stop.set()
+        await bridge
+    await appender.stop()
+    await hooks.stop()
+    await pg.close()
+
+
+def of_type(events: list[Event], cls: type[Event]) -> list[Event]:
+    return [e for e in events if isinstance(e, cls)]
+
+
+def index(events: list[Event], event_type: str, step_id: str | None = None) -> int:
+    for i, e in enumerate(events):
+        if e.envelope.event_type == event_type and (
+            step_id is None or getattr(e, "step_id", None) == step_id
+        ):
+            return i
+    raise AssertionError(
+        f"no {event_type} {step_id or ''} in {[x.envelope.event_type for x in events]}"
+    )
+
+
+async def test_happy_path_events_arrive_in_causal_order(sagas: Sagas) -> None:
+    run_id = await sagas.submit("say hello then upper paris and also wait 1 s then save the trip")
+    events = await sagas.finished(run_id, "run_completed")
+    types = [e.envelope.event_type for e in events]
+    assert types[:3] == ["goal_received", "goal_assessed", "plan_generated"]
+    assert types[-1] == "run_completed"
+    plan = of_type(events, PlanGenerated)[0]
+    assert isinstance(plan, PlanGenerated) and plan.planner == "rules" and not plan.from_cache
+    for step in plan.steps:
+        done = index(events, "step_completed", step.step_id)
+        assert index(events, "step_started", step.step_id) < done
+        for dep in step.depends_on:
+            assert index(events, "step_completed", dep) < index(
+                events, "step_started", step.step_id
+            )
+    # s2 and s3 are siblings: both start before either completes.
+    assert max(index(events, "step_started", "s2"), index(events, "step_started", "s3")) < min(
+        index(events, "step_completed", "s2"), index(events, "step_completed", "s3")
+    )
+    ids_seen = [e.envelope.event_id for e in events]
+    assert len(ids_seen) == len(set(ids_seen))
+    assert all(e.envelope.correlation_id == run_id for e in events)
+    completed = of_type(events, RunCompleted)[0]
+    assert isinstance(completed, RunCompleted) and completed.step_count == 4
+    assert json.loads(completed.result_json)["s2"] == {"value": "PARIS"}
+    saved = json.loads(
+        next(e for e in of_type(events, StepCompleted) if e.step_id == "s4").result_json
+    )  # type: ignore[attr-defined]
+    row = await sagas.pg.fetchrow(
+        "SELECT record FROM saga_tool_records WHERE idempotency_key = $1", saved["record_id"]
+    )
+    assert row is not None and json.loads(row["record"])["previous"] == {"value": "PARIS"}
+
+
+async def test_redelivered_goal_starts_nothing_twice(sagas: Sagas) -> None:
+    event = goal_event(unique("t"), "say once")
+    await sagas.appender.append(event)
+    run_id = event.envelope.run_id
+    await sagas.finished(run_id, "run_completed")
+    await sagas.appender.append(event)  # the same fact again, e.g. after a producer retry
+    await sagas.appender.append(goal_event(event.envelope.tenant_id, "marker"))
+    marker_run = await sagas.submit("say marker")
+    await sagas.finished(marker_run, "run_completed")
+    assert sagas.tap.types(run_id).count("run_completed") == 1
+    assert sagas.tap.types(run_id).count("goal_assessed") == 1
+
+
+async def test_failing_step_compensates_in_reverse_completion_order(sagas: Sagas) -> None:
+    sagas.hooks.hooks["/refuse"].statuses = [422]
+    run_id = await sagas.submit(f"say a then save the b then post to {sagas.hooks.base_url}/refuse")
+    events = await sagas.finished(run_id, "run_failed")
+    failed = of_type(events, StepFailed)
+    assert [(f.step_id, f.retryable, f.final) for f in failed] == [("s3", False, True)]  # type: ignore[attr-defined]
+    assert len(sagas.hooks.hooks["/refuse"].requests) == 1  # a domain error is not retried
+    completion_order = [e.step_id for e in of_type(events, StepCompleted)]  # type: ignore[attr-defined]
+    compensated = [e.step_id for e in of_type(events, StepCompensated)]  # type: ignore[attr-defined]
+    assert completion_order == ["s1", "s2"]
+    assert compensated == ["s2", "s1"]
+    assert index(events, "step_compensated", "s1") < index(events, "run_failed")
+    run_failed = of_type(events, RunFailed)[0]
+    assert isinstance(run_failed, RunFailed)
+    assert run_failed.failed_step_id == "s3"
+    assert run_failed.compensated_step_ids == ("s2", "s1")
+    assert "422" in run_failed.reason
+    row = await sagas.pg.fetchrow(
+        "SELECT compensated_at FROM saga_tool_records WHERE idempotency_key = $1", f"{run_id}:s2"
+    )
+    assert row is not None and row["compensated_at"] is not None
+
+
+async def test_transient_failures_are_retried_with_one_idempotency_key(sagas: Sagas) -> None:
+    hook = sagas.hooks.hooks["/flaky"]
+    hook.statuses = [503, 200]
+    run_id = await sagas.submit(f"post to {sagas.hooks.base_url}/flaky")
+    events = await sagas.finished(run_id, "run_completed")
+    failed = of_type(events, StepFailed)
+    assert [(f.attempt, f.retryable, f.final) for f in failed] == [(1, True, False)]  # type: ignore[attr-defined]
+    assert [e.attempt for e in of_type(events, StepCompleted)] == [2]  # type: ignore[attr-defined]
+    assert {r["key"] for r in hook.requests} == {f"{run_id}:s1"}
+
+
+async def test_approval_granted_lets_the_risky_step_run(sagas: Sagas) -> None:
+    run_id = await sagas.submit("say hi then approve the payment")
+    events = await sagas.tap.wait_for(run_id, "approval_requested")
+    request = of_type(events, ApprovalRequested)[0]
+    assert (
+        isinstance(request, ApprovalRequested) and request.step_id == "s2" and request.risk == 0.9
+    )
+    assert "step_started" not in [
+        e.envelope.event_type for e in events[index(events, "approval_requested") :]
+    ]
+    await sagas.appender.append(decision(ApprovalGranted, request, "alice", "looks right"))
+    events = await sagas.finished(run_id, "run_completed")
+    assert index(events, "approval_granted") < index(events, "step_started", "s2")
+
+
+async def test_approval_denied_compensates(sagas: Sagas) -> None:
+    run_id = await sagas.submit("save the draft then delete everything")
+    request = of_type(await sagas.tap.wait_for(run_id, "approval_requested"), ApprovalRequested)[0]
+    await sagas.appender.append(decision(ApprovalDenied, request, "bob", "too broad"))  # type: ignore[arg-type]
+    events = await sagas.finished(run_id, "run_failed")
+    failed = of_type(events, RunFailed)[0]
+    assert isinstance(failed, RunFailed)
+    assert failed.failed_step_id == "s2" and "denied by bob: too broad" in failed.reason
+    assert failed.compensated_step_ids == ("s1",)
+    assert [e.step_id for e in of_type(events, StepCompensated)] == ["s1"]  # type: ignore[attr-defined]
+
+
+async def test_approval_timeout_denies_and_compensates(sagas: Sagas) -> None:
+    run_id, tenant = unique("run"), unique("t")
+    policy = RunPolicy(approval_threshold=0.7, approval_timeout_s=1.5)
+    await sagas.client.start_workflow(
+        AgentWorkflow.run,
+        RunInput(run_id, tenant, "say a then wire the money", "no-goal-event", {}, policy),
+        id=run_id,
+        task_queue=sagas.settings.temporal_task_queue,
+    )
+    events = await sagas.finished(run_id, "run_failed")
+    denied = of_type(events, ApprovalDenied)[0]
+    assert (
+        isinstance(denied, ApprovalDenied)
+        and denied.timed_out
+        and denied.approver == "system:timeout"
+    )
+    assert [e.step_id for e in of_type(events, StepCompensated)] == ["s1"]  # type: ignore[attr-defined]
+
+
+async def test_cancel_request_stops_the_run_and_compensates(sagas: Sagas) -> None:
+    run_id = await sagas.submit("save the note then wait 60 s")
+    events = await sagas.tap.wait_for(run_id, "step_started", count=2)
+    env = ids.envelope(
+        RunCancelRequested,
+        run_id=run_id,
+        tenant_id=events[0].envelope.tenant_id,
+        actor="test",
+        correlation_id=run_id,
+    )
+    await sagas.appender.append(RunCancelRequested(env, "changed my mind", "user:carol"))
+    events = await sagas.finished(run_id, "run_cancelled")
+    cancelled = of_type(events, RunCancelled)[0]
+    assert isinstance(cancelled, RunCancelled)
+    assert (cancelled.reason, cancelled.cancelled_by, cancelled.compensated_step_ids) == (
+        "changed my mind",
+        "user:carol",
+        ("s1",),
+    )
+    assert "step_completed" not in [
+        e.envelope.event_type for e in events if getattr(e, "step_id", "") == "s2"
+    ]
+
+
+async def test_kill_switch_refuses_the_run(sagas: Sagas) -> None:
+    tenant = unique("t")
+    redis = Redis.from_url(sagas.settings.redis_url)
+    await redis.set(f"omnihub:killswitch:runs:{tenant}", "1", ex=300)
+    try:
+        run_id = await sagas.submit("say hi", tenant)
+        events = await sagas.finished(run_id, "run_failed")
+    finally:
+        await redis.delete(f"omnihub:killswitch:runs:{tenant}")
+        await redis.aclose()
+    assert "plan_generated" not in [e.envelope.event_type for e in events]
+    failed = of_type(events, RunFailed)[0]
+    assert isinstance(failed, RunFailed) and failed.reason == "refused: kill switch engaged: runs"
+
+
+async def test_long_runs_continue_as_new_carrying_state(sagas: Sagas) -> None:
+    run_id, tenant = unique("run"), unique("t")
+    goal = " then ".join(f"say {i}" for i in range(8)) + " then save the total"
+    handle = await sagas.client.start_workflow(
+        AgentWorkflow.run,
+        RunInput(run_id, tenant, goal, "no-goal-event", {}, RunPolicy(history_limit=40)),
+        id=run_id,
+        task_queue=sagas.settings.temporal_task_queue,
+    )
+    result = await asyncio.wait_for(handle.result(), 120)
+    assert result.status == "completed" and len(result.results) == 9
+    first = sagas.client.get_workflow_handle(run_id, run_id=handle.first_execution_run_id)
+    history = await first.fetch_history()
+    assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    events = await sagas.finished(run_id, "run_completed")
+    assert [e.envelope.event_type for e in events].count("plan_generated") == 1
+    assert json.loads(of_type(events, RunCompleted)[0].result_json)["s9"]["inserted"] is True  # type: ignore[attr-defined]
+
+
+def decision(
+    cls: type[ApprovalGranted] | type[ApprovalDenied],
+    request: ApprovalRequested,
+    approver: str,
+    reason: str,
+) -> Event:
+    env = request.envelope
+    envelope = ids.envelope(
+        cls,
+        run_id=env.run_id,
+        tenant_id=env.tenant_id,
+        actor=f"user:{approver}",
+        correlation_id=env.run_id,
+        causation_id=env.event_id,
+        discriminator=(request.approval_id, "human"),
+    )
+    return cls(envelope, request.approval_id, request.step_id, approver, reason)
