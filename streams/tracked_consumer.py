@@ -79,11 +79,13 @@ class TrackedConsumer:
                 await self._apply(tp, messages)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
-        await consumer.topics()
+        # consumer.topics() does not refresh the cache partitions_for_topic reads, so a
+        # topic created after the client started stays invisible; ask the cluster directly.
+        cluster = await consumer._client.fetch_all_metadata()
         parts = [
             TopicPartition(t, p)
             for t in self._topics
-            for p in sorted(consumer.partitions_for_topic(t) or ())
+            for p in sorted(cluster.partitions_for_topic(t) or ())
         ]
         if not parts:
             raise RuntimeError(f"none of the topics {self._topics} exist yet")
