@@ -11,17 +11,25 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from domain.audit_chain import compute_hash
+from domain.events import AuditRecorded
 from infra.launch import running_api
 from infra.stack import StackConfig
-from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_processor
+from omnihub import REPO_ROOT
+from streams.codec import EventCodec
+from streams.log_reader import read_log
+from streams.schema_registry import SchemaRegistry
+from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, omnihub, running_processor
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +250,68 @@ async def test_the_goals_kill_switch_refuses_new_goals_within_seconds(
         assert r.json()["applied"] is True
         r = await c.post("/api/v1/goals", json={"goal": "x"}, headers=bearer(admin.key))
         assert r.status_code == 202
+
+
+async def audit_of(env: dict[str, str], tenant: str, want: set[tuple[str, str]]) -> list[Any]:
+    """tenant's chained audit records, once every (category, outcome) in ``want`` is there."""
+    codec = EventCodec(SchemaRegistry.from_dir(REPO_ROOT / "schemas"))
+    topic = f"{env['OMNIHUB_TOPIC_PREFIX']}.audit.v1"
+    for _ in range(60):
+        found = [
+            rec
+            async for rec in read_log(env["OMNIHUB_KAFKA_BOOTSTRAP"], codec, [topic])
+            if isinstance(rec.event, AuditRecorded) and rec.event.envelope.tenant_id == tenant
+        ]
+        if want <= {(r.event.category, r.event.outcome) for r in found}:
+            return found
+        await asyncio.sleep(1)
+    raise AssertionError(f"audit records {want} never appeared for {tenant}")
+
+
+async def test_the_audit_chain_verifies_and_a_forged_record_is_found(
+    api: str, env: dict[str, str], admin: CliKey
+) -> None:
+    async with httpx.AsyncClient(base_url=api, timeout=30) as c:  # one of each decision
+        forged_key = admin.key[:-4] + ("AAAA" if not admin.key.endswith("AAAA") else "BBBB")
+        assert (await c.get("/api/v1/keys", headers=bearer(forged_key))).status_code == 401
+    records = await audit_of(
+        env,
+        "tenant-a",
+        {
+            ("authn", "failure"),
+            ("authn", "success"),
+            ("authz", "denied"),
+            ("key_lifecycle", "success"),
+        },
+    )
+    actions = {(r.event.category, r.event.action) for r in records}
+    assert {
+        ("key_lifecycle", "create"),
+        ("key_lifecycle", "rotate"),
+        ("key_lifecycle", "revoke"),
+    } <= actions
+    ok = omnihub(env, "audit", "verify", "--tenant", "tenant-a")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("tenant-a: ok")
+
+    # An attacker with write access to the topic appends a doctored copy of a record,
+    # rehashed so the record on its own looks consistent.
+    victim = records[len(records) // 2].event
+    doctored = replace(victim, outcome="success", details={"reason": "nothing to see"}, hash="")
+    doctored = replace(doctored, hash=compute_hash(doctored))
+    codec = EventCodec(SchemaRegistry.from_dir(REPO_ROOT / "schemas"))
+    producer = AIOKafkaProducer(bootstrap_servers=env["OMNIHUB_KAFKA_BOOTSTRAP"])
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(
+            f"{env['OMNIHUB_TOPIC_PREFIX']}.audit.v1",
+            codec.encode(doctored),
+            key=b"audit-tenant-a",
+            headers=[("event_type", b"audit_recorded")],
+        )
+    finally:
+        await producer.stop()
+    bad = omnihub(env, "audit", "verify", "--tenant", "tenant-a")
+    assert bad.returncode == 1, bad.stdout
+    assert f"BROKEN at sequence {victim.sequence}" in bad.stdout
+    assert f"@{meta.offset})" in bad.stdout
