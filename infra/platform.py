@@ -43,4 +43,13 @@ API = ServiceSpec(
     ports=lambda cfg: (cfg.api_port,),
 )
 
-SERVICES: tuple[ServiceSpec, ...] = (API,)
+# Keys and kill-switch projections and the audit chainer (streams/security_processor.py).
+# It listens on no port: it is healthy while it runs (the stack tracks its pid).
+GATEWAY_PROCESSOR = ServiceSpec(
+    name="gateway-processor",
+    argv=lambda cfg: [sys.executable, "-m", "streams.security_processor"],
+    endpoint=lambda cfg: f"kafka://{HOST}:{cfg.kafka_port}",
+    health=lambda cfg: True,
+)
+
+SERVICES: tuple[ServiceSpec, ...] = (API, GATEWAY_PROCESSOR)
