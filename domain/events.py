@@ -261,6 +261,25 @@ class KillSwitchToggled(Event):
     reason: str = ""
 
 
+
+@dataclass(frozen=True, slots=True)
+class PlanCacheInvalidated(Event):
+    """The tenant's cached plans (scope ``tenant``) or one template's are no longer served."""
+
+    EVENT_TYPE: ClassVar[str] = "plan_cache_invalidated"
+    scope: str  # "tenant" or "template"
+    template: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTemplateShared(Event):
+    """Tenants (or ``*``, every tenant) that may reuse the tenant's plan for ``template``."""
+
+    EVENT_TYPE: ClassVar[str] = "plan_template_shared"
+    template: str
+    shared_with: tuple[str, ...] = ()
+
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.EVENT_TYPE: cls
     for cls in (
@@ -285,6 +304,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         ApiKeyRotated,
         ApiKeyRevoked,
         KillSwitchToggled,
+        PlanCacheInvalidated,
+        PlanTemplateShared,
     )
 }
 """Every event type by its ``event_type`` name."""

@@ -41,6 +41,8 @@ EVENT_TOPICS: Mapping[str, Topic] = {
     "api_key_rotated": Topic.CONTROL,
     "api_key_revoked": Topic.CONTROL,
     "kill_switch_toggled": Topic.CONTROL,
+    "plan_cache_invalidated": Topic.CONTROL,
+    "plan_template_shared": Topic.CONTROL,
 }
 
 

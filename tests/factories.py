@@ -19,8 +19,10 @@ from domain.events import (
     GoalAssessed,
     GoalReceived,
     KillSwitchToggled,
+    PlanCacheInvalidated,
     PlanGenerated,
     PlanStep,
+    PlanTemplateShared,
     RunCancelled,
     RunCancelRequested,
     RunCompleted,
@@ -144,5 +146,16 @@ def all_events(run_id: str = "run-1") -> list[Event]:
             "goals.create",
             False,
             "incident",
+        ),
+        PlanCacheInvalidated(
+            env(PlanCacheInvalidated, "plan-cache-acme", "template", "t1"),
+            "template",
+            "Book flight to {DESTINATION}",
+            "stale fares",
+        ),
+        PlanTemplateShared(
+            env(PlanTemplateShared, "plan-cache-acme", "t1"),
+            "Book flight to {DESTINATION}",
+            ("globex", "initech"),
         ),
     ]
