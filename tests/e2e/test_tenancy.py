@@ -4,6 +4,7 @@ and approvals by any route, while A can; A's approval decision lands in A's audi
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -44,24 +45,28 @@ def keys(api: str, env: dict[str, str]) -> dict[str, CliKey]:
 @pytest.fixture(scope="module")
 async def a_run(keys: dict[str, CliKey], env: dict[str, str]) -> tuple[str, str]:
     """A run of tenant A awaiting an approval, as the projector would have folded it."""
+    run_id, approval_id = f"run-{uuid.uuid4()}", f"ap-{uuid.uuid4()}"
     conn = await asyncpg.connect(env["OMNIHUB_POSTGRES_DSN"])
     try:
         await conn.execute(f"SET search_path = {quote_ident(env['OMNIHUB_PROJECTIONS_SCHEMA'])}")
         await conn.execute(
             "INSERT INTO runs (run_id, tenant_id, status, created_at, updated_at,"
-            " last_event_type) VALUES ('run-a', 'tenant-a', 'awaiting_approval', $1, $1,"
+            " last_event_type) VALUES ($2, 'tenant-a', 'awaiting_approval', $1, $1,"
             " 'approval_requested')",
             NOW,
+            run_id,
         )
         await conn.execute(
             "INSERT INTO approvals (approval_id, run_id, tenant_id, step_id, tool, risk,"
-            " reasons, requested_at, expires_at, status) VALUES ('ap-a', 'run-a', 'tenant-a',"
+            " reasons, requested_at, expires_at, status) VALUES ($2, $3, 'tenant-a',"
             " 's1', 'wire_money', 0.9, '[]', $1, $1, 'pending')",
             NOW,
+            approval_id,
+            run_id,
         )
     finally:
         await conn.close()
-    return "run-a", "ap-a"
+    return run_id, approval_id
 
 
 def bearer(key: CliKey) -> dict[str, str]:
