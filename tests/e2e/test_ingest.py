@@ -21,6 +21,7 @@ from omnihub.settings import Settings
 from streams.codec import EventCodec
 from streams.log_reader import read_log
 from streams.schema_registry import SchemaRegistry
+from tests.e2e.gateway_stack import cli_key, gateway_env, running_processor
 
 GOAL = {"tenant_id": "acme", "goal": "Book flight to Paris", "context": {"seat": "aisle"}}
 
@@ -36,14 +37,28 @@ def example_consumer() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def prefix() -> str:
-    return f"e2e{uuid.uuid4().hex[:8]}"
+def gateway(
+    stack: StackConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """A gateway of its own (topics, schema, secret) with its key processor running."""
+    env = gateway_env(stack)
+    with running_processor(env, tmp_path_factory.mktemp("proc")):
+        yield env | {"KEY": cli_key(env, "acme", "goals:write").key}
 
 
 @pytest.fixture(scope="module")
-def api(stack: StackConfig, prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = {**stack.client_env(), "OMNIHUB_TOPIC_PREFIX": prefix}
-    with running_api(env, tmp_path_factory.mktemp("logs")) as url:
+def prefix(gateway: dict[str, str]) -> str:
+    return gateway["OMNIHUB_TOPIC_PREFIX"]
+
+
+@pytest.fixture(scope="module")
+def auth(gateway: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {gateway['KEY']}"}
+
+
+@pytest.fixture(scope="module")
+def api(gateway: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_api(gateway, tmp_path_factory.mktemp("logs")) as url:
         yield url
 
 
@@ -55,8 +70,10 @@ async def test_health_reports_each_dependency(api: str) -> None:
     assert all(c["ok"] for c in r.json()["checks"].values())
 
 
-async def test_posted_goal_is_decoded_by_an_independent_consumer(api: str, prefix: str) -> None:
-    async with httpx.AsyncClient(base_url=api) as client:
+async def test_posted_goal_is_decoded_by_an_independent_consumer(
+    api: str, prefix: str, auth: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(base_url=api, headers=auth) as client:
         r = await client.post("/api/v1/goals", json=GOAL)
     assert r.status_code == 202, r.text
     accepted = r.json()
@@ -85,9 +102,11 @@ async def test_posted_goal_is_decoded_by_an_independent_consumer(api: str, prefi
     assert (msg.partition, msg.offset) == (accepted["partition"], accepted["offset"])
 
 
-async def test_retried_post_with_idempotency_key_appends_one_event(api: str, prefix: str) -> None:
+async def test_retried_post_with_idempotency_key_appends_one_event(
+    api: str, prefix: str, auth: dict[str, str]
+) -> None:
     headers = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
-    async with httpx.AsyncClient(base_url=api) as client:
+    async with httpx.AsyncClient(base_url=api, headers=auth) as client:
         answers = [await client.post("/api/v1/goals", json=GOAL, headers=headers) for _ in range(3)]
     assert [a.status_code for a in answers] == [202, 202, 202]
     assert answers[0].json() == answers[1].json() == answers[2].json()
@@ -103,8 +122,8 @@ async def test_retried_post_with_idempotency_key_appends_one_event(api: str, pre
     assert len(matching) == 1
 
 
-async def test_bad_requests_are_problems_and_append_nothing(api: str) -> None:
-    async with httpx.AsyncClient(base_url=api) as client:
+async def test_bad_requests_are_problems_and_append_nothing(api: str, auth: dict[str, str]) -> None:
+    async with httpx.AsyncClient(base_url=api, headers=auth) as client:
         malformed = await client.post(
             "/api/v1/goals", content=b"{oops", headers={"content-type": "application/json"}
         )
@@ -129,16 +148,12 @@ def test_oversize_body_is_refused_without_being_read(api: str) -> None:
 
 
 async def test_kafka_unreachable_is_503_and_nothing_half_written(
-    stack: StackConfig, tmp_path: Path
+    gateway: dict[str, str], auth: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {
-        **stack.client_env(),
-        "OMNIHUB_KAFKA_BOOTSTRAP": "127.0.0.1:9",
-        "OMNIHUB_APPEND_TIMEOUT_S": "2",
-    }
+    env = {**gateway, "OMNIHUB_KAFKA_BOOTSTRAP": "127.0.0.1:9", "OMNIHUB_APPEND_TIMEOUT_S": "2"}
     key = f"down-{uuid.uuid4()}"
     with running_api(env, tmp_path) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth) as client:
             r = await client.post("/api/v1/goals", json=GOAL, headers={"Idempotency-Key": key})
             health = await client.get("/health")
     assert r.status_code == 503
