@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -26,7 +27,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -51,7 +54,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_workers(n: int, concurrency: int, one: object) -> tuple[float, list[float]]:
+async def run_workers(
+    n: int, concurrency: int, one: Callable[[int], Awaitable[None]]
+) -> tuple[float, list[float]]:
     """Call ``one(i)`` n times from ``concurrency`` workers; (seconds, latencies)."""
     latencies: list[float] = []
     counter = iter(range(n))
@@ -59,7 +64,7 @@ async def run_workers(n: int, concurrency: int, one: object) -> tuple[float, lis
     async def worker() -> None:
         for i in counter:
             started = time.perf_counter()
-            await one(i)  # type: ignore[operator]
+            await one(i)
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -67,9 +72,12 @@ async def run_workers(n: int, concurrency: int, one: object) -> tuple[float, lis
     return time.perf_counter() - started, latencies
 
 
-async def bench_http(url: str, n: int, concurrency: int) -> tuple[float, list[float]]:
+async def bench_http(url: str, key: str, n: int, concurrency: int) -> tuple[float, list[float]]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=30, headers=headers
+    ) as client:
         body = {"tenant_id": "bench", "goal": "Book flight to Paris", "context": {"k": "v"}}
         for _ in range(50):  # warm-up: connections, producer metadata
             (await client.post("/api/v1/goals", json=body)).raise_for_status()
@@ -85,13 +93,14 @@ async def bench_http(url: str, n: int, concurrency: int) -> tuple[float, list[fl
 async def bench_bare(settings: Settings, n: int, concurrency: int) -> tuple[float, list[float]]:
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     topic = topic_name(settings, Topic.RUNS)
-    producer = AIOKafkaProducer(**producer_config(settings))  # type: ignore[arg-type]
+    producer = AIOKafkaProducer(**producer_config(settings))
     await producer.start()
 
     def event(i: int) -> bytes:
         run_id = str(uuid.uuid4())
-        env = ids.envelope(GoalReceived, run_id=run_id, tenant_id="bench", actor="bench",
-                           correlation_id=run_id)
+        env = ids.envelope(
+            GoalReceived, run_id=run_id, tenant_id="bench", actor="bench", correlation_id=run_id
+        )
         return codec.encode(GoalReceived(env, "Book flight to Paris", {"k": "v"}))
 
     try:
@@ -111,6 +120,7 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.body = '{"tenant_id":"bench","goal":"Book flight to Paris","context":{"k":"v"}}'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('WRK {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,'
@@ -121,18 +131,75 @@ end
 """
 
 
-def bench_wrk(url: str, seconds: int, concurrency: int) -> dict[str, float]:
+def bench_wrk(url: str, key: str, seconds: int, concurrency: int) -> dict[str, float]:
     """Drive the API with wrk; its request count, duration and latency percentiles."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
-    argv = ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds}s", "--latency",
-            "-s", script.name, f"{url}/api/v1/goals"]
+        script.write(WRK_SCRIPT.replace("%(key)s", key))
+    argv = [
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(concurrency),
+        "-d",
+        f"{seconds}s",
+        "--latency",
+        "-s",
+        script.name,
+        f"{url}/api/v1/goals",
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRK "))
     result: dict[str, float] = json.loads(line[4:])
     if result["errors"]:
         raise RuntimeError(f"{result['errors']} requests were not accepted:\n{out}")
     return result
+
+
+@contextlib.contextmanager
+def gateway_processor(env: dict[str, str], log: Path) -> Iterator[None]:
+    """The key projection's processor, so the bench's API key is known to the API."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.security_processor"],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def create_key(env: dict[str, str]) -> str:
+    """A ``goals:write`` key from ``omnihub keys create`` (it waits for the projection)."""
+    deadline = time.monotonic() + 90
+    while True:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "omnihub.cli",
+                "keys",
+                "create",
+                "--tenant",
+                "bench",
+                "--scopes",
+                "goals:write",
+            ],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode == 0:
+            fields = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+            return fields["key"].strip()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"cannot create a key:\n{done.stdout}{done.stderr}")
+        time.sleep(1)
 
 
 def summary(name: str, n: int, seconds: float, latencies: list[float]) -> dict[str, float]:
@@ -152,34 +219,52 @@ async def main() -> None:
 
     cfg = StackConfig.from_env()
     up(cfg, [s.name for s in SERVICES])
-    prefix = f"bench{uuid.uuid4().hex[:6]}"
-    env = {**cfg.client_env(), "OMNIHUB_TOPIC_PREFIX": prefix}
+    tag = uuid.uuid4().hex[:6]
+    env = {
+        **cfg.client_env(),
+        "OMNIHUB_TOPIC_PREFIX": f"bench{tag}",
+        "OMNIHUB_PROJECTIONS_SCHEMA": f"bench_{tag}",
+        # The bench measures ingestion, not the per-key limits: lift them for its key.
+        "OMNIHUB_RATE_LIMIT_PER_MINUTE": "100000000",
+        "OMNIHUB_CONCURRENCY_LIMIT": "10000",
+    }
     os.environ.update(env)
     settings = Settings()
     await ensure_declared_topics(settings)
 
-    result: dict[str, object] = {"benchmark": "ingest", "concurrency": args.concurrency}
-    with running_api(env, Path(tempfile.mkdtemp())) as url:
+    result: dict[str, Any] = {"benchmark": "ingest", "concurrency": args.concurrency}
+    logs = Path(tempfile.mkdtemp())
+    with gateway_processor(env, logs / "gateway.log"), running_api(env, logs) as url:
+        key = create_key(env)
         if shutil.which("wrk"):
-            wrk = bench_wrk(url, args.seconds, args.concurrency)
+            wrk = bench_wrk(url, key, args.seconds, args.concurrency)
             goals = int(wrk["requests"])
-            result |= {"load_generator": "wrk", "http_per_s": round(goals / wrk["seconds"], 1),
-                       "http_p50_ms": wrk["p50_us"] / 1000, "http_p99_ms": wrk["p99_us"] / 1000}
+            result |= {
+                "load_generator": "wrk",
+                "http_per_s": round(goals / wrk["seconds"], 1),
+                "http_p50_ms": wrk["p50_us"] / 1000,
+                "http_p99_ms": wrk["p99_us"] / 1000,
+            }
         else:
             goals = args.goals
-            http_s, http_lat = await bench_http(url, goals, args.concurrency)
+            http_s, http_lat = await bench_http(url, key, goals, args.concurrency)
             result |= {"load_generator": "httpx"} | summary("http", goals, http_s, http_lat)
     bare_s, bare_lat = await bench_bare(settings, goals, args.concurrency)
     result |= {"goals": goals} | summary("bare", goals, bare_s, bare_lat)
     result["http_to_bare_ratio"] = round(
-        float(result["http_per_s"]) / float(result["bare_per_s"]), 3  # type: ignore[arg-type]
+        float(result["http_per_s"]) / float(result["bare_per_s"]),
+        3,
     )
     print(f"{'':8}{'per s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for side in ("http", "bare"):
-        print(f"{side:8}{result[f'{side}_per_s']:>10}{result[f'{side}_p50_ms']:>10}"
-              f"{result[f'{side}_p99_ms']:>10}")
-    print(f"HTTP ingestion runs at {float(result['http_to_bare_ratio']):.0%} "  # type: ignore[arg-type]
-          "of the bare producer's rate for the same number of durable appends")
+        print(
+            f"{side:8}{result[f'{side}_per_s']:>10}{result[f'{side}_p50_ms']:>10}"
+            f"{result[f'{side}_p99_ms']:>10}"
+        )
+    print(
+        f"HTTP ingestion runs at {float(result['http_to_bare_ratio']):.0%} "
+        "of the bare producer's rate for the same number of durable appends"
+    )
     print(json.dumps(result))
 
 
