@@ -73,12 +73,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         "cleanup.policy": "delete",
         "min.insync.replicas": str(settings.topic_min_insync),
     }
+    # The audit log alone may age out (OMNIHUB_AUDIT_RETENTION_DAYS; 0 keeps it forever):
+    # `omnihub audit verify` then starts its chain at the oldest record still kept.
+    days = settings.audit_retention_days
+    audit = keep_all | ({"retention.ms": str(days * 86_400_000)} if days else {})
     return [
         TopicSpec(
             topic_name(settings, role),
             settings.topic_partitions,
             settings.topic_replication,
-            keep_all,
+            audit if role is Topic.AUDIT else keep_all,
         )
         for role in Topic
     ]

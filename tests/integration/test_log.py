@@ -158,3 +158,12 @@ async def test_omnihub_tail_prints_a_runs_events_filtered_by_type() -> None:
     record = json.loads(only_steps)
     assert record["envelope"]["event_type"] == "step_started"
     assert record["payload"] == {"step_id": "s1", "tool": "echo", "attempt": 1}
+
+
+async def test_audit_retention_is_configurable_and_other_topics_keep_everything() -> None:
+    settings = Settings(topic_prefix=f"t{uuid.uuid4().hex[:10]}", audit_retention_days=30)
+    assert await ensure_declared_topics(settings) == []
+    audit = await topic_config(settings, topic_name(settings, Topic.AUDIT))
+    runs = await topic_config(settings, topic_name(settings, Topic.RUNS))
+    assert audit["retention.ms"] == str(30 * 86_400_000)
+    assert runs["retention.ms"] == "-1"
