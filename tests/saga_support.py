@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from domain import ids
 from domain.events import Event, GoalReceived
 from omnihub.settings import Settings
-from streams.codec import EventCodec
+from streams.codec import DecodeError, EventCodec
 from streams.schema_registry import SchemaRegistry
 from streams.topics import Topic, topic_name
 
@@ -83,7 +83,10 @@ class RunTap:
                 continue
             for records in batch.values():
                 for record in records:
-                    event = self._codec.decode(record.value or b"")
+                    try:
+                        event = self._codec.decode(record.value or b"")
+                    except DecodeError:
+                        continue  # poison records are the bridge's business, not the tap's
                     self.events[event.envelope.run_id].append(event)
             async with self._changed:
                 self._changed.notify_all()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 from temporalio.client import Client
 
@@ -39,6 +40,7 @@ from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
 from streams.producer import KafkaEventAppender
 from streams.saga_bridge import run_bridge
+from streams.topics import Topic, topic_name
 from tests.saga_support import RunTap, WebhookServer, codec_for, goal_event, tapping, unique
 
 
@@ -315,3 +317,42 @@ def decision(
         discriminator=(request.approval_id, "human"),
     )
     return cls(envelope, request.approval_id, request.step_id, approver, reason)
+
+
+async def test_undecodable_records_are_dead_lettered_and_the_bridge_keeps_going(
+    sagas: Sagas,
+) -> None:
+    runs, dead = (
+        topic_name(sagas.settings, Topic.RUNS),
+        topic_name(sagas.settings, Topic.DEADLETTER),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=sagas.settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        poison = await producer.send_and_wait(
+            runs, b"\xc3\x01not avro", key=b"poison", headers=[("event_type", b"goal_received")]
+        )
+    finally:
+        await producer.stop()
+    run_id = await sagas.submit("say still alive")
+    await sagas.finished(run_id, "run_completed")
+    letters = await read_all(sagas.settings.kafka_bootstrap, dead)
+    source = f"{runs}:{poison.partition}:{poison.offset}".encode()
+    letter = next(h for h in letters if h.get("dlq.source") == source)
+    assert letter["dlq.reason"] in (b"unknown_schema", b"corrupt_body", b"bad_header")
+    assert letter["event_type"] == b"goal_received"
+
+
+async def read_all(bootstrap: str, topic: str) -> list[dict[str, bytes]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        found: list[dict[str, bytes]] = []
+        for _ in range(50):
+            batch = await consumer.getmany(timeout_ms=200)
+            found += [dict(r.headers) for records in batch.values() for r in records]
+            if found and not batch:
+                break
+        return found
+    finally:
+        await consumer.stop()

@@ -1,0 +1,116 @@
+"""Kill -9 the worker mid-step: another worker finishes the run, and no effect doubles.
+
+The worker runs as a subprocess (``omnihub worker``) on a task queue of its own. The
+test kills it while the webhook step is in flight, starts a second one, and checks that
+the run completes, the retried webhook call carried the same idempotency key, and each
+Postgres record the run wrote exists exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+
+from infra.stack import StackConfig
+from omnihub import REPO_ROOT
+from omnihub.settings import get_settings
+from sagas import worker as saga_worker
+from sagas.messages import RunInput, RunPolicy
+from sagas.workflow import AgentWorkflow
+from streams.admin import ensure_declared_topics
+from tests.saga_support import WebhookServer, tapping, unique
+
+
+@contextmanager
+def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "omnihub.cli", "worker"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def wait_until(check: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_killed_worker_mid_step_completes_elsewhere_without_doubled_effects(
+    stack: StackConfig, tmp_path: Path
+) -> None:
+    queue, prefix = unique("saga-crash"), unique("sagacrash")
+    env = {
+        **stack.client_env(),
+        "OMNIHUB_TEMPORAL_TASK_QUEUE": queue,
+        "OMNIHUB_TOPIC_PREFIX": prefix,
+    }
+    settings = get_settings().model_copy(
+        update={"temporal_task_queue": queue, "topic_prefix": prefix}
+    )
+    await ensure_declared_topics(settings)
+    await saga_worker.migrate_tool_tables(settings)
+    hooks = WebhookServer()
+    await hooks.start()
+    slow = hooks.hooks["/slow"]
+    slow.delay_s = 4.0
+    client = await saga_worker.connect(settings)
+    run_id = unique("run")
+    goal = f"save the first then post to {hooks.base_url}/slow then save the second"
+    log = tmp_path / "worker.log"
+    try:
+        async with tapping(settings) as tap:
+            with worker_process(env, log) as first:
+                handle = await client.start_workflow(
+                    AgentWorkflow.run,
+                    RunInput(run_id, unique("t"), goal, "goal-1", {}, RunPolicy()),
+                    id=run_id,
+                    task_queue=queue,
+                )
+                await wait_until(lambda: len(slow.requests) == 1, 120, "the webhook call")
+                first.kill()  # SIGKILL: no graceful shutdown, the activity is lost mid-call
+                first.wait(10)
+            with worker_process(env, log):
+                result = await asyncio.wait_for(handle.result(), 180)
+            events = await tap.wait_for(run_id, "run_completed")
+    finally:
+        await hooks.stop()
+    assert result.status == "completed", log.read_text()[-3000:]
+    assert {r["key"] for r in slow.requests} == {f"{run_id}:s2"}
+    assert len(slow.requests) == 2  # the lost attempt and its retry, one key
+    types = [(e.envelope.event_type, getattr(e, "step_id", None)) for e in events]
+    assert types.count(("step_completed", "s1")) == 1  # done before the crash: not redone
+    assert types.count(("step_completed", "s2")) == 1
+    assert types.count(("step_started", "s2")) == 2
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT step_id, count(*) AS n FROM saga_tool_records"
+            " WHERE run_id = $1 GROUP BY step_id",
+            run_id,
+        )
+    finally:
+        await conn.close()
+    assert {r["step_id"]: r["n"] for r in rows} == {"s1": 1, "s3": 1}
