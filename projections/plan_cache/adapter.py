@@ -1,0 +1,122 @@
+"""The semantic :class:`~sagas.plan_cache.PlanCache`: templates, embeddings, pgvector.
+
+Construct it with :func:`semantic_plan_cache` (the worker's factory signature) or
+:func:`build_plan_cache` (own pool). The cache only reads; the
+:class:`~projections.plan_cache.projector.PlanCacheProjector` fills it from the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+
+from domain.templates import GoalTemplate, extract, reuse
+from omnihub.lazy import Lazy
+from omnihub.settings import Settings
+from projections.plan_cache.embedder import Embedder, SentenceTransformerEmbedder
+from projections.plan_cache.store import Candidate, PgPlanCacheStore, migrate
+from sagas.plan_cache import CachedPlan, CacheLookup
+
+log = logging.getLogger(__name__)
+
+# A cache that cannot answer is a miss: the run is planned by the model instead.
+UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class SemanticPlanCache:
+    """Serves a tenant's (or a shared) plan whose template is similar enough."""
+
+    def __init__(
+        self,
+        store: Callable[[], Awaitable[PgPlanCacheStore]],
+        embedder: Embedder,
+        *,
+        threshold: float = 0.85,
+        candidates: int = 5,
+        ef_search: int = 64,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._threshold = threshold
+        self._candidates = candidates
+        self._ef_search = ef_search
+        self._clock = clock
+
+    async def lookup(self, tenant_id: str, goal: str) -> CacheLookup:
+        """The filled plan of the most similar usable entry, or a miss with the template."""
+        template = extract(goal)
+        miss = CacheLookup(hit=None, template=template.text, slots=dict(template.slots))
+        try:
+            found = await self._nearest(tenant_id, template)
+        except UNAVAILABLE as exc:
+            log.warning("plan cache unavailable, planning without it: %s", exc)
+            return miss
+        # Most similar first; on a tie the tenant's own plan before a shared one.
+        for c in sorted(found, key=lambda c: (-c.similarity, c.tenant_id != tenant_id)):
+            steps = reuse(
+                c.template, c.slot_names, c.steps, template, c.similarity, self._threshold
+            )
+            if steps is not None:
+                similarity = round(c.similarity, 4)
+                plan = CachedPlan(steps, similarity, c.template, c.source_plan_id, c.model)
+                return CacheLookup(plan, template.text, dict(template.slots))
+        return miss
+
+    async def _nearest(self, tenant_id: str, template: GoalTemplate) -> list[Candidate]:
+        store = await self._store()
+        (vector,) = await self._embedder.embed([template.text])
+        return await store.nearest(
+            tenant_id,
+            vector,
+            template.slot_names,
+            self._clock(),
+            limit=self._candidates,
+            ef_search=self._ef_search,
+        )
+
+
+def fixed(store: PgPlanCacheStore) -> Callable[[], Awaitable[PgPlanCacheStore]]:
+    """A store source for a store built beforehand (tests, benchmarks, CLI)."""
+
+    async def source() -> PgPlanCacheStore:
+        return store
+
+    return source
+
+
+def semantic_plan_cache(settings: Settings, postgres: Lazy[asyncpg.Pool]) -> SemanticPlanCache:
+    """The semantic cache on the worker's lazy pool (``PLAN_CACHES["semantic"]``).
+
+    The store's tables are migrated on first use; the model loads on the first lookup
+    (call ``embedder.warm_up()`` to load it at start instead).
+    """
+    migrated: list[PgPlanCacheStore] = []
+
+    async def store() -> PgPlanCacheStore:
+        if not migrated:
+            pool = await postgres.get()
+            await migrate(pool, settings.projections_schema)
+            migrated.append(PgPlanCacheStore(pool, schema=settings.projections_schema))
+        return migrated[0]
+
+    return SemanticPlanCache(
+        store,
+        SentenceTransformerEmbedder(settings.plan_cache_model_path),
+        threshold=settings.plan_cache_threshold,
+        candidates=settings.plan_cache_candidates,
+        ef_search=settings.plan_cache_ef_search,
+    )
+
+
+async def build_plan_cache(settings: Settings) -> tuple[SemanticPlanCache, asyncpg.Pool]:
+    """The semantic cache with a pool of its own, returned for the caller to close."""
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=5)
+
+    async def existing() -> asyncpg.Pool:
+        return pool
+
+    return semantic_plan_cache(settings, Lazy(existing)), pool

@@ -1,0 +1,231 @@
+"""The plan cache's tables in Postgres, searched through a pgvector HNSW index.
+
+Vectors travel as pgvector's text form, so any asyncpg pool works without a codec.
+Write methods take the projector's open connection: each change commits together with
+the projector's position.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from domain.events import PlanStep
+from projections.migrate import apply_migrations, quote_ident
+from projections.plan_cache.fold import StoredPlan
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A live entry visible to the asking tenant, with its cosine similarity."""
+
+    tenant_id: str
+    template: str
+    slot_names: tuple[str, ...]
+    steps: tuple[PlanStep, ...]
+    model: str
+    source_plan_id: str
+    similarity: float
+
+
+async def migrate(target: asyncpg.Pool | asyncpg.Connection, schema: str = "public") -> None:
+    """Create the plan cache's tables (migrations 0100-0199) in ``schema``."""
+    await apply_migrations(target, schema=schema, select=lambda m: 100 <= m.number <= 199)
+
+
+def to_pgvector(vector: np.ndarray[Any, Any]) -> str:
+    return "[" + ",".join(f"{float(x):.8g}" for x in vector) + "]"
+
+
+class PgPlanCacheStore:
+    """The entries, shares and invalidation watermarks of one schema."""
+
+    def __init__(self, pool: asyncpg.Pool, *, schema: str = "public") -> None:
+        self.pool = pool
+        self.schema = schema
+        q = quote_ident(schema)
+        self.entries = f"{q}.plan_cache_entries"
+        self.shares = f"{q}.plan_cache_shares"
+        self.invalidations = f"{q}.plan_cache_invalidations"
+        self.positions = f"{q}.plan_cache_positions"
+
+    async def nearest(
+        self,
+        tenant_id: str,
+        vector: np.ndarray[Any, Any],
+        slot_names: Sequence[str],
+        now: datetime,
+        *,
+        limit: int = 5,
+        ef_search: int = 64,
+        exact: bool = False,
+    ) -> list[Candidate]:
+        """The ``limit`` live entries nearest to ``vector`` that ``tenant_id`` may use.
+
+        Only entries with the same slot names qualify. ``exact`` forbids the index (a
+        full scan), for measuring the index's recall.
+        """
+        settings = f"SET LOCAL hnsw.ef_search = {int(ef_search)};"
+        settings += " SET LOCAL hnsw.iterative_scan = strict_order;"
+        if exact:
+            settings += " SET LOCAL enable_indexscan = off;"
+        sql = (
+            "SELECT tenant_id, template, slot_names, steps, model, source_plan_id,"
+            " 1 - (embedding <=> $1::vector) AS similarity"
+            f" FROM {self.entries}"
+            " WHERE (tenant_id = $2 OR shared_with && ARRAY[$2, '*'])"
+            " AND slot_names = $3::text[] AND expires_at > $4"
+            " ORDER BY embedding <=> $1::vector LIMIT $5"
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(settings)
+            rows = await conn.fetch(
+                sql, to_pgvector(vector), tenant_id, sorted(slot_names), now, limit
+            )
+        return [_candidate(r) for r in rows]
+
+    async def put(self, conn: asyncpg.Connection, plan: StoredPlan, vector: Any) -> bool:
+        """Store ``plan`` unless invalidated or older than the entry it would replace."""
+        blocked = await conn.fetchval(
+            f"SELECT max(invalidated_at) FROM {self.invalidations}"
+            " WHERE tenant_id = $1 AND template IN ('', $2)",
+            plan.tenant_id,
+            plan.template,
+        )
+        if blocked is not None and plan.planned_at <= blocked:
+            return False
+        status = await conn.execute(
+            f"INSERT INTO {self.entries} AS e (tenant_id, template, slot_names, steps,"
+            " embedding, model, source_plan_id, source_event_id, planned_at, expires_at,"
+            " shared_with)"
+            " SELECT $1, $2, $3, $4::jsonb, $5::vector, $6, $7, $8, $9, $10,"
+            f" coalesce((SELECT shared_with FROM {self.shares}"
+            "  WHERE tenant_id = $1 AND template = $2), '{}')"
+            " ON CONFLICT (tenant_id, template) DO UPDATE SET slot_names = EXCLUDED.slot_names,"
+            " steps = EXCLUDED.steps, embedding = EXCLUDED.embedding, model = EXCLUDED.model,"
+            " source_plan_id = EXCLUDED.source_plan_id,"
+            " source_event_id = EXCLUDED.source_event_id, planned_at = EXCLUDED.planned_at,"
+            " expires_at = EXCLUDED.expires_at"
+            # Newest plan wins whatever order the log is read in, so rebuilds agree.
+            " WHERE (EXCLUDED.planned_at, EXCLUDED.source_event_id)"
+            " > (e.planned_at, e.source_event_id)",
+            plan.tenant_id,
+            plan.template,
+            list(plan.slot_names),
+            json.dumps([_step_json(s) for s in plan.steps]),
+            to_pgvector(vector),
+            plan.model,
+            plan.source_plan_id,
+            plan.source_event_id,
+            plan.planned_at,
+            plan.expires_at,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def invalidate(
+        self, conn: asyncpg.Connection, tenant_id: str, template: str | None, at: datetime
+    ) -> int:
+        """Drop the tenant's entries (or one template's) planned at or before ``at``."""
+        await conn.execute(
+            f"INSERT INTO {self.invalidations} AS i (tenant_id, template, invalidated_at)"
+            " VALUES ($1, $2, $3) ON CONFLICT (tenant_id, template) DO UPDATE"
+            " SET invalidated_at = greatest(i.invalidated_at, EXCLUDED.invalidated_at)",
+            tenant_id,
+            template or "",
+            at,
+        )
+        status = await conn.execute(
+            f"DELETE FROM {self.entries} WHERE tenant_id = $1"
+            " AND ($2::text IS NULL OR template = $2) AND planned_at <= $3",
+            tenant_id,
+            template,
+            at,
+        )
+        return int(status.split()[-1])
+
+    async def share(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        template: str,
+        shared_with: Sequence[str],
+        at: datetime,
+        event_id: str,
+    ) -> None:
+        """Record who may reuse the tenant's plan for ``template`` (latest decision wins)."""
+        updated = await conn.fetchval(
+            f"INSERT INTO {self.shares} AS s (tenant_id, template, shared_with, shared_at,"
+            " event_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, template)"
+            " DO UPDATE SET shared_with = EXCLUDED.shared_with,"
+            " shared_at = EXCLUDED.shared_at, event_id = EXCLUDED.event_id"
+            " WHERE (EXCLUDED.shared_at, EXCLUDED.event_id) > (s.shared_at, s.event_id)"
+            " RETURNING shared_with",
+            tenant_id,
+            template,
+            sorted(set(shared_with)),
+            at,
+            event_id,
+        )
+        if updated is not None:
+            await conn.execute(
+                f"UPDATE {self.entries} SET shared_with = $3"
+                " WHERE tenant_id = $1 AND template = $2",
+                tenant_id,
+                template,
+                updated,
+            )
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete entries past their expiry (lookups already skip them)."""
+        status = await self.pool.execute(f"DELETE FROM {self.entries} WHERE expires_at <= $1", now)
+        return int(status.split()[-1])
+
+    async def snapshot(self) -> list[dict[str, Any]]:
+        """Every entry, ordered, with its embedding as text (to compare rebuilds)."""
+        rows = await self.pool.fetch(
+            "SELECT tenant_id, template, slot_names, steps::text AS steps,"
+            " embedding::text AS embedding, model, source_plan_id, source_event_id,"
+            f" planned_at, expires_at, shared_with FROM {self.entries}"
+            " ORDER BY tenant_id, template"
+        )
+        return [dict(r) for r in rows]
+
+    async def reset(self, projector: str) -> None:
+        """Empty the cache and forget the projector's position, to replay the log."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"TRUNCATE {self.entries}, {self.shares}, {self.invalidations}")
+            await conn.execute(f"DELETE FROM {self.positions} WHERE projector = $1", projector)
+
+
+def _step_json(step: PlanStep) -> dict[str, Any]:
+    return {
+        "step_id": step.step_id,
+        "tool": step.tool,
+        "arguments_json": step.arguments_json,
+        "depends_on": list(step.depends_on),
+        "risk": step.risk,
+        "compensation": step.compensation,
+        "timeout_s": step.timeout_s,
+        "max_attempts": step.max_attempts,
+    }
+
+
+def _candidate(row: asyncpg.Record) -> Candidate:
+    steps = tuple(
+        PlanStep(**{**s, "depends_on": tuple(s["depends_on"])}) for s in json.loads(row["steps"])
+    )
+    return Candidate(
+        tenant_id=row["tenant_id"],
+        template=row["template"],
+        slot_names=tuple(row["slot_names"]),
+        steps=steps,
+        model=row["model"],
+        source_plan_id=row["source_plan_id"],
+        similarity=float(row["similarity"]),
+    )
