@@ -52,4 +52,20 @@ GATEWAY_PROCESSOR = ServiceSpec(
     health=lambda cfg: True,
 )
 
-SERVICES: tuple[ServiceSpec, ...] = (API, GATEWAY_PROCESSOR)
+# The Temporal worker for AgentWorkflow (sagas/worker.py); more can run side by side.
+WORKER = ServiceSpec(
+    name="worker",
+    argv=lambda cfg: [sys.executable, "-m", "omnihub.cli", "worker"],
+    endpoint=lambda cfg: f"temporal://{HOST}:{cfg.temporal_port}",
+    health=lambda cfg: True,
+)
+
+# Kafka -> Temporal: starts runs from goal_received, signals approvals and cancels.
+SAGA_BRIDGE = ServiceSpec(
+    name="saga-bridge",
+    argv=lambda cfg: [sys.executable, "-m", "omnihub.cli", "saga-bridge", "run"],
+    endpoint=lambda cfg: f"kafka://{HOST}:{cfg.kafka_port}",
+    health=lambda cfg: True,
+)
+
+SERVICES: tuple[ServiceSpec, ...] = (API, GATEWAY_PROCESSOR, WORKER, SAGA_BRIDGE)

@@ -29,6 +29,7 @@ from domain.events import ApprovalDenied, ApprovalGranted, Event, GoalReceived, 
 from omnihub.settings import Settings
 from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
 from sagas.workflow import AgentWorkflow
+from streams.admin import ensure_declared_topics
 from streams.codec import DecodeError, EventCodec
 from streams.processors.deadletter import DeadLetter, DeadLetterWriter, KafkaDeadLetterWriter
 from streams.schema_registry import SchemaRegistry
@@ -212,6 +213,7 @@ async def run_bridge(
     client: Client | None = None,
 ) -> SagaBridge:
     """Bridge until ``stop`` is set. A new group starts at the oldest record unless told."""
+    await ensure_declared_topics(settings)
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     client = client or await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace
