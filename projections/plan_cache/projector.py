@@ -24,6 +24,7 @@ from projections.plan_cache.embedder import Embedder
 from projections.plan_cache.fold import StoredPlan, stored_plan
 from projections.plan_cache.store import PgPlanCacheStore
 from streams.codec import DecodeError, EventCodec
+from streams.log_reader import partitions_of
 from streams.topics import Topic, topic_name
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,7 @@ class PlanCacheProjector:
             await producer.stop()
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        await consumer.topics()
-        parts = [
-            TopicPartition(t, p)
-            for t in self._topics
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
+        parts = await _partitions(self._settings.kafka_bootstrap, self._topics)
         consumer.assign(parts)
         rows = await self._store.pool.fetch(
             f"SELECT topic, partition, next_offset FROM {self._store.positions}"
@@ -201,3 +197,18 @@ class PlanCacheProjector:
 
 async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
     return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+
+
+async def _partitions(
+    bootstrap: str, topics: Sequence[str], wait_s: float = 10.0
+) -> list[TopicPartition]:
+    """Every partition of ``topics``, waiting out metadata that lags a topic's creation."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        parts = await partitions_of(bootstrap, topics)
+        missing = set(topics) - {tp.topic for tp in parts}
+        if not missing:
+            return parts
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"topics without partitions: {sorted(missing)}")
+        await asyncio.sleep(0.2)
