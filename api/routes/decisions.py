@@ -30,7 +30,7 @@ Decider = Annotated[Principal, require("approvals:decide")]
 Canceller = Annotated[Principal, require("runs:cancel")]
 ApprovalId = Annotated[str, Path(min_length=1, max_length=100)]
 RunId = Annotated[str, Path(min_length=1, max_length=100)]
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
 # One decision per approval: the first claim wins, a concurrent second gets 409.
 CLAIM_KEY = "omnihub:approval-decision:{}"
 CLAIM_TTL_S = 7 * 24 * 3600
