@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "projections.cli",
     "sagas.cli",
     "api.security.cli",
+    "projections.plan_cache.cli",
 )
 
 

@@ -46,7 +46,7 @@ class PlanCacheProjector:
     ) -> None:
         self.name = name
         self._settings = settings
-        self._store = store
+        self.store = store
         self._embedder = embedder
         self._codec = codec
         self._ttl = timedelta(seconds=settings.plan_cache_ttl_s)
@@ -88,8 +88,8 @@ class PlanCacheProjector:
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         parts = await _partitions(self._settings.kafka_bootstrap, self._topics)
         consumer.assign(parts)
-        rows = await self._store.pool.fetch(
-            f"SELECT topic, partition, next_offset FROM {self._store.positions}"
+        rows = await self.store.pool.fetch(
+            f"SELECT topic, partition, next_offset FROM {self.store.positions}"
             " WHERE projector = $1",
             self.name,
         )
@@ -115,13 +115,13 @@ class PlanCacheProjector:
         }
         templates = [p.template for p in plans.values()]
         vectors = dict(zip(plans, await self._embedder.embed(templates), strict=True))
-        async with self._store.pool.acquire() as conn, conn.transaction():
+        async with self.store.pool.acquire() as conn, conn.transaction():
             start = await self._position(conn, tp)
             for offset, event in events:
                 if offset >= start and event is not None:
                     await self._fold(conn, event, plans.get(offset), vectors.get(offset))
             await conn.execute(
-                f"UPDATE {self._store.positions} SET next_offset = $4"
+                f"UPDATE {self.store.positions} SET next_offset = $4"
                 " WHERE projector = $1 AND topic = $2 AND partition = $3",
                 self.name,
                 tp.topic,
@@ -134,14 +134,14 @@ class PlanCacheProjector:
     ) -> None:
         env = event.envelope
         if plan is not None:
-            await self._store.put(conn, plan, vector)
+            await self.store.put(conn, plan, vector)
         elif isinstance(event, PlanCacheInvalidated):
             template = event.template if event.scope == "template" else None
             if event.scope == "template" and not template:
                 return  # a template-scoped invalidation naming no template drops nothing
-            await self._store.invalidate(conn, env.tenant_id, template, env.occurred_at)
+            await self.store.invalidate(conn, env.tenant_id, template, env.occurred_at)
         elif isinstance(event, PlanTemplateShared):
-            await self._store.share(
+            await self.store.share(
                 conn,
                 env.tenant_id,
                 event.template,
@@ -179,14 +179,14 @@ class PlanCacheProjector:
 
     async def _position(self, conn: asyncpg.Connection, tp: TopicPartition) -> int:
         await conn.execute(
-            f"INSERT INTO {self._store.positions} (projector, topic, partition, next_offset)"
+            f"INSERT INTO {self.store.positions} (projector, topic, partition, next_offset)"
             " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
             self.name,
             tp.topic,
             tp.partition,
         )
         value: int = await conn.fetchval(
-            f"SELECT next_offset FROM {self._store.positions} WHERE projector = $1"
+            f"SELECT next_offset FROM {self.store.positions} WHERE projector = $1"
             " AND topic = $2 AND partition = $3 FOR UPDATE",
             self.name,
             tp.topic,
