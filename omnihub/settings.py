@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     llm_api_base: str | None = None
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=30.0, gt=0.0)
-    plan_cache: str = "disabled"  # which PlanCache adapter sagas.worker wires in
+    plan_cache: str = "semantic"  # PlanCache adapter of sagas.worker: "semantic" | "disabled"
     # Semantic plan cache (issue 5), used when plan_cache = "semantic".
     plan_cache_threshold: float = Field(default=0.85, gt=0.0, le=1.0)  # cosine, templates
     plan_cache_ttl_s: float = Field(default=24 * 3600.0, gt=0.0)  # from the model's plan

@@ -19,6 +19,8 @@ from sagas.plan_cache import PlanCache
 from sagas.planner import Planner, PlanRequest
 from sagas.tools import ToolRegistry
 
+WARM_UP_TENANT = "_warmup"  # never a real tenant: those start alphanumeric
+
 
 @dataclass(frozen=True)
 class MadePlan:
@@ -55,6 +57,10 @@ class PlanSource:
         self._fallback = fallback
         self._tools = tools
         self._switches = kill_switches
+
+    async def warm_up(self) -> None:
+        """One throwaway lookup, so lazy parts of the cache (a model) load before runs."""
+        await self._cache.lookup(WARM_UP_TENANT, "warm up the plan cache")
 
     async def plan(self, run: RunIds, goal: str, context: Mapping[str, str]) -> MadePlan:
         """A validated plan for ``goal``; raises ``PlanInvalid`` or ``PlannerUnavailable``."""

@@ -37,9 +37,18 @@ from streams.schema_registry import SchemaRegistry
 
 log = logging.getLogger(__name__)
 
-# ``OMNIHUB_PLAN_CACHE`` picks one; the semantic cache adds its adapter here.
+
+def _semantic_cache(settings: Settings, postgres: Lazy[asyncpg.Pool]) -> PlanCache:
+    # Imported only when chosen: it brings the embedding model (torch) with it.
+    from projections.plan_cache.adapter import semantic_plan_cache
+
+    return semantic_plan_cache(settings, postgres)
+
+
+# ``OMNIHUB_PLAN_CACHE`` picks one.
 PLAN_CACHES: dict[str, Callable[[Settings, Lazy[asyncpg.Pool]], PlanCache]] = {
     "disabled": lambda settings, pool: DisabledPlanCache(),
+    "semantic": _semantic_cache,
 }
 
 
@@ -95,6 +104,9 @@ async def saga_activities(
             tools,
             switches,
         )
+        # Load the cache's model now: importing it while workflows run would race the
+        # workflow sandbox's import hooks (and stall the first run).
+        await plans.warm_up()
         yield SagaActivities(appender, tools, plans, switches)
 
 
