@@ -68,4 +68,12 @@ SAGA_BRIDGE = ServiceSpec(
     health=lambda cfg: True,
 )
 
-SERVICES: tuple[ServiceSpec, ...] = (API, GATEWAY_PROCESSOR, WORKER, SAGA_BRIDGE)
+# The semantic plan cache: folds plan_generated, invalidations and shares into pgvector.
+PLAN_CACHE = ServiceSpec(
+    name="plan-cache",
+    argv=lambda cfg: [sys.executable, "-m", "omnihub.cli", "plan-cache", "run"],
+    endpoint=lambda cfg: f"kafka://{HOST}:{cfg.kafka_port}",
+    health=lambda cfg: True,
+)
+
+SERVICES: tuple[ServiceSpec, ...] = (API, GATEWAY_PROCESSOR, WORKER, SAGA_BRIDGE, PLAN_CACHE)
