@@ -25,7 +25,7 @@ only the tools listed. Answer with one JSON object and nothing else:
             "compensation": "<the tool's compensation name>",
             "timeout_s": <seconds>, "max_attempts": <1..10>}]}
 Steps without a dependency between them run in parallel. Refer to an earlier step's
-result in arguments as "{{<step id>.<field>}}". Never invent tools."""
+result in arguments as "${<step id>.<field>}". Never invent tools."""
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -51,6 +51,10 @@ class LiteLLMPlanner:
         self._api_base = api_base
         self._api_key = api_key
         self._timeout_s = timeout_s
+
+    async def warm_up(self) -> None:
+        """Import litellm now (seconds), not inside the first activity."""
+        _litellm()
 
     async def propose(self, request: PlanRequest) -> Mapping[str, Any]:
         litellm = _litellm()

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from domain.events import PlanStep
 
 MAX_STEPS = 50
-_REF = re.compile(r"\{\{\s*([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9_-]+)*)\s*\}\}")
+# ``${step.field}``: distinct from the plan cache's ``{{SLOT}}`` placeholders on purpose.
+_REF = re.compile(r"\$\{\s*([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9_-]+)*)\s*\}")
 
 
 class PlanInvalid(Exception):
@@ -154,7 +155,7 @@ def ready_steps(
 
 
 def resolve_arguments(arguments: Any, inputs: Mapping[str, Any]) -> Any:
-    """``arguments`` with ``"{{step.field.sub}}"`` references replaced by inputs' values.
+    """``arguments`` with ``"${step.field.sub}"`` references replaced by inputs' values.
 
     A string that is exactly one reference becomes the referenced value (any JSON); a
     reference inside a longer string is formatted into it. An unknown reference is a

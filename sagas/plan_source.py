@@ -59,8 +59,12 @@ class PlanSource:
         self._switches = kill_switches
 
     async def warm_up(self) -> None:
-        """One throwaway lookup, so lazy parts of the cache (a model) load before runs."""
+        """Load lazy parts (the cache's model, litellm) before runs: importing them while
+        workflows run would race the workflow sandbox's import hooks."""
         await self._cache.lookup(WARM_UP_TENANT, "warm up the plan cache")
+        warm = getattr(self._planner, "warm_up", None)
+        if warm is not None:
+            await warm()
 
     async def plan(self, run: RunIds, goal: str, context: Mapping[str, str]) -> MadePlan:
         """A validated plan for ``goal``; raises ``PlanInvalid`` or ``PlannerUnavailable``."""

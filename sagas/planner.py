@@ -103,7 +103,7 @@ def _rule(clause: str, previous: Sequence[str]) -> dict[str, Any]:
     if save := _SAVE.match(clause):
         record: dict[str, Any] = {"text": save.group(1) or clause}
         if previous:
-            record["previous"] = "{{" + previous[0] + "}}"
+            record["previous"] = "${" + previous[0] + "}"
         return {
             "tool": "pg_record",
             "arguments": {"collection": "notes", "record": record},

@@ -104,8 +104,6 @@ async def saga_activities(
             tools,
             switches,
         )
-        # Load the cache's model now: importing it while workflows run would race the
-        # workflow sandbox's import hooks (and stall the first run).
         await plans.warm_up()
         yield SagaActivities(appender, tools, plans, switches)
 

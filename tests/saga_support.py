@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from domain import ids
 from domain.events import Event, GoalReceived
+from omnihub import REPO_ROOT
 from omnihub.settings import Settings
 from streams.codec import DecodeError, EventCodec
 from streams.schema_registry import SchemaRegistry
@@ -217,3 +222,27 @@ def completion(content: str, model: str = "planner-test") -> web.Response:
 
 def plan_json(*steps: dict[str, Any]) -> str:
     return json.dumps({"steps": list(steps)})
+
+
+@contextmanager
+def omnihub_process(
+    env: dict[str, str], log: Path, *args: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m omnihub.cli <args>`` with ``env`` until the block ends (SIGTERM, then kill)."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "omnihub.cli", *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -38,7 +38,7 @@ class TransformTool:
     compensation = "noop"
     description = (
         'Reshape a value. arguments: {"op": "echo"|"upper"|"lower"|"length"|"merge", '
-        '"value": any JSON}. Use "{{<step_id>.<field>}}" to pass an earlier result.'
+        '"value": any JSON}. Use "${<step_id>.<field>}" to pass an earlier result.'
     )
 
     async def run(self, call: ToolCall) -> JsonObject:

@@ -8,13 +8,9 @@ Redis database and task queue: the API, the gateway processor (keys), the projec
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 import asyncpg
@@ -23,29 +19,8 @@ import pytest
 
 from infra.launch import running_api
 from infra.stack import StackConfig
-from omnihub import REPO_ROOT
 from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_processor
-from tests.saga_support import unique
-
-
-@contextmanager
-def omnihub_process(env: dict[str, str], log: Path, *args: str) -> Iterator[None]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "omnihub.cli", *args],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+from tests.saga_support import omnihub_process, unique
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ GOOD_PLAN = plan_json(
     {
         "id": "shout",
         "tool": "transform",
-        "arguments": {"op": "upper", "value": "{{fetch.value}}"},
+        "arguments": {"op": "upper", "value": "${fetch.value}"},
         "depends_on": ["fetch"],
     },
 )

@@ -9,45 +9,18 @@ Postgres record the run wrote exists exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
 
 from infra.stack import StackConfig
-from omnihub import REPO_ROOT
 from omnihub.settings import get_settings
 from sagas import worker as saga_worker
 from sagas.messages import RunInput, RunPolicy
 from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
-from tests.saga_support import WebhookServer, tapping, unique
-
-
-@contextmanager
-def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "omnihub.cli", "worker"],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+from tests.saga_support import WebhookServer, omnihub_process, tapping, unique
 
 
 async def wait_until(check: object, timeout_s: float, what: str) -> None:
@@ -82,7 +55,7 @@ async def test_killed_worker_mid_step_completes_elsewhere_without_doubled_effect
     log = tmp_path / "worker.log"
     try:
         async with tapping(settings) as tap:
-            with worker_process(env, log) as first:
+            with omnihub_process(env, log, "worker") as first:
                 handle = await client.start_workflow(
                     AgentWorkflow.run,
                     RunInput(run_id, unique("t"), goal, "goal-1", {}, RunPolicy()),
@@ -92,7 +65,7 @@ async def test_killed_worker_mid_step_completes_elsewhere_without_doubled_effect
                 await wait_until(lambda: len(slow.requests) == 1, 120, "the webhook call")
                 first.kill()  # SIGKILL: no graceful shutdown, the activity is lost mid-call
                 first.wait(10)
-            with worker_process(env, log):
+            with omnihub_process(env, log, "worker"):
                 result = await asyncio.wait_for(handle.result(), 180)
             events = await tap.wait_for(run_id, "run_completed")
     finally:

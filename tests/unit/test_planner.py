@@ -115,10 +115,10 @@ def test_topological_order_and_ready_steps_follow_dependencies() -> None:
 def test_references_take_dependency_results() -> None:
     inputs = {"s1": {"value": "Paris", "list": [1, 2]}, "s2": {"n": 3}}
     args = {
-        "whole": "{{s1}}",
-        "field": "{{ s1.value }}",
-        "in_text": "to {{s1.value}} x{{s2.n}}",
-        "idx": ["{{s1.list.1}}"],
+        "whole": "${s1}",
+        "field": "${ s1.value }",
+        "in_text": "to ${s1.value} x${s2.n}",
+        "idx": ["${s1.list.1}"],
     }
     assert resolve_arguments(args, inputs) == {
         "whole": {"value": "Paris", "list": [1, 2]},
@@ -128,7 +128,7 @@ def test_references_take_dependency_results() -> None:
     }
 
 
-@pytest.mark.parametrize("ref", ["{{s9}}", "{{s1.nope}}", "{{s1.list.7}}"])
+@pytest.mark.parametrize("ref", ["${s9}", "${s1.nope}", "${s1.list.7}"])
 def test_a_reference_to_nothing_is_refused(ref: str) -> None:
     with pytest.raises(PlanInvalid) as caught:
         resolve_arguments({"x": ref}, {"s1": {"list": []}})
@@ -149,7 +149,7 @@ def test_rule_plan_chains_clauses_and_runs_siblings_in_parallel() -> None:
     assert json.loads(steps[1].arguments_json) == {"seconds": 2.0}
     assert json.loads(steps[3].arguments_json)["record"] == {
         "text": "the summary",
-        "previous": "{{s2}}",
+        "previous": "${s2}",
     }
 
 
