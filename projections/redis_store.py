@@ -33,7 +33,11 @@ if ARGV[11] == '1' then
 end
 local cur = redis.call('HGET', poskey, field)
 if (cur or '0') ~= ARGV[7] then return 'conflict' end
-for _, cmd in ipairs(cjson.decode(ARGV[10])) do redis.call(unpack(cmd)) end
+for _, cmd in ipairs(cjson.decode(ARGV[10])) do
+  local r = redis.call(unpack(cmd))
+  -- an absent counter is zero: keeps the keyspace independent of batch boundaries
+  if cmd[1] == 'HINCRBY' and r == 0 then redis.call('HDEL', cmd[2], cmd[3]) end
+end
 redis.call('HSET', poskey, field, ARGV[8])
 if ARGV[9] ~= '' then redis.call('HSET', timekey, field, ARGV[9]) end
 return 'ok'

@@ -120,7 +120,9 @@ async def run_projector(settings: Settings, stop: asyncio.Event | None = None) -
         loop.add_signal_handler(sig, stop.set)
     async with projector_resources(settings) as projector:
         app = build_app(settings, projector)
-        worker = faust.Worker(app, loglevel="WARNING", override_logging=False, loop=loop)
+        worker = faust.Worker(
+            app, loglevel="WARNING", override_logging=False, loop=loop, daemon=False
+        )
         await worker.start()
         log.warning("projector %s running", group_id(settings))
         try:

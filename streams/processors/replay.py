@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.log_reader import partitions_of
 from streams.processors.projector import RawRecord
 
 Ranges = Mapping[tuple[str, int], tuple[int, int]]  # (topic, partition) -> [start, end)
@@ -13,13 +14,13 @@ Ranges = Mapping[tuple[str, int], tuple[int, int]]  # (topic, partition) -> [sta
 
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
     """The next offset to be written in every partition of ``topics``."""
+    parts = await partitions_of(bootstrap, topics)
+    if not parts:
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = [TopicPartition(t, p) for t in topics
-                 for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends = await consumer.end_offsets(parts) if parts else {}
+        ends = await consumer.end_offsets(parts)
         return {(tp.topic, tp.partition): off for tp, off in ends.items()}
     finally:
         await consumer.stop()
