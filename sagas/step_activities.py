@@ -1,0 +1,151 @@
+"""The step activities: run a step's tool, record failures, compensate."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.events import (
+    StepCompensated,
+    StepCompensationFailed,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+)
+from sagas import messages as m
+from sagas.activity_base import ActivityBase, heartbeating
+from sagas.killswitch import tool_feature
+from sagas.plan import PlanInvalid, resolve_arguments
+from sagas.tools import ToolDomainError, ToolError
+
+
+class StepActivities(ActivityBase):
+    """Activities that touch the world through tools, one step at a time."""
+
+    @activity.defn(name="run_step")
+    async def run_step(self, inp: m.StepInput) -> m.StepOutput:
+        """Run one step's tool once per attempt, appending started and completed/failed."""
+        attempt = activity.info().attempt
+        step, run = inp.step, inp.run
+        await self._append(
+            StepStarted(
+                self._envelope(StepStarted, run, step.step_id, attempt),
+                step.step_id,
+                step.tool,
+                attempt,
+            )
+        )
+        started = time.monotonic()
+        try:
+            arguments, result = await self._invoke(inp, attempt)
+        except (ToolError, PlanInvalid) as exc:
+            raise await self._step_failed(inp, attempt, exc) from exc
+        except Exception as exc:  # an unexpected bug in a tool: report it, let Temporal retry
+            raise await self._step_failed(inp, attempt, exc) from exc
+        result_json = json.dumps(result, sort_keys=True, default=str)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        await self._append(
+            StepCompleted(
+                self._envelope(StepCompleted, run, step.step_id),
+                step.step_id,
+                step.tool,
+                attempt,
+                result_json,
+                duration_ms,
+            )
+        )
+        return m.StepOutput(
+            step.step_id, result_json, attempt, json.dumps(arguments, sort_keys=True)
+        )
+
+    async def _invoke(self, inp: m.StepInput, attempt: int) -> tuple[object, dict[str, object]]:
+        step = inp.step
+        if await self._switches.is_engaged(tool_feature(step.tool), inp.run.tenant_id):
+            raise ToolDomainError(f"kill switch engaged for tool {step.tool!r}")
+        tool = self._tools.get(step.tool)
+        inputs = {k: json.loads(v) for k, v in inp.inputs.items()}
+        arguments = resolve_arguments(json.loads(step.arguments_json), inputs)
+        if not isinstance(arguments, dict):
+            raise ToolDomainError("step arguments must be a JSON object")
+        call = self._call(inp.run, step.step_id, attempt, arguments, inputs)
+        async with heartbeating():
+            result = await tool.run(call)
+        return arguments, result
+
+    async def _step_failed(
+        self, inp: m.StepInput, attempt: int, exc: Exception
+    ) -> ApplicationError:
+        retryable = getattr(exc, "retryable", not isinstance(exc, PlanInvalid))
+        final = not retryable or attempt >= inp.step.max_attempts
+        step = inp.step
+        await self._append(
+            StepFailed(
+                self._envelope(StepFailed, inp.run, step.step_id, attempt),
+                step.step_id,
+                step.tool,
+                attempt,
+                type(exc).__name__,
+                str(exc)[:2000],
+                retryable,
+                final,
+            )
+        )
+        return ApplicationError(
+            str(exc)[:2000], type=type(exc).__name__, non_retryable=not retryable
+        )
+
+    @activity.defn(name="record_step_failure")
+    async def record_step_failure(self, inp: m.StepFailureInput) -> m.Emitted:
+        """A final ``step_failed`` for what the step could not report (timeout, denial)."""
+        step = inp.step
+        event = StepFailed(
+            self._envelope(StepFailed, inp.run, step.step_id, "final"),
+            step.step_id,
+            step.tool,
+            0,
+            inp.error_type,
+            inp.message[:2000],
+            False,
+            True,
+        )
+        await self._append(event)
+        return m.Emitted(event.envelope.event_id)
+
+    @activity.defn(name="compensate_step")
+    async def compensate_step(self, inp: m.CompensateInput) -> m.CompensateOutput:
+        """Undo one completed step; after the last attempt, record that it could not be."""
+        attempt = activity.info().attempt
+        step = inp.step
+        call = self._call(inp.run, step.step_id, attempt, json.loads(step.arguments_json), {})
+        try:
+            async with heartbeating():
+                result = await self._tools.get(step.tool).compensate(
+                    call, json.loads(step.result_json)
+                )
+        except Exception as exc:
+            retryable = getattr(exc, "retryable", True)
+            if retryable and attempt < inp.max_attempts:
+                raise ApplicationError(str(exc), type=type(exc).__name__) from exc
+            await self._append(
+                StepCompensationFailed(
+                    self._envelope(StepCompensationFailed, inp.run, step.step_id),
+                    step.step_id,
+                    step.tool,
+                    inp.compensation,
+                    f"{type(exc).__name__}: {exc}"[:2000],
+                )
+            )
+            return m.CompensateOutput(step.step_id, False, str(exc)[:500])
+        await self._append(
+            StepCompensated(
+                self._envelope(StepCompensated, inp.run, step.step_id),
+                step.step_id,
+                step.tool,
+                inp.compensation,
+                json.dumps(result, sort_keys=True, default=str),
+            )
+        )
+        return m.CompensateOutput(step.step_id, True)
