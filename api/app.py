@@ -17,7 +17,7 @@ from api import problems
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.idempotency import RedisIdempotencyStore
-from api.routes import admin, decisions, goals, goals_batch, health, keys
+from api.routes import admin, approvals, decisions, goals, goals_batch, health, keys, kpis, runs
 from api.security.services import build_security
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
@@ -98,4 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router, prefix="/api/v1")
     app.include_router(admin.router, prefix="/api/v1")
     app.include_router(decisions.router, prefix="/api/v1")
+    app.include_router(runs.router, prefix="/api/v1")
+    app.include_router(approvals.router, prefix="/api/v1")
+    app.include_router(kpis.router, prefix="/api/v1")
     return app

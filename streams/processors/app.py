@@ -116,14 +116,15 @@ async def run_projector(settings: Settings, stop: asyncio.Event | None = None) -
     """Run the projector until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     async with projector_resources(settings) as projector:
         app = build_app(settings, projector)
         worker = faust.Worker(
             app, loglevel="WARNING", override_logging=False, loop=loop, daemon=False
         )
         await worker.start()
+        # After start: mode's worker installs handlers that stop the loop under us.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         log.warning("projector %s running", group_id(settings))
         try:
             await stop.wait()

@@ -1,0 +1,33 @@
+"""KPI roll-ups per tenant per minute, for dashboards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import StateDep
+from api.routes.runs import FreshnessDep, fresh, read_models
+from api.security.deps import require
+from api.security.principal import Principal
+from projections import queries
+
+router = APIRouter(tags=["kpis"])
+KpiReader = Annotated[Principal, require("kpis:read")]
+
+
+@router.get("/kpis")
+async def get_kpis(
+    state: StateDep,
+    probe: FreshnessDep,
+    p: KpiReader,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1440,
+) -> dict[str, Any]:
+    """Goals, completions, failures, compensations, cache hits and run p50/p95 per minute."""
+    async with read_models(state, p) as conn:
+        rows = await queries.kpis(conn, tenant_id=p.tenant_id, since=since, until=until,
+                                  limit=limit)
+    return {"items": rows, "freshness": await fresh(state, probe)}

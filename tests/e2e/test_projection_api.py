@@ -1,0 +1,139 @@
+"""HTTP in, Kafka through, projections out: the dashboard read API over a real projector."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from domain import ids
+from domain.events import ApprovalRequested, Event
+from infra.launch import running_api
+from infra.stack import StackConfig
+from omnihub import REPO_ROOT
+from omnihub.settings import Settings
+from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_processor
+from tests.integration.test_projection_store import T0, append, story
+
+
+@pytest.fixture(scope="module")
+def env(stack: StackConfig) -> dict[str, str]:
+    return gateway_env(stack, OMNIHUB_RATE_LIMIT_PER_MINUTE="100000",
+                       OMNIHUB_PROJECTIONS_REDIS_PREFIX=f"e2e{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def projector(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    log = tmp_path_factory.mktemp("projector") / "projector.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "omnihub.cli", "projector", "run"],
+                                cwd=REPO_ROOT, env={**os.environ, **env},
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def api(env: dict[str, str], projector: None, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[str]:
+    logs: Path = tmp_path_factory.mktemp("projection-api")
+    with running_processor(env, logs), running_api(env, logs) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keys(api: str, env: dict[str, str]) -> dict[str, CliKey]:
+    return {t: cli_key(env, t, "read") for t in ("tenant-a", "tenant-b")}
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    return Settings(kafka_bootstrap=env["OMNIHUB_KAFKA_BOOTSTRAP"],
+                    topic_prefix=env["OMNIHUB_TOPIC_PREFIX"], topic_partitions=3)
+
+
+async def get(url: str, key: CliKey, path: str, **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        return await client.get(path, params=params,
+                                headers={"Authorization": f"Bearer {key.key}"})
+
+
+async def poll(url: str, key: CliKey, path: str, ok: Any, **params: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        r = await get(url, key, path, **params)
+        if r.status_code == 200 and ok(r.json()):
+            body: dict[str, Any] = r.json()
+            return body
+        assert time.monotonic() < deadline, f"{path}: {r.status_code} {r.text[:500]}"
+        await asyncio.sleep(0.5)
+
+
+async def test_read_api_serves_runs_timeline_approvals_and_kpis(
+    api: str, keys: dict[str, CliKey], env: dict[str, str]
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    runs = [story(f"run-{tag}-{i}", "tenant-a", i % 5) for i in range(5)]
+    waiting = f"run-{tag}-wait"
+    pending = ApprovalRequested(
+        ids.envelope(ApprovalRequested, run_id=waiting, tenant_id="tenant-a", actor="saga",
+                     correlation_id=waiting, discriminator=("a",),
+                     occurred_at=T0 + timedelta(minutes=5)),
+        f"ap-{tag}", "s1", "wire_money", 0.95, ("amount over limit",), T0 + timedelta(hours=2))
+    other = story(f"run-{tag}-b", "tenant-b", 0)
+    events: list[Event] = [e for r in runs for e in r] + [*story(waiting, "tenant-a", 0)[:4],
+                                                          pending, *other]
+    await append(settings_of(env), events)
+    a, b = keys["tenant-a"], keys["tenant-b"]
+
+    body = await poll(api, a, "/api/v1/runs", lambda j: len(j["items"]) == 6, limit=100)
+    assert body["freshness"]["lag_events"] is not None
+    assert {r["tenant_id"] for r in body["items"]} == {"tenant-a"}
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = (await get(api, a, "/api/v1/runs", limit=2,
+                          **({"cursor": cursor} if cursor else {}))).json()
+        seen += [r["run_id"] for r in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 6
+
+    failed = (await get(api, a, "/api/v1/runs", status="failed")).json()["items"]
+    assert [r["run_id"] for r in failed] == [f"run-{tag}-3"]
+
+    done = await poll(api, a, f"/api/v1/runs/run-{tag}-0",
+                      lambda j: j["freshness"]["lag_events"] == 0)
+    assert done["status"] == "completed" and done["duration_ms"] is not None
+    assert [t["seq"] for t in done["timeline"]] == list(range(1, len(runs[0]) + 1))
+    assert done["timeline"][0]["event_type"] == "goal_received"
+
+    missing = await get(api, a, "/api/v1/runs/run-nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    assert (await get(api, b, f"/api/v1/runs/run-{tag}-0")).status_code == 404
+
+    queue = (await get(api, a, "/api/v1/approvals")).json()["items"]
+    assert [(q["approval_id"], q["status"], q["reasons"]) for q in queue] == [
+        (f"ap-{tag}", "pending", ["amount over limit"])]
+    assert (await get(api, b, "/api/v1/approvals")).json()["items"] == []
+    assert (await get(api, a, "/api/v1/approvals/ap-nope")).status_code == 404
+
+    kpis = (await get(api, a, "/api/v1/kpis")).json()["items"]
+    assert sum(k["goals"] for k in kpis) == 6 and sum(k["failures"] for k in kpis) == 1
+    finished = [k for k in kpis if k["runs_finished"]]
+    assert finished and all(k["p50"] is not None and k["p95"] >= k["p50"] for k in finished)
