@@ -14,7 +14,12 @@ import httpx
 from omnihub.settings import Settings, get_settings
 
 FINAL = {"run_completed", "run_failed", "run_cancelled"}
-DEMO_GOAL = "Summarize the PDF at https://example.com/q3-report.pdf and email it to ops@example.com"
+# With no model configured the rule-based planner (sagas/planner.py) makes this a DAG: an
+# echo, then an upper-case transform and a Postgres record side by side, then a wait.
+DEMO_GOAL = (
+    "Collect this week's incident notes then shout the headline and also save the summary "
+    "for the ops team then wait 1 seconds"
+)
 
 
 def register(sub: Any) -> None:

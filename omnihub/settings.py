@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from omnihub import REPO_ROOT
 
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
 
     # Sagas (issue 4): approvals, planning and the worker.
     approval_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    # Hosts http_call may reach even on non-public addresses: "host" or "host:port",
+    # wildcards allowed, comma-separated (see sagas/tools/url_policy.py).
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     approval_timeout_s: float = Field(default=3600.0, gt=0.0)
     llm_model: str | None = None  # e.g. "openai/gpt-4o-mini"; None -> rule-based planner
     llm_api_base: str | None = None
@@ -83,6 +86,13 @@ class Settings(BaseSettings):
     projector_batch_within_s: float = Field(default=0.05, gt=0.0)
     projector_session_timeout_s: float = Field(default=10.0, ge=6.0)
     projector_heartbeat_s: float = Field(default=1.0, gt=0.0)
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:

@@ -29,6 +29,7 @@ from sagas.tools import ToolRegistry
 from sagas.tools.http_call import HttpCallTool
 from sagas.tools.pg_record import PgRecordTool
 from sagas.tools.transform import TransformTool
+from sagas.tools.url_policy import UrlPolicy
 from sagas.tools.wait import WaitTool
 from sagas.workflow import AgentWorkflow
 from streams.codec import EventCodec
@@ -52,9 +53,14 @@ PLAN_CACHES: dict[str, Callable[[Settings, Lazy[asyncpg.Pool]], PlanCache]] = {
 }
 
 
-def build_registry(postgres: Lazy[asyncpg.Pool], http: httpx.AsyncClient) -> ToolRegistry:
+def build_registry(
+    postgres: Lazy[asyncpg.Pool], http: httpx.AsyncClient, settings: Settings
+) -> ToolRegistry:
     """The built-in tools. Register new tools here; the workflow needs no change."""
-    return ToolRegistry([TransformTool(), WaitTool(), HttpCallTool(http), PgRecordTool(postgres)])
+    policy = UrlPolicy(settings.webhook_allowed_hosts, block_private=True)
+    return ToolRegistry(
+        [TransformTool(), WaitTool(), HttpCallTool(http, policy), PgRecordTool(postgres)]
+    )
 
 
 def build_planner(settings: Settings) -> Planner:
@@ -96,7 +102,7 @@ async def saga_activities(
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         stack.push_async_callback(redis.aclose)
         switches = kill_switches or RedisKillSwitches(redis)
-        tools = build_registry(postgres, http)
+        tools = build_registry(postgres, http, settings)
         plans = PlanSource(
             build_plan_cache(settings, postgres),
             build_planner(settings),

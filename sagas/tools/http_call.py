@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from sagas.tools.base import JsonObject, ToolCall, ToolDomainError, ToolTransientError, require
+from sagas.tools.url_policy import UrlPolicy
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 RETRYABLE_4XX = frozenset({408, 425, 429})
@@ -30,11 +31,13 @@ class HttpCallTool:
         '"compensate_url": optional URL called (DELETE by default) to undo it}.'
     )
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, policy: UrlPolicy | None = None) -> None:
         self._client = client
+        self._policy = policy or UrlPolicy()
 
     async def run(self, call: ToolCall) -> JsonObject:
         url = _url(call.arguments, "url")
+        await self._policy.check(url)
         method = _method(call.arguments.get("method", "POST"))
         return await self._send(method, url, call.arguments.get("json"), call.idempotency_key)
 
@@ -42,6 +45,7 @@ class HttpCallTool:
         if call.arguments.get("compensate_url") is None:
             return {"noop": True}
         url = _url(call.arguments, "compensate_url")
+        await self._policy.check(url)
         method = _method(call.arguments.get("compensate_method", "DELETE"))
         body = {"run_id": call.run_id, "step_id": call.step_id, "result": dict(result)}
         return await self._send(method, url, body, call.idempotency_key + ":compensate")

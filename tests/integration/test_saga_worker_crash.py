@@ -39,6 +39,7 @@ async def test_killed_worker_mid_step_completes_elsewhere_without_doubled_effect
         **stack.client_env(),
         "OMNIHUB_TEMPORAL_TASK_QUEUE": queue,
         "OMNIHUB_TOPIC_PREFIX": prefix,
+        "OMNIHUB_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",  # the test's webhook is on loopback
     }
     settings = get_settings().model_copy(
         update={"temporal_task_queue": queue, "topic_prefix": prefix}

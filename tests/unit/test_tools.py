@@ -11,6 +11,7 @@ import pytest
 from sagas.tools import ToolCall, ToolDomainError, ToolRegistry, ToolTransientError, UnknownTool
 from sagas.tools.http_call import HttpCallTool
 from sagas.tools.transform import TransformTool
+from sagas.tools.url_policy import UrlPolicy
 from sagas.tools.wait import WaitTool
 
 
@@ -92,7 +93,8 @@ def recording_client(status: int, seen: list[httpx.Request], body: Any = None) -
 async def test_http_call_sends_the_idempotency_key_and_returns_the_json_body() -> None:
     seen: list[httpx.Request] = []
     async with recording_client(201, seen, {"id": 7}) as client:
-        result = await HttpCallTool(client).run(call({"url": "http://h/x", "json": {"a": 1}}))
+        tool = HttpCallTool(client, UrlPolicy.allow_all())
+        result = await tool.run(call({"url": "http://h/x", "json": {"a": 1}}))
     assert result == {"status": 201, "body": {"id": 7}}
     assert seen[0].method == "POST"
     assert seen[0].headers["Idempotency-Key"] == "run-1:s1"
@@ -111,7 +113,7 @@ async def test_http_call_sends_the_idempotency_key_and_returns_the_json_body() -
 async def test_http_call_classifies_answers(status: int, error: type[Exception]) -> None:
     async with recording_client(status, []) as client:
         with pytest.raises(error):
-            await HttpCallTool(client).run(call({"url": "http://h/x"}))
+            await HttpCallTool(client, UrlPolicy.allow_all()).run(call({"url": "http://h/x"}))
 
 
 async def test_http_call_connection_errors_are_transient() -> None:
@@ -120,7 +122,7 @@ async def test_http_call_connection_errors_are_transient() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
         with pytest.raises(ToolTransientError):
-            await HttpCallTool(client).run(call({"url": "http://h/x"}))
+            await HttpCallTool(client, UrlPolicy.allow_all()).run(call({"url": "http://h/x"}))
 
 
 @pytest.mark.parametrize(
@@ -129,13 +131,13 @@ async def test_http_call_connection_errors_are_transient() -> None:
 async def test_http_call_refuses_bad_arguments(args: dict[str, Any]) -> None:
     async with recording_client(200, []) as client:
         with pytest.raises(ToolDomainError):
-            await HttpCallTool(client).run(call(args))
+            await HttpCallTool(client, UrlPolicy.allow_all()).run(call(args))
 
 
 async def test_http_compensation_calls_the_undo_url_with_its_own_key() -> None:
     seen: list[httpx.Request] = []
     async with recording_client(200, seen) as client:
-        tool = HttpCallTool(client)
+        tool = HttpCallTool(client, UrlPolicy.allow_all())
         args = {"url": "http://h/x", "compensate_url": "http://h/x/undo"}
         await tool.compensate(call(args), {"status": 201})
         assert await tool.compensate(call({"url": "http://h/x"}), {}) == {"noop": True}
