@@ -76,4 +76,16 @@ PLAN_CACHE = ServiceSpec(
     health=lambda cfg: True,
 )
 
-SERVICES: tuple[ServiceSpec, ...] = (API, GATEWAY_PROCESSOR, WORKER, SAGA_BRIDGE, PLAN_CACHE)
+# The read models: folds run and audit events into Postgres and Redis (streams/processors).
+# Static membership: a restarted projector owns its partitions again without a rebalance.
+PROJECTOR = ServiceSpec(
+    name="projector",
+    argv=lambda cfg: [sys.executable, "-m", "omnihub.cli", "projector", "run",
+                      "--instance-id", "projector-1"],
+    endpoint=lambda cfg: f"kafka://{HOST}:{cfg.kafka_port}",
+    health=lambda cfg: True,
+)
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    API, GATEWAY_PROCESSOR, WORKER, SAGA_BRIDGE, PLAN_CACHE, PROJECTOR,
+)
