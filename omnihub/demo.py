@@ -27,6 +27,8 @@ def register(sub: Any) -> None:
     demo.add_argument("--goal", default=DEMO_GOAL)
     demo.add_argument("--tenant", default="demo")
     demo.add_argument("--seconds", type=float, default=60, help="how long to follow the run")
+    demo.add_argument("--key", help="an API key with goals:write and runs:read (default: "
+                      "mint one for the tenant, as the operator)")
     demo.set_defaults(handler=_demo)
 
 
@@ -38,12 +40,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from api.security.cli import operator_key
+
     base = f"http://{settings.api_host}:{settings.api_port}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         if not await _wait_healthy(client):
             print(f"the API at {base} is not healthy; is `omnihub stack up` running?",
                   file=sys.stderr)
             return 1
+        key = args.key or await operator_key(
+            settings, args.tenant, ["goals:write", "runs:read"], "demo"
+        )
+        client.headers["Authorization"] = f"Bearer {key}"
         body = {"tenant_id": args.tenant, "goal": args.goal, "context": {"source": "demo"}}
         r = await client.post("/api/v1/goals", json=body)
         if r.status_code != 202:
@@ -53,14 +61,30 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"POST /api/v1/goals -> 202 {json.dumps(accepted)}")
         print(f"events of run {accepted['run_id']} (Ctrl-C to stop):")
         final = await _follow(settings, accepted, args.seconds)
-        view = await client.get(accepted["status_url"])
-        if view.status_code == 200:
+        view = await _projected(client, accepted["status_url"], final)
+        if view is not None:
             print(f"GET {accepted['status_url']} ->")
-            print(json.dumps(view.json(), indent=2, default=str)[:3000])
+            print(json.dumps(view, indent=2, default=str)[:3000])
     if final is None:
         print(f"(no final event within {args.seconds:g}s; `omnihub tail --run "
               f"{accepted['run_id']}` keeps following)")
     return 0
+
+
+async def _projected(
+    client: httpx.AsyncClient, url: str, final: str | None, timeout_s: float = 15
+) -> dict[str, Any] | None:
+    """The run's read model once the projector has caught up with ``final``."""
+    deadline = time.monotonic() + timeout_s
+    body: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        r = await client.get(url)
+        if r.status_code == 200:
+            body = r.json()
+            if final is None or body.get("status") == final.removeprefix("run_"):
+                return body
+        await asyncio.sleep(0.3)
+    return body
 
 
 async def _wait_healthy(client: httpx.AsyncClient, timeout_s: float = 60) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.backing import SERVICES as BACKING
 from infra.stack import StackConfig, down, up
 from omnihub import REPO_ROOT
 from omnihub.settings import get_settings
@@ -42,7 +43,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack() -> Iterator[StackConfig]:
     """The running test stack, with ``OMNIHUB_*`` pointing at it for the whole session."""
     cfg = stack_config_for_tests()
-    up(cfg)  # raises StackError with the failing service's log tail
+    # The servers only: tests start OmniHub's own processes themselves, each with its own
+    # topic prefix, schema and task queue, so they never share state with each other.
+    up(cfg, [spec.name for spec in BACKING])  # raises StackError with the log tail
     with pytest.MonkeyPatch.context() as patch:
         for key, value in cfg.client_env().items():
             patch.setenv(key, value)

@@ -89,6 +89,18 @@ async def _append_and_wait(settings: Settings, event: Any, key_id: str, ready: A
     return found is not None
 
 
+async def operator_key(settings: Settings, tenant: str, scope_names: list[str], name: str) -> str:
+    """Mint a key as the operator (straight to the log) and wait until it works."""
+    from api.security.key_admin import created
+
+    event, plaintext = created(
+        settings.secret_key, tenant, scope_names, actor="cli:operator", name=name
+    )
+    if not await _append_and_wait(settings, event, event.key_id, lambda k: True):
+        raise RuntimeError("the key was appended but never became active")
+    return plaintext
+
+
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
     from api.security.key_admin import created
     from domain.scopes import UnknownScope
