@@ -29,63 +29,90 @@ can instead call ``infra.stack.register_service(spec)`` at run time.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-from infra.config import HOST
+from infra.config import HOST, StackConfig
 from infra.probes import tcp_open
 from infra.services import ServiceSpec
+from omnihub.readiness import READY_FILE_ENV
+
+
+def _ready_file(cfg: StackConfig, name: str) -> Path:
+    return cfg.run_dir / f"{name}.ready"
+
+
+def processor(name: str, argv: Sequence[str], endpoint: str) -> ServiceSpec:
+    """A process with no port: healthy once it marks itself ready (omnihub.readiness),
+    so one that dies while starting fails ``up`` with its log tail."""
+
+    def prepare(cfg: StackConfig) -> None:
+        _ready_file(cfg, name).unlink(missing_ok=True)
+
+    return ServiceSpec(
+        name=name,
+        argv=lambda cfg: [sys.executable, *argv],
+        endpoint=lambda cfg: endpoint.format(
+            host=HOST, kafka=cfg.kafka_port, temporal=cfg.temporal_port
+        ),
+        health=lambda cfg: _ready_file(cfg, name).exists(),
+        prepare=prepare,
+        env=lambda cfg: {READY_FILE_ENV: str(_ready_file(cfg, name))},
+        start_timeout_s=120.0,  # the worker and plan cache load the embedding model first
+    )
+
 
 API = ServiceSpec(
     name="api",
-    argv=lambda cfg: [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-                      "--host", HOST, "--port", str(cfg.api_port), "--no-access-log"],
+    argv=lambda cfg: [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--host",
+        HOST,
+        "--port",
+        str(cfg.api_port),
+        "--no-access-log",
+    ],
     endpoint=lambda cfg: f"http://{HOST}:{cfg.api_port}",
     health=lambda cfg: tcp_open(cfg.api_port),
     ports=lambda cfg: (cfg.api_port,),
 )
 
 # Keys and kill-switch projections and the audit chainer (streams/security_processor.py).
-# It listens on no port: it is healthy while it runs (the stack tracks its pid).
-GATEWAY_PROCESSOR = ServiceSpec(
-    name="gateway-processor",
-    argv=lambda cfg: [sys.executable, "-m", "streams.security_processor"],
-    endpoint=lambda cfg: f"kafka://{HOST}:{cfg.kafka_port}",
-    health=lambda cfg: True,
+# Like every processor below, it is healthy once it marks itself ready.
+GATEWAY_PROCESSOR = processor(
+    "gateway-processor", ["-m", "streams.security_processor"], "kafka://{host}:{kafka}"
 )
 
 # The Temporal worker for AgentWorkflow (sagas/worker.py); more can run side by side.
-WORKER = ServiceSpec(
-    name="worker",
-    argv=lambda cfg: [sys.executable, "-m", "omnihub.cli", "worker"],
-    endpoint=lambda cfg: f"temporal://{HOST}:{cfg.temporal_port}",
-    health=lambda cfg: True,
-)
+WORKER = processor("worker", ["-m", "omnihub.cli", "worker"], "temporal://{host}:{temporal}")
 
 # Kafka -> Temporal: starts runs from goal_received, signals approvals and cancels.
-SAGA_BRIDGE = ServiceSpec(
-    name="saga-bridge",
-    argv=lambda cfg: [sys.executable, "-m", "omnihub.cli", "saga-bridge", "run"],
-    endpoint=lambda cfg: f"kafka://{HOST}:{cfg.kafka_port}",
-    health=lambda cfg: True,
+SAGA_BRIDGE = processor(
+    "saga-bridge", ["-m", "omnihub.cli", "saga-bridge", "run"], "kafka://{host}:{kafka}"
 )
 
 # The semantic plan cache: folds plan_generated, invalidations and shares into pgvector.
-PLAN_CACHE = ServiceSpec(
-    name="plan-cache",
-    argv=lambda cfg: [sys.executable, "-m", "omnihub.cli", "plan-cache", "run"],
-    endpoint=lambda cfg: f"kafka://{HOST}:{cfg.kafka_port}",
-    health=lambda cfg: True,
+PLAN_CACHE = processor(
+    "plan-cache", ["-m", "omnihub.cli", "plan-cache", "run"], "kafka://{host}:{kafka}"
 )
 
 # The read models: folds run and audit events into Postgres and Redis (streams/processors).
 # Static membership: a restarted projector owns its partitions again without a rebalance.
-PROJECTOR = ServiceSpec(
-    name="projector",
-    argv=lambda cfg: [sys.executable, "-m", "omnihub.cli", "projector", "run",
-                      "--instance-id", "projector-1"],
-    endpoint=lambda cfg: f"kafka://{HOST}:{cfg.kafka_port}",
-    health=lambda cfg: True,
+PROJECTOR = processor(
+    "projector",
+    ["-m", "omnihub.cli", "projector", "run", "--instance-id", "projector-1"],
+    "kafka://{host}:{kafka}",
 )
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    API, GATEWAY_PROCESSOR, WORKER, SAGA_BRIDGE, PLAN_CACHE, PROJECTOR,
+    API,
+    GATEWAY_PROCESSOR,
+    WORKER,
+    SAGA_BRIDGE,
+    PLAN_CACHE,
+    PROJECTOR,
 )

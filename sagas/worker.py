@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from omnihub.lazy import Lazy
+from omnihub.readiness import mark_ready
 from omnihub.settings import Settings
 from projections.migrate import apply_migrations
 from sagas.activities import SagaActivities
@@ -163,6 +164,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         worker = build_worker(client, settings, acts)
         async with worker:
             log.info("worker serving task queue %s", settings.temporal_task_queue)
+            mark_ready()
             await stop.wait()
 
 

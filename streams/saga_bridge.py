@@ -26,6 +26,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.events import ApprovalDenied, ApprovalGranted, Event, GoalReceived, RunCancelRequested
+from omnihub.readiness import mark_ready
 from omnihub.settings import Settings
 from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
 from sagas.workflow import AgentWorkflow
@@ -235,6 +236,7 @@ async def run_bridge(
     )
     await dlq.start()
     await consumer.start()
+    mark_ready()
     try:
         await _consume(consumer, bridge, stop, ready)
     finally:

@@ -19,6 +19,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from domain.events import Event
+from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 from projections import killswitch
 from projections.keys import KEY_EVENTS, apply_key_event
@@ -102,6 +103,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             await apply_migrations(conn, schema=settings.projections_schema)
             await ensure_tenant_rls(conn, settings.projections_schema)
         await killswitch.sync_redis(redis, pool)
+        mark_ready()
         await asyncio.gather(*(c.run(stop) for c in consumers(settings, pool, redis, appender)))
     finally:
         await appender.stop()

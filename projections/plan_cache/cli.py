@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 
 
@@ -53,6 +54,7 @@ async def _projector(settings: Settings) -> tuple[Any, Any]:
 def _run(_: argparse.Namespace) -> int:
     async def main() -> None:
         projector, pool = await _projector(get_settings())
+        mark_ready()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

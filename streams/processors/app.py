@@ -20,6 +20,7 @@ import asyncpg
 import faust
 from redis.asyncio import Redis
 
+from omnihub.readiness import mark_ready
 from omnihub.settings import Settings
 from projections.migrate import apply_migrations
 from projections.pg_store import PostgresProjection
@@ -126,6 +127,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event | None = None) -
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         log.warning("projector %s running", group_id(settings))
+        mark_ready()
         try:
             await stop.wait()
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -31,13 +32,17 @@ RESTARTED = ["kafka", "redis", "temporal"]
 
 
 @pytest.fixture(scope="module")
-def own_stack(stack: StackConfig) -> StackConfig:
+def own_stack(stack: StackConfig) -> Iterator[StackConfig]:
     """A second stack for the tests that stop and kill servers, so the shared test
-    stack (and anything else using it at the same time) is never disturbed."""
+    stack (and anything else using it at the same time) is never disturbed. It is
+    stopped when the module is done."""
     offset = stack.kafka_port - StackConfig().kafka_port + 10000
     cfg = StackConfig().with_offset(offset, stack.state_dir.parent / f"test-restarts-{offset}")
     up(cfg, RESTARTED)
-    return cfg
+    try:
+        yield cfg
+    finally:
+        down(cfg)
 
 
 def _unique(prefix: str) -> str:
@@ -192,4 +197,36 @@ def test_service_never_healthy_times_out_and_is_stopped(stack: StackConfig) -> N
             up(stack, [name])
         assert status(stack, [name])[0].state == "stopped"
     finally:
+        unregister_service(name)
+
+
+def test_processor_that_dies_before_ready_fails_up_with_its_log(stack: StackConfig) -> None:
+    from infra.platform import processor
+
+    name, marker = _unique("proc"), uuid.uuid4().hex
+    code = f"import sys, time; time.sleep(0.5); sys.exit('migration failed: {marker}')"
+    register_service(processor(name, ["-c", code], "kafka://nowhere"))
+    try:
+        with pytest.raises(StackError, match="exited during startup") as failure:
+            up(stack, [name])
+    finally:
+        unregister_service(name)
+    assert marker in failure.value.log_tail
+
+
+def test_processor_is_healthy_only_once_it_marks_itself_ready(stack: StackConfig) -> None:
+    from infra.platform import processor
+
+    name = _unique("proc")
+    code = (
+        "import time; time.sleep(1); from omnihub.readiness import mark_ready; "
+        "mark_ready(); time.sleep(60)"
+    )
+    register_service(processor(name, ["-c", code], "kafka://nowhere"))
+    try:
+        (started,) = up(stack, [name])
+        assert started.state == "running"
+        assert (stack.run_dir / f"{name}.ready").exists()
+    finally:
+        down(stack, [name])
         unregister_service(name)
