@@ -123,6 +123,8 @@ async def main() -> None:
         update={
             "temporal_task_queue": f"record-{uuid.uuid4().hex[:8]}",
             "topic_prefix": "histories",
+            # The failure scenario posts to a closed loopback port on purpose.
+            "webhook_allowed_hosts": ["127.0.0.1"],
         }
     )
     await ensure_declared_topics(settings)

@@ -66,7 +66,11 @@ class Sagas:
 async def sagas() -> AsyncIterator[Sagas]:
     # Own topics and task queue: other tests' goals never reach this module's bridge.
     settings = get_settings().model_copy(
-        update={"temporal_task_queue": unique("saga-it"), "topic_prefix": unique("sagait")}
+        update={
+            "temporal_task_queue": unique("saga-it"),
+            "topic_prefix": unique("sagait"),
+            "webhook_allowed_hosts": ["127.0.0.1"],  # the test's webhook is on loopback
+        }
     )
     await ensure_declared_topics(settings)
     await saga_worker.migrate_tool_tables(settings)
