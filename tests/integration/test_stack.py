@@ -38,11 +38,11 @@ def own_stack(stack: StackConfig) -> Iterator[StackConfig]:
     stopped when the module is done."""
     offset = stack.kafka_port - StackConfig().kafka_port + 10000
     cfg = StackConfig().with_offset(offset, stack.state_dir.parent / f"test-restarts-{offset}")
-    up(cfg, RESTARTED)
     try:
+        up(cfg, RESTARTED)
         yield cfg
     finally:
-        down(cfg)
+        down(cfg)  # also when up failed half-way
 
 
 def _unique(prefix: str) -> str:
