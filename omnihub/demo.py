@@ -27,8 +27,11 @@ def register(sub: Any) -> None:
     demo.add_argument("--goal", default=DEMO_GOAL)
     demo.add_argument("--tenant", default="demo")
     demo.add_argument("--seconds", type=float, default=60, help="how long to follow the run")
-    demo.add_argument("--key", help="an API key with goals:write and runs:read (default: "
-                      "mint one for the tenant, as the operator)")
+    demo.add_argument(
+        "--key",
+        help="an API key with goals:write and runs:read (default: "
+        "mint one for the tenant, as the operator)",
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -45,8 +48,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     base = f"http://{settings.api_host}:{settings.api_port}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         if not await _wait_healthy(client):
-            print(f"the API at {base} is not healthy; is `omnihub stack up` running?",
-                  file=sys.stderr)
+            print(
+                f"the API at {base} is not healthy; is `omnihub stack up` running?", file=sys.stderr
+            )
             return 1
         key = args.key or await operator_key(
             settings, args.tenant, ["goals:write", "runs:read"], "demo"
@@ -63,12 +67,28 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         final = await _follow(settings, accepted, args.seconds)
         view = await _projected(client, accepted["status_url"], final)
         if view is not None:
-            print(f"GET {accepted['status_url']} ->")
-            print(json.dumps(view, indent=2, default=str)[:3000])
+            print(f"GET {accepted['status_url']} (the run's read model, from the projector) ->")
+            print(_summary(view))
     if final is None:
-        print(f"(no final event within {args.seconds:g}s; `omnihub tail --run "
-              f"{accepted['run_id']}` keeps following)")
+        print(
+            f"(no final event within {args.seconds:g}s; `omnihub tail --run "
+            f"{accepted['run_id']}` keeps following)"
+        )
     return 0
+
+
+def _summary(view: dict[str, Any]) -> str:
+    """The run's read model as a dashboard would show it: fields, then its timeline."""
+    fields = {k: v for k, v in view.items() if k not in ("timeline", "freshness") and v is not None}
+    lines = [f"  {k:<18} {v}" for k, v in fields.items()]
+    lines.append("  timeline:")
+    lines += [
+        f"    {e.get('seq'):>3} {e.get('event_type', ''):<24} {e.get('summary', '')}"
+        for e in view.get("timeline", [])
+    ]
+    if "freshness" in view:
+        lines.append(f"  freshness          {json.dumps(view['freshness'], default=str)[:200]}")
+    return "\n".join(lines)
 
 
 async def _projected(
@@ -118,8 +138,9 @@ async def _follow(settings: Settings, accepted: dict[str, Any], seconds: float) 
     start = {TopicPartition(topic, accepted["partition"]): accepted["offset"]}
     try:
         async with asyncio.timeout(seconds):
-            async for rec in read_log(settings.kafka_bootstrap, codec, [topic], follow=True,
-                                      start_at=start):
+            async for rec in read_log(
+                settings.kafka_bootstrap, codec, [topic], follow=True, start_at=start
+            ):
                 if rec.event is None or rec.event.envelope.run_id != run_id:
                     continue
                 print("  " + format_event(rec.event, rec.topic, rec.partition, rec.offset, False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -42,4 +43,6 @@ def test_demo_runs_its_goal_to_completion_and_shows_the_read_model(
     assert "POST /api/v1/goals -> 202" in out
     for event in ("goal_received", "plan_generated", "step_completed", "run_completed"):
         assert event in out, out
-    assert '"status": "completed"' in out, out  # the run's read model, from the projector
+    # The run's read model, from the projector: completed, with every event in its timeline.
+    assert re.search(r"^  status\s+completed$", out, re.MULTILINE), out
+    assert re.search(r"^\s+\d+ run_completed\s+run completed", out, re.MULTILINE), out
