@@ -32,7 +32,9 @@ class AppState:
     security: SecurityServices | None = None  # api/security: keys, limits, audit
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a thread pool, a thread
+    # hop per request on the hottest path.
     state: AppState = request.app.state.omnihub
     return state
 

@@ -26,8 +26,8 @@ RunStatus = Literal["received", "assessed", "rejected", "planned", "running",
                     "failed", "cancelled"]
 
 
-def get_freshness(request: Request) -> FreshnessProbe:
-    """The app's freshness probe, built on first use."""
+async def get_freshness(request: Request) -> FreshnessProbe:
+    """The app's freshness probe, built on first use (async: no thread pool hop)."""
     probe: FreshnessProbe | None = getattr(request.app.state, "projection_freshness", None)
     if probe is None:
         settings = request.app.state.omnihub.settings
