@@ -8,7 +8,18 @@ from datetime import datetime
 from domain.events import Event, GoalReceived, PlanGenerated, StepCompensated
 from domain.run_view import RunView
 
-COUNTERS = ("goals", "completions", "failures", "cancellations", "compensations", "cache_hits")
+COUNTERS = (
+    "goals",
+    "completions",
+    "failures",
+    "cancellations",
+    "compensations",
+    "cache_hits",
+    "plans",
+    "model_calls",
+)
+# Planners that call no model: their plans neither cost nor save a model call.
+MODEL_FREE_PLANNERS = frozenset({"rules", "rule-based"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +34,8 @@ class KpiDelta:
     cancellations: int = 0
     compensations: int = 0
     cache_hits: int = 0
+    plans: int = 0  # plans made, however (hit rate = cache_hits / plans)
+    model_calls: int = 0  # plans a model had to make (each cache hit saved one)
 
     def __add__(self, other: KpiDelta) -> KpiDelta:
         counts = {c: getattr(self, c) + getattr(other, c) for c in COUNTERS}
@@ -55,8 +68,8 @@ def kpi_delta(before: RunView | None, after: RunView, event: Event) -> KpiDelta 
     counts: dict[str, int] = {}
     if isinstance(event, GoalReceived):
         counts["goals"] = 1
-    elif isinstance(event, PlanGenerated) and event.from_cache:
-        counts["cache_hits"] = 1
+    elif isinstance(event, PlanGenerated):
+        counts.update(_plan_counts(event))
     elif isinstance(event, StepCompensated):
         counts["compensations"] = 1
     if _just_ended(before, after):
@@ -65,6 +78,14 @@ def kpi_delta(before: RunView | None, after: RunView, event: Event) -> KpiDelta 
         return None
     env = event.envelope
     return KpiDelta(env.tenant_id, minute_of(env.occurred_at), **counts)
+
+
+def _plan_counts(event: PlanGenerated) -> dict[str, int]:
+    if event.from_cache:
+        return {"plans": 1, "cache_hits": 1}
+    if event.planner in MODEL_FREE_PLANNERS:
+        return {"plans": 1}
+    return {"plans": 1, "model_calls": 1}
 
 
 def run_duration(before: RunView | None, after: RunView) -> RunDuration | None:

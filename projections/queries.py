@@ -139,10 +139,14 @@ async def kpis(
     until: datetime | None = None,
     limit: int = 1440,
 ) -> list[Row]:
-    """KPI roll-ups per tenant per minute, newest first, with run duration p50/p95."""
+    """KPI roll-ups per tenant per minute, newest first, with run duration p50/p95 and the
+    plan cache's hit rate and saved model calls."""
     rows = await conn.fetch(
         "SELECT k.tenant_id, k.minute, k.goals, k.completions, k.failures, k.cancellations,"
-        " k.compensations, k.cache_hits, d.runs_finished, d.p50, d.p95"
+        " k.compensations, k.cache_hits, k.plans, k.model_calls,"
+        " k.cache_hits AS saved_model_calls,"
+        " round(k.cache_hits::numeric / nullif(k.plans, 0), 4)::float8 AS cache_hit_rate,"
+        " d.runs_finished, d.p50, d.p95"
         " FROM kpi_minute k LEFT JOIN LATERAL ("
         "   SELECT count(*) AS runs_finished,"
         "     percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50,"

@@ -26,7 +26,8 @@ async def get_kpis(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1440,
 ) -> dict[str, Any]:
-    """Goals, completions, failures, compensations, cache hits and run p50/p95 per minute."""
+    """Per minute: goals, outcomes, compensations, run p50/p95, plan cache hit rate and
+    the model calls it saved."""
     async with read_models(state, p) as conn:
         rows = await queries.kpis(conn, tenant_id=p.tenant_id, since=since, until=until,
                                   limit=limit)

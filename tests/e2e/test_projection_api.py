@@ -135,5 +135,11 @@ async def test_read_api_serves_runs_timeline_approvals_and_kpis(
 
     kpis = (await get(api, a, "/api/v1/kpis")).json()["items"]
     assert sum(k["goals"] for k in kpis) == 6 and sum(k["failures"] for k in kpis) == 1
+    # The plan cache's effect: one run's plan came from the cache, the rest from the
+    # rules (which cost no model call).
+    assert sum(k["cache_hits"] for k in kpis) == 1 and sum(k["model_calls"] for k in kpis) == 0
+    assert all(k["saved_model_calls"] == k["cache_hits"] for k in kpis)
+    assert all(k["cache_hit_rate"] == round(k["cache_hits"] / k["plans"], 4)
+               for k in kpis if k["plans"])
     finished = [k for k in kpis if k["runs_finished"]]
     assert finished and all(k["p50"] is not None and k["p95"] >= k["p50"] for k in finished)

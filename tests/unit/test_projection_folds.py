@@ -223,3 +223,23 @@ def test_interleaving_runs_differently_gives_the_same_rows() -> None:
     assert sorted(other.timeline, key=lambda t: t.event_id) == sorted(
         in_order.timeline, key=lambda t: t.event_id)
     assert other.kpis[("t0", AT.replace(second=0, microsecond=0))].goals == 3
+
+
+def test_kpis_count_plans_model_calls_and_cache_hits() -> None:
+    """Hit rate is cache_hits / plans; every hit is a model call saved; rules cost none."""
+    def plan(run_id: str, planner: str, from_cache: bool) -> PlanGenerated:
+        step = PlanStep("s1", "transform", "{}")
+        return PlanGenerated(env(PlanGenerated, run_id), "p", (step,), planner, from_cache)
+
+    cases = {
+        "openai/gpt-4o-mini": (False, {"plans": 1, "model_calls": 1, "cache_hits": 0}),
+        "cache:openai/gpt-4o-mini": (True, {"plans": 1, "model_calls": 0, "cache_hits": 1}),
+        "rules": (False, {"plans": 1, "model_calls": 0, "cache_hits": 0}),
+    }
+    for planner, (from_cache, want) in cases.items():
+        run_id = f"run-{planner}"
+        event = plan(run_id, planner, from_cache)
+        before = evolve_run(None, GoalReceived(env(GoalReceived, run_id), "g", {}, None))
+        delta = kpi_delta(before, evolve_run(before, event), event)
+        assert delta is not None
+        assert {k: getattr(delta, k) for k in want} == want, planner
