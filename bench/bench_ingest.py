@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from domain import ids
 from domain.events import GoalReceived
 from infra.backing import SERVICES
-from infra.launch import running_api
+from infra.launch import running, running_api
 from infra.stack import StackConfig, up
 from omnihub.settings import Settings
 from streams.admin import ensure_declared_topics
@@ -159,18 +159,8 @@ def bench_wrk(url: str, key: str, seconds: int, concurrency: int) -> dict[str, f
 @contextlib.contextmanager
 def gateway_processor(env: dict[str, str], log: Path) -> Iterator[None]:
     """The key projection's processor, so the bench's API key is known to the API."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.security_processor"],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with running([sys.executable, "-m", "streams.security_processor"], env, log):
         yield
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def create_key(env: dict[str, str]) -> str:

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +35,47 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s
     )
 
 
+def spawn(argv: Sequence[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in the repo with ``env`` on top of this environment, output to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            list(argv),
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop(proc: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace_s``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def running(
+    argv: Sequence[str], env: Mapping[str, str], log: Path, grace_s: float = 15.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """:func:`spawn` for the length of the block, then :func:`stop`."""
+    proc = spawn(argv, env, log)
+    try:
+        yield proc
+    finally:
+        stop(proc, grace_s)
+
+
+def omnihub_argv(*args: str) -> list[str]:
+    """``python -m omnihub.cli <args>`` with this interpreter."""
+    return [sys.executable, "-m", "omnihub.cli", *args]
+
+
 @contextmanager
 def running_api(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
     """A real ``uvicorn api.app:create_app`` process; yields its base URL."""
@@ -52,16 +93,6 @@ def running_api(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
         str(port),
         "--no-access-log",
     ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
+    with running(argv, env, log, grace_s=10) as proc:
         wait_for_port(port, proc, log, timeout_s=60)
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

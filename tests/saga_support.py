@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -25,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from domain import ids
 from domain.events import Event, GoalReceived
-from omnihub import REPO_ROOT
+from infra.launch import omnihub_argv, running
 from omnihub.settings import Settings
 from streams.codec import DecodeError, EventCodec
 from streams.schema_registry import SchemaRegistry
@@ -229,20 +227,5 @@ def omnihub_process(
     env: dict[str, str], log: Path, *args: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m omnihub.cli <args>`` with ``env`` until the block ends (SIGTERM, then kill)."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "omnihub.cli", *args],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with running(omnihub_argv(*args), env, log, grace_s=30) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.launch import running
 from infra.stack import StackConfig
 from omnihub import REPO_ROOT
 
@@ -39,23 +40,9 @@ def gateway_env(stack: StackConfig, **extra: str) -> dict[str, str]:
 @contextmanager
 def running_processor(env: Mapping[str, str], log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m streams.security_processor`` until the block ends."""
-    log = log_dir / "security-processor.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.security_processor"],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    argv = [sys.executable, "-m", "streams.security_processor"]
+    with running(argv, env, log_dir / "security-processor.log") as proc:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def omnihub(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:

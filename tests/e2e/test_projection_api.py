@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,9 +15,8 @@ import pytest
 
 from domain import ids
 from domain.events import ApprovalRequested, Event
-from infra.launch import running_api
+from infra.launch import omnihub_argv, running, running_api
 from infra.stack import StackConfig
-from omnihub import REPO_ROOT
 from omnihub.settings import Settings
 from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_processor
 from tests.integration.test_projection_store import T0, append, story
@@ -35,15 +31,8 @@ def env(stack: StackConfig) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def projector(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     log = tmp_path_factory.mktemp("projector") / "projector.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "omnihub.cli", "projector", "run"],
-                                cwd=REPO_ROOT, env={**os.environ, **env},
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with running(omnihub_argv("projector", "run"), env, log, grace_s=30):
         yield
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,9 @@ import asyncio
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
-from omnihub import REPO_ROOT
+from infra.launch import omnihub_argv, spawn
 from omnihub.settings import Settings
 from projections.rebuild import rebuild_postgres, rebuild_redis
 from streams.admin import ensure_declared_topics
@@ -40,9 +39,7 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "omnihub.cli", "projector", "run"],
-                                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return spawn(omnihub_argv("projector", "run"), env, log)
 
 
 async def produce(settings: Settings, runs: int, chunk: int, pause_s: float) -> int:
