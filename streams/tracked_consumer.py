@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from domain.events import Event
 from streams.codec import DecodeError, EventCodec
+from streams.log_reader import partitions_of
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,9 @@ class TrackedConsumer:
                 await self._apply(tp, messages)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
-        # consumer.topics() does not refresh the cache partitions_for_topic reads, so a
-        # topic created after the client started stays invisible; ask the cluster directly.
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = [
-            TopicPartition(t, p)
-            for t in self._topics
-            for p in sorted(cluster.partitions_for_topic(t) or ())
-        ]
+        # Asked of the cluster now: the consumer's own metadata cache misses topics created
+        # after it started.
+        parts = await partitions_of(self._bootstrap, self._topics)
         if not parts:
             raise RuntimeError(f"none of the topics {self._topics} exist yet")
         consumer.assign(parts)
