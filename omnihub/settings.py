@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Projections (issue 3): read-model schema, Redis keyspace, the projector's group.
     projections_schema: str = "public"
     projections_redis_prefix: str = "omnihub:proj"
+    # How long Redis keeps a finished run's live view (and the ids that dedupe its
+    # events) after it ended; Postgres keeps every run. Also how long audit dedupe lasts.
+    live_retention_s: float = Field(default=24 * 3600.0, ge=3600.0)
     projector_group: str | None = None  # default "<topic_prefix>-projector"
     projector_instance_id: str | None = None  # static membership: restarts skip a rebalance
     projector_batch_max: int = Field(default=500, ge=1)

@@ -115,7 +115,7 @@ async def _status_rows(settings: Settings) -> list[tuple[Any, ...]]:
                   (await positions(conn, schema=settings.projections_schema)).items()}
         except asyncpg.UndefinedTableError:
             pg = {}
-        rd = await RedisProjection(redis, settings.projections_redis_prefix).positions()
+        rd = await RedisProjection.of(redis, settings).positions()
     finally:
         await conn.close()
         await redis.aclose()

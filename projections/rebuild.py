@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -206,9 +207,9 @@ async def rebuild_redis(
     report = RebuildReport("redis")
     started = time.perf_counter()
     try:
-        live = RedisProjection(redis, settings.projections_redis_prefix)
+        live = RedisProjection.of(redis, settings)
         gen = f"r{uuid.uuid4().hex[:8]}"
-        shadow = RedisProjection(redis, settings.projections_redis_prefix, gen=gen)
+        shadow = RedisProjection.of(redis, settings, gen)
         folder = _Folder(settings, RedisSink(shadow), progress or _Quiet())
         for _ in range(CATCH_UP_ROUNDS):
             ranges = _ranges(await _redis_offsets(shadow), await _redis_offsets(live))
@@ -221,9 +222,10 @@ async def rebuild_redis(
             target = await _redis_offsets(live)
             await folder.fold(_ranges(await _redis_offsets(shadow), target))
             report.positions = {f"{t}:{p}": o for (t, p), o in sorted(target.items())}
-            report.live = {"views": await live.checksum(),
+            now = datetime.now(UTC)  # one instant decides what is past due in both
+            report.live = {"views": await live.checksum(now),
                            "positions": sorted(target.items())}
-            report.rebuilt = {"views": await shadow.checksum(),
+            report.rebuilt = {"views": await shadow.checksum(now),
                               "positions": sorted((await _redis_offsets(shadow)).items())}
             report.equal = not report.differences
             report.swapped = swap and (report.equal or accept_changes)

@@ -3,7 +3,8 @@
 Each batch is one Lua script: it checks that the partition's stored position is the
 one the batch was folded against (compare-and-set), applies every command and moves
 the position, atomically. A concurrent or repeated writer finds the position moved
-and refolds from the new state; a duplicate event is caught by the ``seen`` set.
+and refolds from the new state; a duplicate event is caught by its run's (or audit
+day's) set of applied ids. Finished runs expire (see :mod:`projections.redis_model`).
 """
 
 from __future__ import annotations
@@ -11,16 +12,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from domain.events import Event
 from domain.run_view import RunView
+from omnihub.settings import Settings
 from projections.fold import Loaded, fold_batch
 from projections.pg_store import ApplyResult, Record
-from projections.redis_model import Keyspace, redis_commands
+from projections.redis_model import (
+    DEFAULT_RETENTION,
+    Keyspace,
+    Retention,
+    live_counters,
+    redis_commands,
+)
 
 INITIAL_GEN = "g0"
 
@@ -47,11 +57,25 @@ return 'ok'
 class RedisProjection:
     """The live views; ``gen=None`` follows the live generation, else writes that one."""
 
-    def __init__(self, redis: Redis, prefix: str, gen: str | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        gen: str | None = None,
+        *,
+        retention: Retention = DEFAULT_RETENTION,
+    ) -> None:
         self._redis = redis
         self.prefix = prefix
         self._fixed_gen = gen
+        self._retention = retention
         self._script = redis.register_script(_APPLY)
+
+    @classmethod
+    def of(cls, redis: Redis, settings: Settings, gen: str | None = None) -> RedisProjection:
+        """The projection ``settings`` configure (prefix and retention)."""
+        return cls(redis, settings.projections_redis_prefix, gen,
+                   retention=Retention(timedelta(seconds=settings.live_retention_s)))
 
     async def keyspace(self) -> Keyspace:
         """The generation this projection writes (the live one unless fixed)."""
@@ -78,7 +102,9 @@ class RedisProjection:
             outcome = await self._script(args=[
                 ks.pointer, ks.gen, ks.paused, ks.positions, ks.position_times, field,
                 str(current), str(fresh[-1].offset + 1), last.isoformat() if last else "",
-                json.dumps(redis_commands(ks, changes)), "0" if self._fixed_gen else "1",
+                json.dumps(redis_commands(ks, changes, events, self._retention,
+                                          datetime.now(UTC))),
+                "0" if self._fixed_gen else "1",
             ])
             outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
             if outcome == "ok":
@@ -88,16 +114,37 @@ class RedisProjection:
 
     async def _load(self, ks: Keyspace, evs: Sequence[Event]) -> Loaded:
         run_ids = sorted({e.envelope.run_id for e in evs})
-        ids = [e.envelope.event_id for e in evs]
+        by_set: dict[str, list[str]] = defaultdict(list)
+        for e in evs:
+            by_set[ks.seen(e)].append(e.envelope.event_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             for run_id in run_ids:
                 pipe.hget(ks.run(run_id), "view")
-            if ids:
-                pipe.smismember(ks.seen, ids)
+            for key, ids in by_set.items():
+                pipe.smismember(key, ids)
             out = await pipe.execute()
         views = {r: RunView.from_json(v) for r, v in zip(run_ids, out, strict=False) if v}
-        seen = {i for i, hit in zip(ids, out[-1], strict=True) if hit} if ids else set()
+        hits = out[len(run_ids):]
+        seen = {i for ids, found in zip(by_set.values(), hits, strict=True)
+                for i, hit in zip(ids, found, strict=True) if hit}
         return Loaded(runs=views, applied_ids=seen)
+
+    async def live(self, tenant_id: str, limit: int = 50) -> dict[str, Any]:
+        """A tenant's live counters and newest runs (finished ones until they expire)."""
+        ks = await self.keyspace()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(ks.counters(tenant_id))
+            pipe.zrevrange(ks.recent(tenant_id), 0, limit - 1)
+            raw, run_ids = await pipe.execute()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hget(ks.run(_s(run_id)), "view")
+            views = await pipe.execute() if run_ids else []
+        runs = [RunView.from_json(v) for v in views if v]
+        return {
+            "counters": live_counters({_s(k): int(v) for k, v in raw.items()}),
+            "recent": [r for r in runs if r.tenant_id == tenant_id],
+        }
 
     async def positions(self) -> dict[tuple[str, int], tuple[int, str | None]]:
         """``(topic, partition) -> (next_offset, last event time)`` of this generation."""
@@ -111,17 +158,27 @@ class RedisProjection:
             out[(topic, int(part))] = (int(value), _s(when) if when else None)
         return out
 
-    async def checksum(self) -> tuple[int, str]:
-        """Key count and a SHA-256 of every view's content (positions excluded)."""
+    async def checksum(self, now: datetime | None = None) -> tuple[int, str]:
+        """Key count and a SHA-256 of every view's content, leaving out positions and
+        what is past due at ``now`` (live may have dropped it, a rebuild not yet)."""
+        now = now or datetime.now(UTC)
         ks = await self.keyspace()
         skip = {ks.positions, ks.position_times}
         keys = sorted(k for k in [_s(k) async for k in self._redis.scan_iter(ks.pattern, 500)]
                       if k not in skip)
         digest = hashlib.sha256()
         strip = len(ks.pattern) - 1
+        counted = 0
         for key in keys:
-            digest.update(f"{key[strip:]}={await self._dump(key)}\n".encode())
-        return len(keys), digest.hexdigest()
+            name = key[strip:]
+            run_id = name.removeprefix("seen:run:") if name.startswith("seen:run:") else (
+                name.removeprefix("run:") if name.startswith("run:") else None)
+            view = await self._redis.hget(ks.run(run_id), "view") if run_id else None
+            if self._retention.past_due(name, view, now):
+                continue
+            counted += 1
+            digest.update(f"{name}={await self._dump(key)}\n".encode())
+        return counted, digest.hexdigest()
 
     async def _dump(self, key: str) -> str:
         kind = _s(await self._redis.type(key))

@@ -104,7 +104,7 @@ async def projector_resources(settings: Settings) -> AsyncIterator[Projector]:
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
         sinks: list[Sink] = [
             PostgresSink(pool, PostgresProjection(schema=settings.projections_schema)),
-            RedisSink(RedisProjection(redis, settings.projections_redis_prefix)),
+            RedisSink(RedisProjection.of(redis, settings)),
         ]
         yield Projector(codec, sinks, dlq)
     finally:

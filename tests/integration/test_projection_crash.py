@@ -33,6 +33,7 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
         "OMNIHUB_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "OMNIHUB_PROJECTIONS_SCHEMA": settings.projections_schema,
         "OMNIHUB_PROJECTIONS_REDIS_PREFIX": settings.projections_redis_prefix,
+        "OMNIHUB_LIVE_RETENTION_S": str(settings.live_retention_s),
         "OMNIHUB_PROJECTOR_BATCH_MAX": "40",
         **extra,
     }

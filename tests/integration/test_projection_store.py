@@ -53,6 +53,9 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 def isolated_settings(**extra: object) -> Settings:
     """Settings with this test's own topics, schema, Redis prefix and group."""
     tag = "p" + uuid.uuid4().hex[:10]
+    # Runs here end at T0, in the past: a long retention keeps them in the live views,
+    # so the checksums compare them (tests/integration/test_redis_live.py covers expiry).
+    extra = {"live_retention_s": 3650 * 86400.0, **extra}
     return Settings(topic_prefix=tag, projections_schema=tag, projections_redis_prefix=tag,
                     topic_partitions=3, **extra)  # type: ignore[arg-type]
 
@@ -125,8 +128,8 @@ async def caught_up(settings: Settings) -> bool:
     try:
         pg = {k: v[0] for k, v in (await positions(conn, schema=settings.projections_schema)
                                    ).items() if v[0]}
-        rd = {k: v[0] for k, v in (await RedisProjection(
-            redis, settings.projections_redis_prefix).positions()).items() if v[0]}
+        rd = {k: v[0] for k, v in (await RedisProjection.of(
+            redis, settings).positions()).items() if v[0]}
         return pg == ends and rd == ends
     except asyncpg.UndefinedTableError:
         return False
@@ -158,7 +161,7 @@ async def pg_sums(settings: Settings) -> dict[str, object]:
 async def redis_sum(settings: Settings) -> tuple[int, str]:
     redis = Redis.from_url(settings.redis_url)
     try:
-        return await RedisProjection(redis, settings.projections_redis_prefix).checksum()
+        return await RedisProjection.of(redis, settings).checksum()
     finally:
         await redis.aclose()
 
