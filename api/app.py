@@ -17,7 +17,18 @@ from api import problems
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.idempotency import RedisIdempotencyStore
-from api.routes import admin, approvals, decisions, goals, goals_batch, health, keys, kpis, runs
+from api.routes import (
+    admin,
+    approvals,
+    decisions,
+    goals,
+    goals_batch,
+    health,
+    keys,
+    kpis,
+    live,
+    runs,
+)
 from api.security.services import build_security
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
@@ -101,4 +112,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router, prefix="/api/v1")
     app.include_router(approvals.router, prefix="/api/v1")
     app.include_router(kpis.router, prefix="/api/v1")
+    app.include_router(live.router, prefix="/api/v1")
     return app

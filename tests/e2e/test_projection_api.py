@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +132,34 @@ async def test_read_api_serves_runs_timeline_approvals_and_kpis(
                for k in kpis if k["plans"])
     finished = [k for k in kpis if k["runs_finished"]]
     assert finished and all(k["p50"] is not None and k["p95"] >= k["p50"] for k in finished)
+
+
+async def test_live_view_serves_counters_and_newest_runs_from_redis(
+    api: str, keys: dict[str, CliKey], env: dict[str, str]
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    tenant = f"live-{tag}"
+    key = await asyncio.to_thread(cli_key, env, tenant, "read")
+    now = datetime.now(UTC).replace(microsecond=0)
+    done = [story(f"live-{tag}-{i}", tenant, 0, at=now - timedelta(minutes=5 - i))
+            for i in range(3)]
+    failed = story(f"live-{tag}-f", tenant, 3, at=now - timedelta(seconds=30))
+    active = story(f"live-{tag}-r", tenant, 0, at=now)[:4]  # a step started, not finished
+    await append(settings_of(env), [*(e for r in done for e in r), *failed, *active])
+
+    body = await poll(api, key, "/api/v1/live",
+                      lambda j: j["counters"]["goals"] == 5 and j["freshness"]["lag_events"] == 0)
+    counters = body["counters"]
+    assert (counters["completions"], counters["failures"], counters["active"]) == (3, 1, 1)
+    assert counters["compensations"] == 1
+    assert [(r["run_id"], r["status"]) for r in body["recent"]] == [
+        (f"live-{tag}-r", "running"), (f"live-{tag}-f", "failed"),
+        *((f"live-{tag}-{i}", "completed") for i in (2, 1, 0))]
+    assert body["recent"][0]["ended_at"] is None and body["recent"][1]["ended_at"] is not None
+    assert body["freshness"]["last_event_time"] is not None
+
+    newest = (await get(api, key, "/api/v1/live", limit=2)).json()["recent"]
+    assert [r["run_id"] for r in newest] == [f"live-{tag}-r", f"live-{tag}-f"]
+    others = (await get(api, keys["tenant-b"], "/api/v1/live", limit=200)).json()
+    assert not any(r["run_id"].startswith(f"live-{tag}") for r in others["recent"])
+    assert (await get(api, key, "/api/v1/live", limit=0)).status_code == 422
