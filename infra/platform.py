@@ -28,6 +28,7 @@ can instead call ``infra.stack.register_service(spec)`` at run time.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,26 @@ from pathlib import Path
 from infra.config import HOST, StackConfig
 from infra.probes import tcp_open
 from infra.services import ServiceSpec
+from omnihub import REPO_ROOT
 from omnihub.readiness import READY_FILE_ENV
+
+# What OmniHub's processes run: its packages, the contract and the dependency pins.
+CODE = ("omnihub", "domain", "streams", "projections", "sagas", "api", "infra", "schemas")
+
+
+def code_version(cfg: StackConfig | None = None) -> str:
+    """A hash of the code the processes would run now, so ``up`` after a pull or an edit
+    replaces processes still running the old code rather than reporting them running."""
+    digest = hashlib.sha256()
+    files = [REPO_ROOT / "pyproject.toml"]
+    for folder in CODE:
+        files += (REPO_ROOT / folder).rglob("*.py")
+        files += (REPO_ROOT / folder).rglob("*.avsc")
+        files += (REPO_ROOT / folder).rglob("*.sql")
+    for path in sorted(files):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def _ready_file(cfg: StackConfig, name: str) -> Path:
@@ -59,6 +79,7 @@ def processor(name: str, argv: Sequence[str], endpoint: str) -> ServiceSpec:
         prepare=prepare,
         env=lambda cfg: {READY_FILE_ENV: str(_ready_file(cfg, name))},
         start_timeout_s=120.0,  # the worker and plan cache load the embedding model first
+        version=code_version,
     )
 
 
@@ -79,6 +100,7 @@ API = ServiceSpec(
     endpoint=lambda cfg: f"http://{HOST}:{cfg.api_port}",
     health=lambda cfg: tcp_open(cfg.api_port),
     ports=lambda cfg: (cfg.api_port,),
+    version=code_version,
 )
 
 # Keys and kill-switch projections and the audit chainer (streams/security_processor.py).

@@ -30,6 +30,7 @@ class PidRecord:
     pid: int
     start_ticks: int
     endpoint: str
+    version: str = ""  # ServiceSpec.version when it was started
 
     def write(self, path: Path) -> None:
         """Write atomically, so a reader never sees half a record."""
@@ -42,7 +43,8 @@ class PidRecord:
         """The record, or None when the file is missing or unreadable."""
         try:
             data = json.loads(path.read_text())
-            return cls(int(data["pid"]), int(data["start_ticks"]), str(data["endpoint"]))
+            return cls(int(data["pid"]), int(data["start_ticks"]), str(data["endpoint"]),
+                       str(data.get("version", "")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

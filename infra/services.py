@@ -43,6 +43,10 @@ def _no_ports(cfg: StackConfig) -> Sequence[int]:
     return ()
 
 
+def _unversioned(cfg: StackConfig) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """How to run one long-lived process of the stack.
@@ -63,6 +67,9 @@ class ServiceSpec:
     - ``after_start``: idempotent setup once healthy (create a database).
     - ``user``: the system user to run as, or None for the current one.
     - ``stop_signal``: the graceful-stop signal; SIGKILL follows after ``stop_grace_s``.
+    - ``version``: what the process runs (e.g. a hash of its code), recorded with the
+      pid; ``up`` restarts a running process recorded with another version. Empty: the
+      process is never restarted for it (the servers).
     """
 
     name: str
@@ -77,6 +84,7 @@ class ServiceSpec:
     start_timeout_s: float = 60.0
     stop_grace_s: float = 20.0
     stop_signal: signal.Signals = signal.SIGTERM
+    version: Callable[[StackConfig], str] = _unversioned
 
 
 @dataclass(frozen=True)

@@ -117,13 +117,19 @@ def _up_one(cfg: StackConfig, spec: ServiceSpec) -> ServiceStatus:
                 f"already running at {record.endpoint}, not "
                 f"{endpoint}: stop it first (omnihub stack down {spec.name})",
             )
-        _wait_healthy(cfg, spec, record)
-        spec.after_start(cfg)
-        return ServiceStatus(spec.name, "running", record.pid, endpoint, "already running")
+        version = spec.version(cfg)
+        if record.version == version:
+            _wait_healthy(cfg, spec, record)
+            spec.after_start(cfg)
+            return ServiceStatus(spec.name, "running", record.pid, endpoint, "already running")
+        _stop(cfg, spec, record)  # it runs other code than this checkout's: replace it
+        detail = f"restarted: code changed since pid {record.pid} started"
+    else:
+        detail = "started"
     record = _start(cfg, spec)
     _wait_healthy(cfg, spec, record)
     spec.after_start(cfg)
-    return ServiceStatus(spec.name, "running", record.pid, endpoint, "started")
+    return ServiceStatus(spec.name, "running", record.pid, endpoint, detail)
 
 
 def _start(cfg: StackConfig, spec: ServiceSpec) -> PidRecord:
@@ -136,7 +142,7 @@ def _start(cfg: StackConfig, spec: ServiceSpec) -> PidRecord:
     ticks = start_ticks(pid)
     if ticks is None:
         raise StackError(spec.name, "exited immediately", tail(log_path(cfg, spec.name)))
-    record = PidRecord(pid, ticks, spec.endpoint(cfg))
+    record = PidRecord(pid, ticks, spec.endpoint(cfg), spec.version(cfg))
     record.write(_pid_file(cfg, spec))
     return record
 

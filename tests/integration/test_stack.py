@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Iterator
 
@@ -230,3 +231,29 @@ def test_processor_is_healthy_only_once_it_marks_itself_ready(stack: StackConfig
     finally:
         down(stack, [name])
         unregister_service(name)
+
+
+def test_up_replaces_a_process_running_other_code(stack: StackConfig) -> None:
+    """After a pull or an edit, ``up`` restarts what runs the old code; unchanged, it
+    leaves the process alone."""
+    from infra.platform import code_version, processor
+
+    name, version = _unique("proc"), ["v1"]
+    code = "from omnihub.readiness import mark_ready; import time; mark_ready(); time.sleep(60)"
+    spec = processor(name, ["-c", code], "kafka://nowhere")
+    register_service(dataclasses.replace(spec, version=lambda cfg: version[0]))
+    try:
+        (first,) = up(stack, [name])
+        (again,) = up(stack, [name])
+        assert (first.detail, again.detail, again.pid) == ("started", "already running",
+                                                           first.pid)
+        version[0] = "v2"
+        (replaced,) = up(stack, [name])
+        assert replaced.state == "running" and replaced.pid != first.pid
+        assert replaced.detail.startswith("restarted: code changed")
+        assert PidRecord.read(stack.run_dir / f"{name}.pid") is not None
+        assert start_ticks(first.pid) is None  # the old process is gone
+    finally:
+        down(stack, [name])
+        unregister_service(name)
+    assert code_version() == code_version() and len(code_version()) == 16
