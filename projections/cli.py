@@ -1,11 +1,13 @@
-"""``omnihub projector run`` and ``omnihub projections rebuild|status``."""
+"""``omnihub projector run`` and ``omnihub projections rebuild|status|as-of``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from omnihub.settings import Settings, get_settings
@@ -31,6 +33,15 @@ def register(sub: Any) -> None:
     rebuild.set_defaults(handler=_rebuild)
     p_sub.add_parser("status", help="per-partition positions and lag").set_defaults(
         handler=_status)
+    as_of = p_sub.add_parser("as-of", help="what the log held at a moment, folded afresh "
+                             "(for audits: reads Kafka, not the read models)")
+    as_of.add_argument("--at", required=True, type=_instant,
+                       help="ISO 8601 time, e.g. 2026-11-22T10:00:00Z (no zone: UTC)")
+    which = as_of.add_mutually_exclusive_group()
+    which.add_argument("--run", help="one run: its view and timeline")
+    which.add_argument("--tenant", help="one tenant's runs")
+    as_of.add_argument("--json", action="store_true", help="one JSON document")
+    as_of.set_defaults(handler=_as_of)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -81,6 +92,52 @@ def _rebuild(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         ok = ok and (report.equal or report.swapped)
     return 0 if ok else 1
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _as_of(args: argparse.Namespace) -> int:
+    from projections.as_of import known_at, report
+    from streams.codec import EventCodec
+    from streams.schema_registry import SchemaRegistry
+    from streams.topics import Topic, topic_name
+
+    settings = get_settings()
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    known = asyncio.run(known_at(settings.kafka_bootstrap, codec,
+                                 topic_name(settings, Topic.RUNS), args.at,
+                                 run_id=args.run, tenant_id=args.tenant))
+    doc = report(known, with_timeline=args.run is not None)
+    if args.json:
+        print(json.dumps(doc, default=str, indent=2))
+    else:
+        for line in _lines(doc):
+            print(line)
+    if args.run and args.run not in known.runs:
+        print(f"run {args.run} was not in the log at {args.at.isoformat()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _lines(doc: dict[str, Any]) -> list[str]:
+    lines = [f"as of {doc['at']}: {len(doc['runs'])} runs from {doc['events']} events"
+             + (f", {doc['unreadable']} unreadable records" if doc["unreadable"] else "")]
+    for run in doc["runs"]:
+        lines.append(f"  {run['run_id']}  {run['tenant_id']}  {run['status']:<18} "
+                     f"steps {run['steps_completed']}/{run['steps_planned']}  "
+                     f"updated {run['updated_at']}")
+    for entry in doc["timeline"]:
+        lines.append(f"    {entry['seq']:>3} {entry['occurred_at']} {entry['event_type']:<22}"
+                     f" {entry['summary']}")
+    for ap in doc["pending_approvals"]:
+        lines.append(f"  pending approval {ap['approval_id']} ({ap['run_id']}, {ap['step_id']})")
+    return lines
 
 
 def _status(_: argparse.Namespace) -> int:

@@ -34,12 +34,14 @@ async def read_log(
     follow: bool = False,
     idle_timeout_ms: int = 1000,
     start_at: Mapping[TopicPartition, int] | None = None,
+    stop_at: Mapping[TopicPartition, int] | None = None,
 ) -> AsyncIterator[LogRecord]:
     """Every record of ``topics`` in partition order.
 
-    Without ``follow`` it stops at the end offsets seen when it started; with
-    ``follow`` it keeps waiting for new records. ``start_at`` reads only the partitions
-    it names, each from the given offset (one run's events, say, from its first one).
+    Without ``follow`` it stops at the end offsets seen when it started, or earlier at
+    ``stop_at`` (per partition, exclusive); with ``follow`` it keeps waiting for new
+    records. ``start_at`` reads only the partitions it names, each from the given offset
+    (one run's events, say, from its first one).
     """
     parts = list(start_at) if start_at else await partitions_of(bootstrap, topics)
     if not parts:
@@ -58,14 +60,20 @@ async def read_log(
         else:
             await consumer.seek_to_end(*parts)
         ends = await consumer.end_offsets(parts)
+        if stop_at:
+            ends = {tp: min(end, stop_at.get(tp, end)) for tp, end in ends.items()}
         remaining = {tp for tp in parts if (await consumer.position(tp)) < ends[tp]}
         while follow or remaining:
-            batch = await consumer.getmany(timeout_ms=idle_timeout_ms, max_records=500)
+            batch = await consumer.getmany(
+                *(() if follow else remaining), timeout_ms=idle_timeout_ms, max_records=500
+            )
             for tp, messages in batch.items():
                 for msg in messages:
+                    if not follow and msg.offset >= ends[tp]:
+                        break
                     yield _record(codec, msg)
-                    if not follow and msg.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
+            if not follow:  # positions, not offsets seen: control records leave gaps
+                remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
 
