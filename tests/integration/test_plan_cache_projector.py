@@ -48,7 +48,7 @@ def control(cls: type[Event], tenant: str, at: datetime, *fields: Any) -> Event:
         discriminator=(str(uuid.uuid4()),),
         occurred_at=at,
     )
-    return cls(env, *fields)  # type: ignore[call-arg]
+    return cls(env, *fields)
 
 
 def the_log(t0: datetime) -> list[Event]:

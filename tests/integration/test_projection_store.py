@@ -170,7 +170,8 @@ async def fetch(settings: Settings, sql: str, *args: object) -> list[asyncpg.Rec
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
         await conn.execute(f'SET search_path TO "{settings.projections_schema}"')
-        return await conn.fetch(sql, *args)
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+        return rows
     finally:
         await conn.close()
 

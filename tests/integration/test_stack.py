@@ -252,7 +252,7 @@ def test_up_replaces_a_process_running_other_code(stack: StackConfig) -> None:
         assert replaced.state == "running" and replaced.pid != first.pid
         assert replaced.detail.startswith("restarted: code changed")
         assert PidRecord.read(stack.run_dir / f"{name}.pid") is not None
-        assert start_ticks(first.pid) is None  # the old process is gone
+        assert first.pid is not None and start_ticks(first.pid) is None  # the old one is gone
     finally:
         down(stack, [name])
         unregister_service(name)

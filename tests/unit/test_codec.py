@@ -38,6 +38,7 @@ def test_bytes_decode_with_the_avsc_file_alone(codec: EventCodec, event) -> None
     assert data[:2] == b"\xc3\x01"
     schema = json.loads((SCHEMAS / f"{event.EVENT_TYPE}.v1.avsc").read_text())
     record = schemaless_reader(io.BytesIO(data[10:]), parse_schema(schema), None)
+    assert isinstance(record, dict)
     assert record["envelope"]["event_id"] == event.envelope.event_id
     assert record["envelope"]["occurred_at"] == event.envelope.occurred_at
 

@@ -106,5 +106,6 @@ def test_old_bytes_read_with_new_schema_and_new_bytes_with_old(folder: Path) -> 
     schemaless_writer(new_bytes, parse_schema(v2), {**sample_datum(v2), "priority": 9})
     new_bytes.seek(0)
     read_back = schemaless_reader(new_bytes, parse_schema(v2), old.parsed)
+    assert isinstance(read_back, dict)
     assert "priority" not in read_back
     assert read_back["goal"] == "sample"
