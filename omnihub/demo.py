@@ -69,6 +69,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if view is not None:
             print(f"GET {accepted['status_url']} (the run's read model, from the projector) ->")
             print(_summary(view))
+        live = await client.get("/api/v1/live", params={"limit": 1})
+        if live.status_code == 200:
+            counters = " ".join(f"{k}={v}" for k, v in live.json()["counters"].items() if v)
+            print(f"GET /api/v1/live (the tenant's live counters, from Redis) -> {counters}")
     if final is None:
         print(
             f"(no final event within {args.seconds:g}s; `omnihub tail --run "
