@@ -68,8 +68,13 @@ class Tool(Protocol):
         """Do the step's effect once per idempotency key; return a JSON object."""
         ...
 
-    async def compensate(self, call: ToolCall, result: Mapping[str, Any]) -> JsonObject:
-        """Undo what ``run`` did (``result`` is what it returned); idempotent too."""
+    async def compensate(self, call: ToolCall, result: Mapping[str, Any] | None) -> JsonObject:
+        """Undo what ``run`` did (``result`` is what it returned); idempotent too.
+
+        ``result`` is ``None`` when the step's outcome is unknown: ``run`` was cancelled or
+        abandoned (timed out, worker lost) before it returned, perhaps before it did
+        anything. Undo whatever it may have done, and succeed when there is nothing to undo.
+        """
         ...
 
 

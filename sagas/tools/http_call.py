@@ -4,6 +4,12 @@ Both calls send an ``Idempotency-Key`` header (the step's key; ``<key>:compensat
 for the undo), so a receiver that honours it sees each effect once however often the
 activity is retried. 4xx answers (except 408 and 429) are domain errors; 5xx,
 timeouts and connection errors are transient.
+
+The undo's body says ``step_outcome``: ``completed`` (with the call's ``result``) or
+``unknown`` (``result`` null) when the call was cancelled or abandoned in flight and may
+never have arrived; the receiver's 404 or 410 then means nothing to undo, not a failure.
+A call abandoned on a timeout could still arrive after its undo: receivers that honour
+the idempotency keys can refuse ``<key>`` once ``<key>:compensate`` was seen.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from sagas.tools.url_policy import UrlPolicy
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 RETRYABLE_4XX = frozenset({408, 425, 429})
+NOTHING_THERE = frozenset({404, 410})
 MAX_BODY_CHARS = 16_384
 
 
@@ -41,16 +48,24 @@ class HttpCallTool:
         method = _method(call.arguments.get("method", "POST"))
         return await self._send(method, url, call.arguments.get("json"), call.idempotency_key)
 
-    async def compensate(self, call: ToolCall, result: Mapping[str, Any]) -> JsonObject:
+    async def compensate(self, call: ToolCall, result: Mapping[str, Any] | None) -> JsonObject:
         if call.arguments.get("compensate_url") is None:
             return {"noop": True}
         url = _url(call.arguments, "compensate_url")
         await self._policy.check(url)
         method = _method(call.arguments.get("compensate_method", "DELETE"))
-        body = {"run_id": call.run_id, "step_id": call.step_id, "result": dict(result)}
-        return await self._send(method, url, body, call.idempotency_key + ":compensate")
+        body = {
+            "run_id": call.run_id,
+            "step_id": call.step_id,
+            "result": None if result is None else dict(result),
+            "step_outcome": "unknown" if result is None else "completed",
+        }
+        key = call.idempotency_key + ":compensate"
+        return await self._send(method, url, body, key, nothing_there_ok=result is None)
 
-    async def _send(self, method: str, url: str, body: Any, key: str) -> JsonObject:
+    async def _send(
+        self, method: str, url: str, body: Any, key: str, nothing_there_ok: bool = False
+    ) -> JsonObject:
         try:
             response = await self._client.request(
                 method, url, json=body, headers={"Idempotency-Key": key}
@@ -58,6 +73,9 @@ class HttpCallTool:
         except httpx.HTTPError as exc:
             raise ToolTransientError(f"{method} {url}: {exc!r}") from exc
         text = response.text[:MAX_BODY_CHARS]
+        if nothing_there_ok and response.status_code in NOTHING_THERE:
+            body_seen = _body(response, text)
+            return {"status": response.status_code, "body": body_seen, "nothing_to_undo": True}
         if response.status_code >= 500 or response.status_code in RETRYABLE_4XX:
             raise ToolTransientError(f"{method} {url} answered {response.status_code}: {text}")
         if response.status_code >= 400:

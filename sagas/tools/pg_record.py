@@ -56,7 +56,9 @@ class PgRecordTool:
         # No row back: an earlier attempt already wrote it, which is the same outcome.
         return {"record_id": call.idempotency_key, "inserted": row is not None}
 
-    async def compensate(self, call: ToolCall, result: Mapping[str, Any]) -> JsonObject:
+    async def compensate(self, call: ToolCall, result: Mapping[str, Any] | None) -> JsonObject:
+        # By key, not by result: a step of unknown outcome (no result) is undone the same
+        # way, and ``found`` is false when it never wrote.
         row = await self._fetchrow(COMPENSATE, call.idempotency_key)
         return {"record_id": call.idempotency_key, "found": row is not None}
 

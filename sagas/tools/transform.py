@@ -47,5 +47,5 @@ class TransformTool:
             raise ToolDomainError("argument 'op' must be a string")
         return {"value": _apply(op, call.arguments.get("value"))}
 
-    async def compensate(self, call: ToolCall, result: Mapping[str, Any]) -> JsonObject:
+    async def compensate(self, call: ToolCall, result: Mapping[str, Any] | None) -> JsonObject:
         return {"noop": True}

@@ -32,5 +32,5 @@ class WaitTool:
             call.heartbeat(left)
         return {"waited_s": seconds}
 
-    async def compensate(self, call: ToolCall, result: Mapping[str, Any]) -> JsonObject:
+    async def compensate(self, call: ToolCall, result: Mapping[str, Any] | None) -> JsonObject:
         return {"noop": True}

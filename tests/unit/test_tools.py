@@ -144,3 +144,21 @@ async def test_http_compensation_calls_the_undo_url_with_its_own_key() -> None:
     assert len(seen) == 1
     assert (seen[0].method, str(seen[0].url)) == ("DELETE", "http://h/x/undo")
     assert seen[0].headers["Idempotency-Key"] == "run-1:s1:compensate"
+
+
+async def test_http_compensation_of_an_unknown_outcome_tolerates_nothing_there() -> None:
+    seen: list[httpx.Request] = []
+    args = {"url": "http://h/x", "compensate_url": "http://h/x/undo"}
+    async with recording_client(404, seen) as client:
+        tool = HttpCallTool(client, UrlPolicy.allow_all())
+        undone = await tool.compensate(call(args), None)
+        with pytest.raises(ToolDomainError):  # undoing what surely happened: a real failure
+            await tool.compensate(call(args), {"status": 201})
+    assert undone == {"status": 404, "body": {"ok": True}, "nothing_to_undo": True}
+    assert json.loads(seen[0].content) == {
+        "run_id": "run-1",
+        "step_id": "s1",
+        "result": None,
+        "step_outcome": "unknown",
+    }
+    assert json.loads(seen[1].content)["step_outcome"] == "completed"
