@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+COMPLETED = "completed"
+UNKNOWN = "unknown"
+
 
 @dataclass
 class RunPolicy:
@@ -35,12 +38,18 @@ class WireStep:
 
 @dataclass
 class CompletedStep:
-    """A step that finished, in completion order (the compensation stack)."""
+    """An entry of the compensation stack, pushed when the step's outcome settled.
+
+    ``outcome`` is ``completed``, or ``unknown`` for a step whose tool was started and then
+    cancelled or abandoned (timed out, worker lost) before it returned: it may have had
+    its effect, so it is undone too; its ``result_json`` is ``null``.
+    """
 
     step_id: str
     tool: str
     arguments_json: str
     result_json: str
+    outcome: str = COMPLETED
 
 
 @dataclass
@@ -70,6 +79,8 @@ class CarriedState:
     plan_id: str
     steps: list[WireStep]
     plan_event_id: str = ""
+    # The compensation stack. Steps of unknown outcome only join it as the run ends (on a
+    # failure or cancel request), so it holds completed steps whenever it is carried on.
     completed: list[CompletedStep] = field(default_factory=list)
     decisions: list[ApprovalDecision] = field(default_factory=list)
     started_at_ms: int = 0

@@ -116,15 +116,19 @@ class StepActivities(ActivityBase):
 
     @activity.defn(name="compensate_step")
     async def compensate_step(self, inp: m.CompensateInput) -> m.CompensateOutput:
-        """Undo one completed step; after the last attempt, record that it could not be."""
+        """Undo one step; after the last attempt, record that it could not be.
+
+        A step of unknown outcome (see :mod:`sagas.compensation`) hands its tool no
+        result. Either way the event says which it was: ``step_compensated`` carries
+        ``"step_outcome"`` in its ``result_json``, a failed undo names it in its message.
+        """
         attempt = activity.info().attempt
         step = inp.step
+        step_result = json.loads(step.result_json) if step.outcome == m.COMPLETED else None
         call = self._call(inp.run, step.step_id, attempt, json.loads(step.arguments_json), {})
         try:
             async with heartbeating():
-                result = await self._tools.get(step.tool).compensate(
-                    call, json.loads(step.result_json)
-                )
+                result = await self._tools.get(step.tool).compensate(call, step_result)
         except Exception as exc:
             retryable = getattr(exc, "retryable", True)
             if retryable and attempt < inp.max_attempts:
@@ -135,7 +139,7 @@ class StepActivities(ActivityBase):
                     step.step_id,
                     step.tool,
                     inp.compensation,
-                    f"{type(exc).__name__}: {exc}"[:2000],
+                    (_unknown_note(step) + f"{type(exc).__name__}: {exc}")[:2000],
                 )
             )
             return m.CompensateOutput(step.step_id, False, str(exc)[:500])
@@ -145,7 +149,11 @@ class StepActivities(ActivityBase):
                 step.step_id,
                 step.tool,
                 inp.compensation,
-                json.dumps(result, sort_keys=True, default=str),
+                json.dumps({**result, "step_outcome": step.outcome}, sort_keys=True, default=str),
             )
         )
         return m.CompensateOutput(step.step_id, True)
+
+
+def _unknown_note(step: m.CompletedStep) -> str:
+    return "" if step.outcome == m.COMPLETED else f"step outcome {step.outcome}; "

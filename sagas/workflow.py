@@ -2,8 +2,10 @@
 
 assess -> plan -> execute the plan as a DAG (independent steps concurrently; a risky
 step first waits for an approval signal) -> on a final failure, denial or cancel
-request, compensate completed steps in reverse completion order -> the terminal event.
-Long runs continue-as-new between steps, carrying their state.
+request, compensate in reverse order the steps that completed and those whose outcome is
+unknown (started, then cancelled or abandoned before a result: see
+:mod:`sagas.compensation`) -> the terminal event. Long runs continue-as-new between
+steps, carrying their state.
 
 Change this code only behind ``workflow.patched()``: ``tests/unit/test_saga_replay.py``
 replays recorded histories and fails on a non-deterministic change.
@@ -25,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import ids
     from sagas import messages as m
     from sagas.activities import SagaActivities
+    from sagas.compensation import to_undo, unknown_outcome
     from sagas.plan import ready_steps
 
 WORKFLOW_NAME = "AgentWorkflow"
@@ -34,6 +37,8 @@ EMIT_TIMEOUT = timedelta(seconds=30)
 EMIT_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=0)
 PLAN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 COMPENSATION_ATTEMPTS = 5
+# Runs started before it compensated completed steps only, also when one was in flight.
+UNDO_UNKNOWN_PATCH = "compensate-unknown-outcomes"
 
 
 @dataclass
@@ -50,6 +55,7 @@ class AgentWorkflow:
     def __init__(self) -> None:
         self._decisions: dict[str, m.ApprovalDecision] = {}
         self._cancel: m.CancelRequest | None = None
+        self._unknown: dict[str, m.CompletedStep] = {}  # step id -> its stack entry
         self._phase = "starting"
 
     @workflow.signal(name="approval_decided")
@@ -59,7 +65,7 @@ class AgentWorkflow:
 
     @workflow.signal(name="cancel_requested")
     def cancel_requested(self, request: m.CancelRequest) -> None:
-        """Stop scheduling steps and roll back what completed."""
+        """Stop scheduling steps, cancel those in flight and roll back what they did."""
         if self._cancel is None:
             self._cancel = request
 
@@ -159,6 +165,8 @@ class AgentWorkflow:
                         state.completed.append(outcome.completed)
                     elif outcome is not None and failure is None:
                         failure = outcome
+                    if step_id in self._unknown:  # pushed as its outcome settled
+                        state.completed.append(self._unknown.pop(step_id))
         cancel_seen.cancel()
         return failure
 
@@ -179,10 +187,11 @@ class AgentWorkflow:
                 await self._record_failure(ref, step, "ApprovalDenied", message)
                 return _Outcome(step.step_id, error=message)
         results = {c.step_id: c.result_json for c in state.completed}
+        step_input = m.StepInput(ref, step, {d: results[d] for d in step.depends_on})
         try:
             out = await workflow.execute_activity_method(
                 SagaActivities.run_step,
-                m.StepInput(ref, step, {d: results[d] for d in step.depends_on}),
+                step_input,
                 start_to_close_timeout=timedelta(seconds=step.timeout_s),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=RetryPolicy(
@@ -192,7 +201,11 @@ class AgentWorkflow:
             )
         except ActivityError as exc:
             if not isinstance(exc.cause, ApplicationError):
-                # Timeouts and lost workers: the activity never got to say it failed.
+                # Cancelled, timed out, worker lost: the activity never got to say how it
+                # ended, so the tool may have had its effect. Noted before the next await,
+                # which a cancel request may interrupt.
+                if (entry := unknown_outcome(step_input)) is not None:
+                    self._unknown[step.step_id] = entry
                 await self._record_failure(ref, step, type(exc.cause).__name__, _cause(exc))
             return _Outcome(step.step_id, error=_cause(exc))
         done = m.CompletedStep(step.step_id, step.tool, out.arguments_json, out.result_json)
@@ -247,12 +260,13 @@ class AgentWorkflow:
         )
 
     async def _compensate(self, inp: m.RunInput, state: m.CarriedState) -> list[str]:
-        """Undo completed steps, last completed first; return those undone."""
+        """Undo the stack, last settled first; return the step ids undone."""
         self._phase = "compensating"
         ref = m.RunRef(inp.run_id, inp.tenant_id, state.plan_event_id)
         undo = {s.step_id: s.compensation or "noop" for s in state.steps}
+        unknown = any(s.outcome != m.COMPLETED for s in state.completed)
         compensated = []
-        for done in reversed(state.completed):
+        for done in to_undo(state.completed, unknown and workflow.patched(UNDO_UNKNOWN_PATCH)):
             out = await workflow.execute_activity_method(
                 SagaActivities.compensate_step,
                 m.CompensateInput(ref, done, undo.get(done.step_id, "noop"), COMPENSATION_ATTEMPTS),
