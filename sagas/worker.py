@@ -90,9 +90,10 @@ def build_plan_cache(settings: Settings, postgres: Lazy[asyncpg.Pool]) -> PlanCa
 
 @asynccontextmanager
 async def saga_activities(
-    settings: Settings, kill_switches: KillSwitches | None = None
+    settings: Settings, kill_switches: KillSwitches | None = None, planner: Planner | None = None
 ) -> AsyncIterator[SagaActivities]:
-    """The activities wired to real clients, closed on exit."""
+    """The activities wired to real clients, closed on exit; the planner is the settings'
+    unless one is given."""
     async with AsyncExitStack() as stack:
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
         appender = KafkaEventAppender(settings, codec)
@@ -106,7 +107,7 @@ async def saga_activities(
         tools = build_registry(postgres, http, settings)
         plans = PlanSource(
             build_plan_cache(settings, postgres),
-            build_planner(settings),
+            planner or build_planner(settings),
             RuleBasedPlanner(),
             tools,
             switches,

@@ -12,7 +12,7 @@ import subprocess
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from domain import ids
 from domain.events import Event, GoalReceived
 from infra.launch import omnihub_argv, running
 from omnihub.settings import Settings
+from sagas.planner import PlanRequest
 from streams.codec import DecodeError, EventCodec
 from streams.schema_registry import SchemaRegistry
 from streams.topics import Topic, topic_name
@@ -36,6 +37,15 @@ def unique(prefix: str) -> str:
 
 def codec_for(settings: Settings) -> EventCodec:
     return EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+
+
+async def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
 
 
 def goal_event(tenant: str, goal: str, run_id: str | None = None) -> GoalReceived:
@@ -127,11 +137,16 @@ async def tapping(settings: Settings) -> AsyncIterator[RunTap]:
 
 @dataclass
 class Hook:
-    """A webhook path's scripted answers (the last one repeats) and what it received."""
+    """A webhook path's scripted answers (the last one repeats) and what it received.
+
+    It answers after ``delay_s``, or after ``method_delay_s[method]`` when that names the
+    request's method; a caller that hangs up meanwhile gets no answer.
+    """
 
     statuses: list[int] = field(default_factory=lambda: [200])
     requests: list[dict[str, Any]] = field(default_factory=list)
     delay_s: float = 0.0
+    method_delay_s: dict[str, float] = field(default_factory=dict)
 
 
 class WebhookServer:
@@ -145,7 +160,7 @@ class WebhookServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -162,8 +177,9 @@ class WebhookServer:
         hook.requests.append(
             {"method": request.method, "key": request.headers.get("Idempotency-Key"), "body": body}
         )
-        if hook.delay_s:
-            await asyncio.sleep(hook.delay_s)
+        delay = hook.method_delay_s.get(request.method, hook.delay_s)
+        if delay:
+            await asyncio.sleep(delay)
         status = hook.statuses[min(len(hook.requests) - 1, len(hook.statuses) - 1)]
         return web.json_response({"path": request.path, "n": len(hook.requests)}, status=status)
 
@@ -220,6 +236,18 @@ def completion(content: str, model: str = "planner-test") -> web.Response:
 
 def plan_json(*steps: dict[str, Any]) -> str:
     return json.dumps({"steps": list(steps)})
+
+
+class ScriptedPlanner:
+    """Proposes the same plan for every goal: steps no rule makes (timeouts, siblings)."""
+
+    name = "scripted"
+
+    def __init__(self, plan: str) -> None:
+        self.plan = plan
+
+    async def propose(self, request: PlanRequest) -> Mapping[str, Any]:
+        return dict(json.loads(self.plan))
 
 
 @contextmanager

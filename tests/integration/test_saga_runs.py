@@ -41,7 +41,17 @@ from streams.admin import ensure_declared_topics
 from streams.producer import KafkaEventAppender
 from streams.saga_bridge import run_bridge
 from streams.topics import Topic, topic_name
-from tests.saga_support import RunTap, WebhookServer, codec_for, goal_event, tapping, unique
+from tests.saga_support import (
+    RunTap,
+    ScriptedPlanner,
+    WebhookServer,
+    codec_for,
+    goal_event,
+    plan_json,
+    tapping,
+    unique,
+    wait_until,
+)
 
 
 @dataclass
@@ -106,6 +116,22 @@ async def sagas() -> AsyncIterator[Sagas]:
 
 def of_type(events: list[Event], cls: type[Event]) -> list[Event]:
     return [e for e in events if isinstance(e, cls)]
+
+
+def compensations(events: list[Event]) -> list[tuple[str, str]]:
+    """(step id, step outcome) of each ``step_compensated``, in log order."""
+    return [
+        (e.step_id, json.loads(e.result_json)["step_outcome"])
+        for e in events
+        if isinstance(e, StepCompensated)
+    ]
+
+
+def cancel_request(run_id: str, tenant: str, reason: str, by: str) -> RunCancelRequested:
+    env = ids.envelope(
+        RunCancelRequested, run_id=run_id, tenant_id=tenant, actor="test", correlation_id=run_id
+    )
+    return RunCancelRequested(env, reason, by)
 
 
 def index(events: list[Event], event_type: str, step_id: str | None = None) -> int:
@@ -249,14 +275,8 @@ async def test_approval_timeout_denies_and_compensates(sagas: Sagas) -> None:
 async def test_cancel_request_stops_the_run_and_compensates(sagas: Sagas) -> None:
     run_id = await sagas.submit("save the note then wait 60 s")
     events = await sagas.tap.wait_for(run_id, "step_started", count=2)
-    env = ids.envelope(
-        RunCancelRequested,
-        run_id=run_id,
-        tenant_id=events[0].envelope.tenant_id,
-        actor="test",
-        correlation_id=run_id,
-    )
-    await sagas.appender.append(RunCancelRequested(env, "changed my mind", "user:carol"))
+    tenant = events[0].envelope.tenant_id
+    await sagas.appender.append(cancel_request(run_id, tenant, "changed my mind", "user:carol"))
     events = await sagas.finished(run_id, "run_cancelled")
     cancelled = of_type(events, RunCancelled)[0]
     assert isinstance(cancelled, RunCancelled)
@@ -268,6 +288,81 @@ async def test_cancel_request_stops_the_run_and_compensates(sagas: Sagas) -> Non
     assert "step_completed" not in [
         e.envelope.event_type for e in events if getattr(e, "step_id", "") == "s2"
     ]
+
+
+async def test_cancel_undoes_the_call_in_flight_before_what_completed(sagas: Sagas) -> None:
+    slow, url = sagas.hooks.hooks["/slow-cancel"], f"{sagas.hooks.base_url}/slow-cancel"
+    slow.method_delay_s = {"POST": 60.0}  # the call hangs; its undo (DELETE) answers at once
+    run_id = await sagas.submit(f"save the order then post undoable to {url}")
+    # The webhook has the call: its effect may have happened, though no result came back.
+    await wait_until(lambda: len(slow.requests) == 1, 60, "the webhook call")
+    tenant = sagas.tap.events[run_id][0].envelope.tenant_id
+    await sagas.appender.append(cancel_request(run_id, tenant, "too slow", "user:dan"))
+    events = await sagas.finished(run_id, "run_cancelled")
+    types = [(e.envelope.event_type, getattr(e, "step_id", None)) for e in events]
+    assert ("step_started", "s2") in types and ("step_completed", "s2") not in types
+    assert compensations(events) == [("s2", "unknown"), ("s1", "completed")]
+    assert index(events, "step_compensated", "s2") < index(events, "step_compensated", "s1")
+    assert index(events, "step_compensated", "s1") < index(events, "run_cancelled")
+    cancelled = of_type(events, RunCancelled)[0]
+    assert isinstance(cancelled, RunCancelled)
+    assert cancelled.compensated_step_ids == ("s2", "s1")
+    post, undo = slow.requests
+    assert (post["method"], post["key"]) == ("POST", f"{run_id}:s2")
+    assert (undo["method"], undo["key"]) == ("DELETE", f"{run_id}:s2:compensate")
+    assert json.loads(undo["body"])["step_outcome"] == "unknown"
+    row = await sagas.pg.fetchrow(
+        "SELECT compensated_at FROM saga_tool_records WHERE idempotency_key = $1", f"{run_id}:s1"
+    )
+    assert row is not None and row["compensated_at"] is not None
+
+
+async def test_a_step_abandoned_on_timeout_while_a_sibling_fails_is_undone(sagas: Sagas) -> None:
+    base, run_id = sagas.hooks.base_url, unique("run")
+    sagas.hooks.hooks["/sibling-refuse"].statuses = [422]
+    slow, undo = sagas.hooks.hooks["/sibling-slow"], sagas.hooks.hooks["/sibling-slow/undo"]
+    slow.delay_s = 20.0  # longer than s2's timeout: Temporal abandons the attempt
+    plan = plan_json(
+        {"id": "s1", "tool": "pg_record", "arguments": {"collection": "notes", "record": {}}},
+        {
+            "id": "s2",
+            "tool": "http_call",
+            "arguments": {
+                "url": f"{base}/sibling-slow",
+                "compensate_url": f"{base}/sibling-slow/undo",
+            },
+            "depends_on": ["s1"],
+            "timeout_s": 3,
+            "max_attempts": 1,
+        },
+        {
+            "id": "s3",
+            "tool": "http_call",
+            "arguments": {"url": f"{base}/sibling-refuse"},
+            "depends_on": ["s1"],
+        },
+    )
+    settings = sagas.settings.model_copy(update={"temporal_task_queue": unique("saga-scripted")})
+    async with (
+        saga_worker.saga_activities(settings, planner=ScriptedPlanner(plan)) as acts,
+        saga_worker.build_worker(sagas.client, settings, acts),
+    ):
+        await sagas.client.start_workflow(
+            AgentWorkflow.run,
+            RunInput(run_id, unique("t"), "pay, then notify", "no-goal-event", {}, RunPolicy()),
+            id=run_id,
+            task_queue=settings.temporal_task_queue,
+        )
+        events = await sagas.finished(run_id, "run_failed")
+    finals = {(e.step_id, e.error_type) for e in of_type(events, StepFailed) if e.final}  # type: ignore[attr-defined]
+    assert finals == {("s3", "ToolDomainError"), ("s2", "TimeoutError")}
+    # s3 said it failed: nothing to undo. s2 was abandoned with its call sent: undone.
+    assert compensations(events) == [("s2", "unknown"), ("s1", "completed")]
+    failed = of_type(events, RunFailed)[0]
+    assert isinstance(failed, RunFailed)
+    assert (failed.failed_step_id, failed.compensated_step_ids) == ("s3", ("s2", "s1"))
+    assert [r["key"] for r in slow.requests] == [f"{run_id}:s2"]
+    assert [r["key"] for r in undo.requests] == [f"{run_id}:s2:compensate"]
 
 
 async def test_kill_switch_refuses_the_run(sagas: Sagas) -> None:

@@ -9,7 +9,6 @@ Postgres record the run wrote exists exactly once.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import asyncpg
@@ -20,15 +19,7 @@ from sagas import worker as saga_worker
 from sagas.messages import RunInput, RunPolicy
 from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
-from tests.saga_support import WebhookServer, omnihub_process, tapping, unique
-
-
-async def wait_until(check: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+from tests.saga_support import WebhookServer, omnihub_process, tapping, unique, wait_until
 
 
 async def test_killed_worker_mid_step_completes_elsewhere_without_doubled_effects(
