@@ -4,10 +4,12 @@ Run against the test stack after a deliberate, patched workflow change, and comm
 files next to the old ones (never delete old histories: runs recorded with older code
 may still be open in production)::
 
-    .venv/bin/python -m tests.histories.record
+    .venv/bin/python -m tests.histories.record [SCENARIO ...]
 
 Each scenario runs a real workflow on a worker in this process and writes
-``<scenario>.json`` (``WorkflowHistory.to_json()``) here.
+``<scenario>.json`` (``WorkflowHistory.to_json()``) here. Without names it records only
+the scenarios that have no history yet: re-recording an old one would replace the path
+older runs took with today's.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import asyncio
 import base64
 import json
 import os
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
 from omnihub.settings import Settings, get_settings
@@ -58,6 +62,11 @@ async def _cancel(handle: WorkflowHandle[AgentWorkflow, object]) -> None:
     await handle.signal(AgentWorkflow.cancel_requested, CancelRequest("recorded", "recorder"))
 
 
+async def _cancel_in_flight(handle: WorkflowHandle[AgentWorkflow, object]) -> None:
+    await _until_second_step_running(handle)
+    await handle.signal(AgentWorkflow.cancel_requested, CancelRequest("recorded", "recorder"))
+
+
 SCENARIOS: dict[str, tuple[str, RunPolicy, Scenario]] = {
     "happy_dag": ("say a then upper b and also wait 1 s then save the c", RunPolicy(), _nothing),
     "failure_compensation": (
@@ -69,6 +78,8 @@ SCENARIOS: dict[str, tuple[str, RunPolicy, Scenario]] = {
     "approval_denied": ("save the a then approve the payment", RunPolicy(), _deny),
     "approval_timeout": ("say a then wire the money", RunPolicy(approval_timeout_s=1.0), _nothing),
     "cancelled": ("save the a then wait 30 s", RunPolicy(), _cancel),
+    # Recorded after patch compensate-unknown-outcomes: the wait in flight is undone too.
+    "cancelled_in_flight": ("save the a then wait 30 s", RunPolicy(), _cancel_in_flight),
     "continue_as_new": (
         " then ".join(f"say {i}" for i in range(6)),
         RunPolicy(history_limit=40),
@@ -86,6 +97,20 @@ async def _until_phase(handle: WorkflowHandle[AgentWorkflow, object], phase: str
     raise RuntimeError(f"workflow never reached phase {phase}")
 
 
+async def _until_second_step_running(handle: WorkflowHandle[AgentWorkflow, object]) -> None:
+    started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    for _ in range(300):
+        steps = sum(
+            e.activity_task_scheduled_event_attributes.activity_type.name == "run_step"
+            for e in (await handle.fetch_history()).events
+        )
+        pending = (await handle.describe()).raw_description.pending_activities
+        if steps == 2 and any(p.state == started for p in pending):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the second step never ran")
+
+
 def _approval_id(history_json: str) -> str:
     for event in json.loads(history_json)["events"]:
         attrs = event.get("activityTaskScheduledEventAttributes")
@@ -96,9 +121,10 @@ def _approval_id(history_json: str) -> str:
     raise RuntimeError("no approval requested yet")
 
 
-async def record(settings: Settings, client: Client) -> list[Path]:
+async def record(settings: Settings, client: Client, names: list[str]) -> list[Path]:
     written = []
-    for name, (goal, policy, drive) in SCENARIOS.items():
+    for name in names:
+        goal, policy, drive = SCENARIOS[name]
         run_id = f"history-{name}-{uuid.uuid4().hex[:8]}"
         handle = await client.start_workflow(
             AgentWorkflow.run,
@@ -116,7 +142,11 @@ async def record(settings: Settings, client: Client) -> list[Path]:
     return written
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        raise SystemExit(f"no scenario {unknown}; known: {sorted(SCENARIOS)}")
+    names = names or [n for n in SCENARIOS if not (HERE / f"{n}.json").exists()]
     os.environ.update(stack_config_for_tests().client_env())
     get_settings.cache_clear()
     settings = get_settings().model_copy(
@@ -134,9 +164,9 @@ async def main() -> None:
         saga_worker.saga_activities(settings) as acts,
         saga_worker.build_worker(client, settings, acts),
     ):
-        for path in await record(settings, client):
+        for path in await record(settings, client, names):
             print(f"recorded {path.relative_to(HERE.parent.parent)}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

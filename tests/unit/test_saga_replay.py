@@ -7,6 +7,7 @@ deliberate change made behind ``workflow.patched()``; keep the old ones.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from sagas import messages as m
-from sagas.workflow import AgentWorkflow
+from sagas.workflow import UNDO_UNKNOWN_PATCH, AgentWorkflow
 
 HISTORIES = {
     p.stem: p.read_text() for p in (Path(__file__).parent.parent / "histories").glob("*.json")
@@ -27,6 +28,7 @@ EXPECTED = {
     "approval_denied",
     "approval_timeout",
     "cancelled",
+    "cancelled_in_flight",
     "continue_as_new",
     "refused",
 }
@@ -53,6 +55,32 @@ async def test_history_replays_deterministically(name: str) -> None:
         history, raise_on_replay_failure=False
     )
     assert result.replay_failure is None, f"{name}: {result.replay_failure!r}"
+
+
+def test_the_in_flight_cancel_history_takes_the_patched_path() -> None:
+    history = WorkflowHistory.from_json("cancelled_in_flight", HISTORIES["cancelled_in_flight"])
+    patches = [
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert [p["id"] for p in patches] == [UNDO_UNKNOWN_PATCH]
+    undone = [
+        e
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "compensate_step"
+    ]
+    assert len(undone) == 2  # the wait in flight, then the record
+
+
+async def test_the_unknown_outcome_change_needs_its_patch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``workflow.patched`` the run cancelled before it would take a new path."""
+    monkeypatch.setattr(workflow, "patched", lambda patch_id: True)
+    history = WorkflowHistory.from_json("cancelled", HISTORIES["cancelled"])
+    result = await Replayer(workflows=[AgentWorkflow]).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
+    assert result.replay_failure is not None
 
 
 async def test_a_non_deterministic_change_is_caught() -> None:
