@@ -112,6 +112,10 @@ class StepFailed(Event):
 
 @dataclass(frozen=True, slots=True)
 class StepCompensated(Event):
+    """A step was undone. ``result_json`` is the compensation's result plus
+    ``"step_outcome"``: ``completed``, or ``unknown`` for a step cancelled or abandoned in
+    flight (it may or may not have had its effect) -- older events have no such key."""
+
     EVENT_TYPE: ClassVar[str] = "step_compensated"
     step_id: str
     tool: str
