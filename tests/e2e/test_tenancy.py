@@ -98,8 +98,8 @@ async def test_tenant_b_cannot_affect_tenant_as_run_by_any_route(api, keys, a_ru
 
 
 async def test_tenant_a_can_decide_and_the_decision_is_in_its_audit_chain(
-    api, keys, a_run, env
-) -> None:  # type: ignore[no-untyped-def]
+    api: str, keys: dict[str, CliKey], a_run: tuple[str, str], env: dict[str, str]
+) -> None:
     run_id, approval_id = a_run
     a = bearer(keys["tenant-a"])
     async with httpx.AsyncClient(base_url=api, timeout=30) as c:

@@ -170,9 +170,8 @@ async def test_happy_path_events_arrive_in_causal_order(sagas: Sagas) -> None:
     completed = of_type(events, RunCompleted)[0]
     assert isinstance(completed, RunCompleted) and completed.step_count == 4
     assert json.loads(completed.result_json)["s2"] == {"value": "PARIS"}
-    saved = json.loads(
-        next(e for e in of_type(events, StepCompleted) if e.step_id == "s4").result_json
-    )  # type: ignore[attr-defined]
+    steps = [e for e in events if isinstance(e, StepCompleted)]
+    saved = json.loads(next(e for e in steps if e.step_id == "s4").result_json)
     row = await sagas.pg.fetchrow(
         "SELECT record FROM saga_tool_records WHERE idempotency_key = $1", saved["record_id"]
     )
