@@ -4,6 +4,11 @@ In order: authenticate the key (401), count the request against the key's rate l
 (429, counted even when the scope check then fails, so probing costs quota), check the
 scope (403), take a concurrency slot (429) and give it back when the request ends.
 Failures and denials are audited before answering; successes in the background.
+
+The rate count and the slot are one Redis round trip (``RedisLimiter.admit``): the scope
+is checked locally first and its answer passed in, so the slot is taken only when the
+rate and the scope allow it, while the answers keep the order above. Redis not
+answering is 503 ``limiter-unavailable`` (fail closed).
 """
 
 from __future__ import annotations
@@ -59,9 +64,12 @@ async def _authenticate(sec: SecurityServices, request: Request, resource: str) 
     return result.principal
 
 
-async def _limit_rate(sec: SecurityServices, p: Principal, rid: str, response: Response) -> None:
+async def _admit(
+    sec: SecurityServices, p: Principal, rid: str, granted: bool, response: Response
+) -> bool:
+    """Count the request (429 if over the rate); whether it also got an in-flight slot."""
     try:
-        decision = await sec.rate.hit(p.key_id, rid)
+        admission = await sec.limits.admit(p.key_id, rid, scope_granted=granted)
     except LimiterUnavailable as exc:
         raise Problem(
             503,
@@ -69,6 +77,7 @@ async def _limit_rate(sec: SecurityServices, p: Principal, rid: str, response: R
             "cannot check the rate limit right now",
             headers={"Retry-After": "5"},
         ) from exc
+    decision = admission.rate
     response.headers.update(decision.headers())
     if not decision.allowed:
         raise Problem(
@@ -77,11 +86,14 @@ async def _limit_rate(sec: SecurityServices, p: Principal, rid: str, response: R
             f"more than {decision.limit} requests a minute for this key",
             headers=decision.headers(),
         )
+    return admission.slot
 
 
-async def _authorize(sec: SecurityServices, p: Principal, scope: str, resource: str) -> None:
+async def _authorize(
+    sec: SecurityServices, p: Principal, scope: str, granted: bool, resource: str
+) -> None:
     details = {"needed": scope, "key_id": p.key_id}
-    if not scopes.grants(p.scopes, scope):
+    if not granted:
         denied = audit_fact(
             p.tenant_id,
             "authz",
@@ -107,23 +119,13 @@ async def _authorize(sec: SecurityServices, p: Principal, scope: str, resource: 
     sec.audit.record_later(allowed)
 
 
-async def _take_slot(sec: SecurityServices, p: Principal, rid: str) -> None:
-    try:
-        acquired = await sec.concurrency.acquire(p.key_id, rid)
-    except LimiterUnavailable as exc:
-        raise Problem(
-            503,
-            "limiter-unavailable",
-            "cannot check the concurrency limit",
-            headers={"Retry-After": "5"},
-        ) from exc
-    if not acquired:
-        raise Problem(
-            429,
-            "too-many-concurrent-requests",
-            f"more than {sec.concurrency.limit} requests in flight for this key",
-            headers={"Retry-After": "1"},
-        )
+def _refuse_busy(sec: SecurityServices) -> Problem:
+    return Problem(
+        429,
+        "too-many-concurrent-requests",
+        f"more than {sec.limits.concurrency_limit} requests in flight for this key",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _guard(scope: str) -> Callable[..., AsyncIterator[Principal]]:
@@ -135,13 +137,15 @@ def _guard(scope: str) -> Callable[..., AsyncIterator[Principal]]:
         sec = security_of(state)
         rid, resource = str(uuid.uuid4()), f"{request.method} {request.url.path}"
         principal = await _authenticate(sec, request, resource)
-        await _limit_rate(sec, principal, rid, response)
-        await _authorize(sec, principal, scope, resource)
-        await _take_slot(sec, principal, rid)
+        granted = scopes.grants(principal.scopes, scope)
+        slot = await _admit(sec, principal, rid, granted, response)
+        await _authorize(sec, principal, scope, granted, resource)
+        if not slot:
+            raise _refuse_busy(sec)
         try:
             yield principal
         finally:
-            await sec.concurrency.release(principal.key_id, rid)
+            await sec.limits.release(principal.key_id, rid)
 
     return guard
 

@@ -1,4 +1,4 @@
-"""Per-key rate and concurrency limits, each one atomic Lua script in Redis.
+"""Per-key rate and concurrency limits, decided together by one atomic Lua script in Redis.
 
 Rate: a sliding-window log, one sorted set per key of request ids scored by arrival
 time (Redis server time, so every API process shares one clock). A request is admitted
@@ -9,8 +9,13 @@ Concurrency: a sorted set of in-flight request ids scored by when their slot exp
 Acquire drops expired slots first, so a crashed API process leaks a slot for at most
 ``slot_ttl_ms``; release removes the id.
 
-When Redis cannot answer, both fail closed (:class:`LimiterUnavailable`): a limit that
-cannot be checked is not granted.
+One request is one script call (:meth:`RedisLimiter.admit`), one round trip: it always
+counts the request against the rate (so probing with a key that lacks the scope costs
+quota) and takes an in-flight slot in the same call only when the rate allows it and
+the caller says the scope is granted (the scope check is local, made before the call).
+
+When Redis cannot answer, the script fails closed (:class:`LimiterUnavailable`): a
+limit that cannot be checked is not granted.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-_RATE = """
+# KEYS: rate log, in-flight set. ARGV: window ms, rate limit, request id,
+# scope granted (1/0), concurrency limit, slot ttl ms.
+_ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
@@ -38,19 +45,17 @@ redis.call('PEXPIRE', KEYS[1], window)
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local reset = window
 if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-return {allowed, limit - count, reset}
-"""
-
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-  return 1
+local slot = 0
+if allowed == 1 and ARGV[4] == '1' then
+  local ttl = tonumber(ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[5]) then
+    redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+    redis.call('PEXPIRE', KEYS[2], ttl)
+    slot = 1
+  end
 end
-return 0
+return {allowed, limit - count, reset, slot}
 """
 
 
@@ -79,54 +84,60 @@ class RateDecision:
         return out
 
 
-class RedisRateLimiter:
-    """At most ``limit`` requests per ``window_s`` for each key."""
+@dataclass(frozen=True)
+class Admission:
+    """One request's rate decision and whether it holds an in-flight slot."""
 
-    def __init__(self, redis: Redis, limit: int, window_s: float = 60.0) -> None:
+    rate: RateDecision
+    slot: bool  # only ever True when the rate allowed it and the scope was granted
+
+
+class RedisLimiter:
+    """At most ``rate_limit`` requests per ``window_s`` and ``concurrency_limit`` in
+    flight at once, for each key."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        rate_limit: int,
+        concurrency_limit: int,
+        window_s: float = 60.0,
+        slot_ttl_s: float = 60.0,
+    ) -> None:
         self._redis = redis
-        self._limit = limit
+        self.rate_limit = rate_limit
+        self.concurrency_limit = concurrency_limit
         self._window_ms = int(window_s * 1000)
-        self._script = redis.register_script(_RATE)
+        self._ttl_ms = int(slot_ttl_s * 1000)
+        self._script = redis.register_script(_ADMIT)
 
-    async def hit(self, key_id: str, request_id: str) -> RateDecision:
-        """Count one request of ``key_id`` if it fits; say whether it did."""
+    @staticmethod
+    def _inflight(key_id: str) -> str:
+        return f"omnihub:inflight:{key_id}"
+
+    async def admit(self, key_id: str, request_id: str, scope_granted: bool) -> Admission:
+        """Count one request of ``key_id``; take a slot if it fits and ``scope_granted``."""
         try:
-            allowed, remaining, reset_ms = await self._script(
-                keys=[f"omnihub:ratelimit:{key_id}"],
-                args=[self._window_ms, self._limit, request_id],
+            allowed, remaining, reset_ms, slot = await self._script(
+                keys=[f"omnihub:ratelimit:{key_id}", self._inflight(key_id)],
+                args=[
+                    self._window_ms,
+                    self.rate_limit,
+                    request_id,
+                    1 if scope_granted else 0,
+                    self.concurrency_limit,
+                    self._ttl_ms,
+                ],
             )
         except RedisError as exc:
             raise LimiterUnavailable(str(exc)) from exc
         reset_s = math.ceil(max(0, int(reset_ms)) / 1000)
-        return RateDecision(bool(allowed), self._limit, max(0, int(remaining)), reset_s)
-
-
-class RedisConcurrencyLimiter:
-    """At most ``limit`` requests of one key in flight at once."""
-
-    def __init__(self, redis: Redis, limit: int, slot_ttl_s: float = 60.0) -> None:
-        self._redis = redis
-        self.limit = limit
-        self._ttl_ms = int(slot_ttl_s * 1000)
-        self._script = redis.register_script(_ACQUIRE)
-
-    @staticmethod
-    def _key(key_id: str) -> str:
-        return f"omnihub:inflight:{key_id}"
-
-    async def acquire(self, key_id: str, request_id: str) -> bool:
-        """Take a slot for ``request_id``; False when all slots are taken."""
-        try:
-            got = await self._script(
-                keys=[self._key(key_id)], args=[self.limit, self._ttl_ms, request_id]
-            )
-        except RedisError as exc:
-            raise LimiterUnavailable(str(exc)) from exc
-        return bool(got)
+        rate = RateDecision(bool(allowed), self.rate_limit, max(0, int(remaining)), reset_s)
+        return Admission(rate, bool(slot))
 
     async def release(self, key_id: str, request_id: str) -> None:
         """Give the slot back (it also expires on its own)."""
         try:
-            await self._redis.zrem(self._key(key_id), request_id)
+            await self._redis.zrem(self._inflight(key_id), request_id)
         except RedisError:
             pass  # the slot expires after its TTL

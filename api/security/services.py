@@ -9,7 +9,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from api.security.audit import AuditSink
-from api.security.limits import RedisConcurrencyLimiter, RedisRateLimiter
+from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
 from api.security.tenancy import owner_connection
 from omnihub.lazy import Lazy
@@ -36,8 +36,7 @@ class SecurityServices:
     """Authentication, limits and audit, as routes' dependencies use them."""
 
     authenticator: Authenticator
-    rate: RedisRateLimiter
-    concurrency: RedisConcurrencyLimiter
+    limits: RedisLimiter
     audit: AuditSink
 
 
@@ -54,9 +53,12 @@ def build_security(
             settings.secret_key,
             settings.auth_cache_ttl_s,
         ),
-        rate=RedisRateLimiter(redis, settings.rate_limit_per_minute, 60.0),
-        concurrency=RedisConcurrencyLimiter(
-            redis, settings.concurrency_limit, settings.concurrency_slot_ttl_s
+        limits=RedisLimiter(
+            redis,
+            rate_limit=settings.rate_limit_per_minute,
+            concurrency_limit=settings.concurrency_limit,
+            window_s=60.0,
+            slot_ttl_s=settings.concurrency_slot_ttl_s,
         ),
         audit=AuditSink(appender),
     )

@@ -1,4 +1,5 @@
-"""Rate and concurrency limits against the real Redis of the test stack."""
+"""The gateway's rate and concurrency limits (one script) against the real Redis of the
+test stack."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from api.security.limits import RedisConcurrencyLimiter, RedisRateLimiter
+from api.security.limits import LimiterUnavailable, RedisLimiter
+from infra.launch import free_port
 from omnihub.settings import get_settings
 
 
@@ -20,18 +22,27 @@ async def redis() -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def test_a_concurrent_burst_from_many_clients_never_exceeds_the_limit(redis: Redis) -> None:
+def limiter(redis: Redis, rate: int = 1000, busy: int = 1000, **kw: float) -> RedisLimiter:
+    return RedisLimiter(redis, rate_limit=rate, concurrency_limit=busy, **kw)
+
+
+def rid() -> str:
+    return str(uuid.uuid4())
+
+
+async def test_a_concurrent_burst_from_many_clients_never_exceeds_the_rate(redis: Redis) -> None:
     key = f"k-{uuid.uuid4()}"
     # Several independent connections, as several API processes would have.
     clients = [Redis.from_url(get_settings().redis_url) for _ in range(4)]
-    limiters = [RedisRateLimiter(c, limit=60, window_s=60) for c in clients]
+    limiters = [limiter(c, rate=60, window_s=60) for c in clients]
     try:
-        decisions = await asyncio.gather(
-            *(limiters[i % 4].hit(key, str(uuid.uuid4())) for i in range(200))
+        answers = await asyncio.gather(
+            *(limiters[i % 4].admit(key, rid(), scope_granted=True) for i in range(200))
         )
     finally:
         for c in clients:
             await c.aclose()
+    decisions = [a.rate for a in answers]
     allowed = [d for d in decisions if d.allowed]
     assert len(allowed) == 60
     assert sorted(d.remaining for d in allowed) == list(range(60))
@@ -39,42 +50,84 @@ async def test_a_concurrent_burst_from_many_clients_never_exceeds_the_limit(redi
     assert all(d.remaining == 0 and 0 < d.reset_s <= 60 for d in refused)
     assert refused[0].headers()["Retry-After"] == str(refused[0].reset_s)
     assert await redis.zcard(f"omnihub:ratelimit:{key}") == 60
+    assert [a.slot for a in answers] == [a.rate.allowed for a in answers]
 
 
 async def test_the_window_slides(redis: Redis) -> None:
-    limiter = RedisRateLimiter(redis, limit=3, window_s=1.0)
+    limits = limiter(redis, rate=3, window_s=1.0)
     key = f"k-{uuid.uuid4()}"
-    assert all([(await limiter.hit(key, str(uuid.uuid4()))).allowed for _ in range(3)])
-    refused = await limiter.hit(key, str(uuid.uuid4()))
-    assert not refused.allowed and refused.headers()["RateLimit-Remaining"] == "0"
+    assert all([(await limits.admit(key, rid(), True)).rate.allowed for _ in range(3)])
+    refused = await limits.admit(key, rid(), True)
+    assert not refused.rate.allowed and refused.rate.headers()["RateLimit-Remaining"] == "0"
     await asyncio.sleep(1.2)
-    assert (await limiter.hit(key, str(uuid.uuid4()))).allowed
+    assert (await limits.admit(key, rid(), True)).rate.allowed
 
 
 async def test_keys_are_limited_independently(redis: Redis) -> None:
-    limiter = RedisRateLimiter(redis, limit=1, window_s=60)
+    limits = limiter(redis, rate=1, busy=1)
     a, b = f"k-{uuid.uuid4()}", f"k-{uuid.uuid4()}"
-    assert (await limiter.hit(a, "1")).allowed
-    assert not (await limiter.hit(a, "2")).allowed
-    assert (await limiter.hit(b, "1")).allowed
+    assert (await limits.admit(a, "1", True)).slot
+    assert not (await limits.admit(a, "2", True)).rate.allowed
+    assert (await limits.admit(b, "1", True)).slot
 
 
-async def test_concurrency_slots_are_atomic_and_released(redis: Redis) -> None:
-    limiter = RedisConcurrencyLimiter(redis, limit=5, slot_ttl_s=30)
+async def test_a_burst_from_many_tasks_never_overshoots_the_slots(redis: Redis) -> None:
     key = f"k-{uuid.uuid4()}"
-    ids = [str(uuid.uuid4()) for _ in range(40)]
-    got = await asyncio.gather(*(limiter.acquire(key, i) for i in ids))
-    assert sum(got) == 5
-    holders = [i for i, ok in zip(ids, got, strict=True) if ok]
-    assert not await limiter.acquire(key, "late")
-    await limiter.release(key, holders[0])
-    assert await limiter.acquire(key, "late")
+    clients = [Redis.from_url(get_settings().redis_url) for _ in range(4)]
+    limiters = [limiter(c, busy=5, slot_ttl_s=30) for c in clients]
+    ids = [rid() for _ in range(80)]
+    try:
+        answers = await asyncio.gather(
+            *(limiters[i % 4].admit(key, x, True) for i, x in enumerate(ids))
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert all(a.rate.allowed for a in answers)
+    holders = [x for x, a in zip(ids, answers, strict=True) if a.slot]
+    assert len(holders) == 5
+    assert await redis.zcard(f"omnihub:inflight:{key}") == 5
+    limits = limiter(redis, busy=5, slot_ttl_s=30)
+    assert not (await limits.admit(key, "late", True)).slot
+    await limits.release(key, holders[0])
+    assert (await limits.admit(key, "late", True)).slot
+
+
+async def test_a_missing_scope_costs_quota_but_takes_no_slot(redis: Redis) -> None:
+    limits = limiter(redis, rate=3, busy=1)
+    key = f"k-{uuid.uuid4()}"
+    probes = [await limits.admit(key, rid(), scope_granted=False) for _ in range(2)]
+    assert [p.rate.allowed for p in probes] == [True, True] and not any(p.slot for p in probes)
+    assert [p.rate.remaining for p in probes] == [2, 1]
+    assert await redis.zcard(f"omnihub:inflight:{key}") == 0
+    assert (await limits.admit(key, rid(), scope_granted=True)).slot  # the slot is still free
+    over = await limits.admit(key, rid(), scope_granted=True)
+    assert not over.rate.allowed and not over.slot
+
+
+async def test_a_refused_rate_takes_no_slot(redis: Redis) -> None:
+    limits = limiter(redis, rate=1, busy=5)
+    key = f"k-{uuid.uuid4()}"
+    assert (await limits.admit(key, "first", True)).slot
+    refused = await limits.admit(key, "second", True)
+    assert not refused.rate.allowed and not refused.slot
+    assert await redis.zrange(f"omnihub:inflight:{key}", 0, -1) == [b"first"]
 
 
 async def test_a_crashed_holder_frees_its_slot_after_the_ttl(redis: Redis) -> None:
-    limiter = RedisConcurrencyLimiter(redis, limit=1, slot_ttl_s=0.5)
+    limits = limiter(redis, busy=1, slot_ttl_s=0.5)
     key = f"k-{uuid.uuid4()}"
-    assert await limiter.acquire(key, "crashed")  # never released
-    assert not await limiter.acquire(key, "next")
+    assert (await limits.admit(key, "crashed", True)).slot  # never released
+    assert not (await limits.admit(key, "next", True)).slot
     await asyncio.sleep(0.7)
-    assert await limiter.acquire(key, "next")
+    assert (await limits.admit(key, "next", True)).slot
+
+
+async def test_redis_not_answering_fails_closed() -> None:
+    nobody = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    try:
+        with pytest.raises(LimiterUnavailable):
+            await limiter(nobody).admit("k", rid(), True)
+        await limiter(nobody).release("k", "x")  # never raises: the slot expires anyway
+    finally:
+        await nobody.aclose()

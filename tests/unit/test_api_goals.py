@@ -15,6 +15,7 @@ import pytest
 from api.app import create_app
 from api.idempotency import Claim
 from api.security import key_material
+from api.security.limits import Admission, RateDecision
 from api.security.principal import Authenticator
 from domain.events import AuditFactObserved, Event, GoalReceived
 from omnihub.settings import Settings
@@ -92,15 +93,10 @@ class FakeKeys:
 
 
 class Unlimited:
-    limit = 5
+    concurrency_limit = 5
 
-    async def hit(self, key_id: str, request_id: str) -> Any:
-        from api.security.limits import RateDecision
-
-        return RateDecision(True, 60, 59, 60)
-
-    async def acquire(self, key_id: str, request_id: str) -> bool:
-        return True
+    async def admit(self, key_id: str, request_id: str, scope_granted: bool) -> Admission:
+        return Admission(RateDecision(True, 60, 59, 60), slot=scope_granted)
 
     async def release(self, key_id: str, request_id: str) -> None: ...
 
@@ -126,7 +122,7 @@ async def app_and_client() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     state.redis = FakeRedis()
     state.keys = FakeKeys()
     state.security.authenticator = Authenticator(state.keys, SECRET, 0)
-    state.security.rate = state.security.concurrency = Unlimited()
+    state.security.limits = Unlimited()
     key = state.keys.mint("acme", ("write",))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
