@@ -32,6 +32,7 @@ from api.routes import (
 from api.security.services import build_security
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
+from projections.killswitch import CachedSwitches
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.producer import KafkaEventAppender, LogUnavailable
@@ -66,6 +67,7 @@ def build_state(settings: Settings) -> AppState:
         idempotency=RedisIdempotencyStore(redis, settings.idempotency_ttl_s),
         postgres=postgres,
         temporal=Lazy(temporal),
+        switches=CachedSwitches(redis, settings.killswitch_cache_ttl_s),
     )
     state.security = build_security(settings, redis, postgres, lambda: state.appender)
     return state

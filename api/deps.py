@@ -14,6 +14,7 @@ from api.idempotency import IdempotencyStore
 from api.security.services import SecurityServices
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
+from projections.killswitch import CachedSwitches
 from streams.codec import EventCodec
 from streams.producer import KafkaEventAppender
 
@@ -29,6 +30,7 @@ class AppState:
     idempotency: IdempotencyStore
     postgres: Lazy[asyncpg.Pool]
     temporal: Lazy[TemporalClient]
+    switches: CachedSwitches  # kill switches as routes check them (cached briefly)
     security: SecurityServices | None = None  # api/security: keys, limits, audit
 
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     concurrency_limit: int = Field(default=5, ge=1)
     concurrency_slot_ttl_s: int = Field(default=60, ge=1)  # a crashed request frees its slot
     auth_cache_ttl_s: float = Field(default=2.0, ge=0)
+    # How stale the API's view of a kill switch may be (one Redis read per feature per
+    # this long instead of one per request); toggling waits this long before "applied".
+    killswitch_cache_ttl_s: float = Field(default=1.0, ge=0, le=10)
     key_projection_wait_s: float = Field(default=10.0, ge=0)
     batch_max_goals: int = Field(default=100, ge=1)
     audit_retention_days: int = Field(default=0, ge=0)  # 0 keeps the audit log forever

@@ -4,10 +4,13 @@ and the sagas read within milliseconds).
 Redis keys follow ``sagas/killswitch.py``: ``omnihub:killswitch:<feature>`` holds ``1``
 while the feature is switched off for every tenant; the key is deleted when it is back
 on. Redis is a view: :func:`sync_redis` rewrites it from Postgres at processor start.
+The API reads it through :class:`CachedSwitches`, one GET per feature per ``ttl_s``.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,3 +92,32 @@ async def is_engaged(redis: Redis, feature: str) -> bool:
         return False
     text = value.decode() if isinstance(value, bytes) else str(value)
     return text.strip().lower() in {"1", "true", "on", "yes"}
+
+
+class CachedSwitches:
+    """:func:`is_engaged` with an in-process cache: a hot route asks Redis once per
+    feature per ``ttl_s`` instead of on every request.
+
+    A toggle is therefore honoured within ``ttl_s``: an answer is cached for ``ttl_s``
+    from when its GET was sent, so a value read before the toggle reached Redis is gone
+    ``ttl_s`` after it did. ``ttl_s = 0`` reads Redis every time. A miss while Redis is
+    down raises, as :func:`is_engaged` does.
+    """
+
+    def __init__(
+        self, redis: Redis, ttl_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._redis = redis
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._cached: dict[str, tuple[float, bool]] = {}  # feature -> (expires, engaged)
+
+    async def is_engaged(self, feature: str) -> bool:
+        """Whether ``feature`` is switched off for every tenant, at most ``ttl_s`` old."""
+        asked_at = self._clock()  # before the GET: see the class docstring
+        hit = self._cached.get(feature)
+        if hit is not None and asked_at < hit[0]:
+            return hit[1]
+        engaged = await is_engaged(self._redis, feature)
+        self._cached[feature] = (asked_at + self.ttl_s, engaged)
+        return engaged

@@ -2,7 +2,8 @@
 
 Toggling needs ``platform:killswitch``, a scope no tenant's ``admin`` implies: a switch
 stops a feature for every tenant. The route appends ``kill_switch_toggled`` and waits
-(bounded) until the Redis view the API and the sagas read shows it.
+(bounded) until the Redis view the API and the sagas read shows it, then for as long as
+an API process may keep an older copy (``killswitch_cache_ttl_s``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ async def _applied(state: AppState, feature: str, enabled: bool) -> bool:
     while True:
         try:
             if await killswitch.is_engaged(state.redis, feature) is not enabled:
+                # An API process may serve a copy read before now for this long.
+                await asyncio.sleep(state.settings.killswitch_cache_ttl_s)
                 return True
         except RedisError:
             pass  # keep waiting: the switch is in the log either way

@@ -87,9 +87,10 @@ async def tenant_of(state: AppState, p: Principal, claimed: str | None, resource
 
 
 async def refuse_if_disabled(state: AppState) -> None:
-    """503 ``feature-disabled`` while the ``goals.create`` kill switch is engaged."""
+    """503 ``feature-disabled`` while the ``goals.create`` kill switch is engaged (seen
+    within ``killswitch_cache_ttl_s``)."""
     try:
-        engaged = await killswitch.is_engaged(state.redis, killswitch.GOALS_CREATE)
+        engaged = await state.switches.is_engaged(killswitch.GOALS_CREATE)
     except RedisError as exc:
         raise Problem(503, "killswitch-unavailable", "cannot read the kill switches") from exc
     if engaged:

@@ -223,33 +223,47 @@ def test_an_oversize_body_is_refused_before_it_is_sent(api: str, admin: CliKey) 
 
 
 async def test_the_goals_kill_switch_refuses_new_goals_within_seconds(
-    api: str, env: dict[str, str], admin: CliKey, platform: CliKey
+    api: str, env: dict[str, str], admin: CliKey, platform: CliKey, logs: Path
 ) -> None:
     redis = Redis.from_url(env["OMNIHUB_REDIS_URL"])
     switch = "/api/v1/admin/kill-switches/goals.create"
-    async with httpx.AsyncClient(base_url=api, timeout=30) as c:
-        try:
-            r = await c.put(
-                switch,
-                json={"enabled": False, "reason": "incident 42"},
-                headers=bearer(platform.key),
-            )
-            assert r.status_code == 200 and r.json()["applied"] is True, r.text
-            assert await redis.get("omnihub:killswitch:goals.create") == b"1"
-            r = await c.post("/api/v1/goals", json={"goal": "x"}, headers=bearer(admin.key))
-            assert r.status_code == 503 and r.json()["type"].endswith("/feature-disabled")
-            r = await c.put(
-                switch, json={"enabled": False, "reason": "x"}, headers=bearer(admin.key)
-            )
-            assert r.status_code == 403  # a tenant admin cannot switch platform features
-        finally:
-            r = await c.put(
-                switch, json={"enabled": True, "reason": "resolved"}, headers=bearer(platform.key)
-            )
-            await redis.aclose()
-        assert r.json()["applied"] is True
-        r = await c.post("/api/v1/goals", json={"goal": "x"}, headers=bearer(admin.key))
-        assert r.status_code == 202
+    goal = {"goal": "x"}
+    # A second API process, whose cached "switched on" answer predates the toggle: once
+    # the toggle says applied, no process may still accept goals (the cache has expired).
+    with running_api(env, logs) as other:
+        async with (
+            httpx.AsyncClient(base_url=api, timeout=30) as c,
+            httpx.AsyncClient(base_url=other, timeout=30) as o,
+        ):
+            assert (
+                await o.post("/api/v1/goals", json=goal, headers=bearer(admin.key))
+            ).status_code == 202
+            try:
+                r = await c.put(
+                    switch,
+                    json={"enabled": False, "reason": "incident 42"},
+                    headers=bearer(platform.key),
+                )
+                assert r.status_code == 200 and r.json()["applied"] is True, r.text
+                assert await redis.get("omnihub:killswitch:goals.create") == b"1"
+                for client in (c, o):
+                    r = await client.post("/api/v1/goals", json=goal, headers=bearer(admin.key))
+                    assert r.status_code == 503 and r.json()["type"].endswith("/feature-disabled")
+                r = await c.put(
+                    switch, json={"enabled": False, "reason": "x"}, headers=bearer(admin.key)
+                )
+                assert r.status_code == 403  # a tenant admin cannot switch platform features
+            finally:
+                r = await c.put(
+                    switch,
+                    json={"enabled": True, "reason": "resolved"},
+                    headers=bearer(platform.key),
+                )
+                await redis.aclose()
+            assert r.json()["applied"] is True
+            for client in (c, o):
+                r = await client.post("/api/v1/goals", json=goal, headers=bearer(admin.key))
+                assert r.status_code == 202
 
 
 async def audit_of(env: dict[str, str], tenant: str, want: set[tuple[str, str]]) -> list[Any]:

@@ -20,6 +20,7 @@ from api.security.principal import Authenticator
 from domain.events import AuditFactObserved, Event, GoalReceived
 from omnihub.settings import Settings
 from projections.keys import StoredKey
+from projections.killswitch import CachedSwitches
 from streams.producer import AppendResult, LogUnavailable
 
 
@@ -120,6 +121,7 @@ async def app_and_client() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     state.appender = FakeAppender()
     state.idempotency = FakeIdempotency()
     state.redis = FakeRedis()
+    state.switches = CachedSwitches(state.redis, 0)
     state.keys = FakeKeys()
     state.security.authenticator = Authenticator(state.keys, SECRET, 0)
     state.security.limits = Unlimited()

@@ -15,6 +15,7 @@ from api.security.limits import Admission, LimiterUnavailable, RateDecision
 from api.security.principal import Authenticator
 from domain.events import AuditFactObserved, GoalReceived
 from omnihub.settings import Settings
+from projections.killswitch import CachedSwitches
 from tests.unit.test_api_goals import SECRET, FakeAppender, FakeIdempotency, FakeKeys, FakeRedis
 
 GOAL = {"goal": "Book flight to Paris"}
@@ -48,6 +49,7 @@ async def gateway() -> AsyncIterator[tuple[Any, ScriptedLimiter, dict[str, str]]
     app = create_app(Settings(secret_key=SECRET))
     state = app.state.omnihub
     state.appender, state.idempotency, state.redis = FakeAppender(), FakeIdempotency(), FakeRedis()
+    state.switches = CachedSwitches(state.redis, 0)
     keys = FakeKeys()
     state.security.authenticator = Authenticator(keys, SECRET, 0)
     state.security.limits = limiter = ScriptedLimiter()
