@@ -1,15 +1,19 @@
-"""The Temporal worker's composition root: real clients in, ``AgentWorkflow`` served.
+"""The worker process: ``omnihub worker run``, a Temporal worker for ``AgentWorkflow``.
 
-Any number of workers can serve one task queue side by side; Temporal spreads
-workflow and activity tasks between them.
+The composition root of the saga side: real clients in (Kafka appender, Postgres, Redis,
+HTTP, the plan cache and the planner), activities and the workflow served. Any number
+of workers can serve one task queue side by side; Temporal spreads workflow and
+activity tasks between them.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import asyncpg
 import httpx
@@ -17,13 +21,14 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from apps.runtime import serve
+from domain.plan_cache import DisabledPlanCache, PlanCache
 from omnihub.lazy import Lazy
 from omnihub.readiness import mark_ready
-from omnihub.settings import Settings
+from omnihub.settings import Settings, get_settings
 from projections.migrate import apply_migrations
 from sagas.activities import SagaActivities
 from sagas.killswitch import KillSwitches, RedisKillSwitches
-from sagas.plan_cache import DisabledPlanCache, PlanCache
 from sagas.plan_source import PlanSource
 from sagas.planner import Planner, RuleBasedPlanner
 from sagas.tools import ToolRegistry
@@ -178,3 +183,19 @@ def _pool_factory(settings: Settings) -> Callable[[], asyncio.Future[asyncpg.Poo
 
 async def _close_pool(pool: asyncpg.Pool) -> None:
     await pool.close()
+
+
+def register(sub: Any) -> None:
+    """``omnihub worker run``."""
+    worker = sub.add_parser("worker", help="the Temporal worker for AgentWorkflow")
+    cmds = worker.add_subparsers(dest="action", required=True)
+    run = cmds.add_parser("run", help="serve the task queue until SIGTERM")
+    run.add_argument("--task-queue", help="override OMNIHUB_TEMPORAL_TASK_QUEUE")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.task_queue:
+        settings = settings.model_copy(update={"temporal_task_queue": args.task_queue})
+    return serve(lambda stop: run_worker(settings, stop))

@@ -1,4 +1,4 @@
-"""The ``omnihub`` command: each area registers its own subcommands."""
+"""The ``omnihub`` command: every process and operator command, registered by its module."""
 
 from __future__ import annotations
 
@@ -8,14 +8,20 @@ import sys
 from collections.abc import Sequence
 
 # Modules exposing ``register(subparsers)``; each adds its commands with a ``handler``.
+# First the processes (``omnihub <process> run``, see streams.topology.PROCESSES), then
+# the operators' commands.
 COMMAND_MODULES = (
-    "infra.cli",
-    "streams.cli",
-    "omnihub.demo",
-    "projections.cli",
-    "sagas.cli",
-    "api.security.cli",
-    "projections.plan_cache.cli",
+    "apps.api",
+    "apps.gateway",
+    "apps.worker",
+    "apps.saga_bridge",
+    "apps.plan_cache",
+    "apps.projector",
+    "apps.commands.stack",
+    "apps.commands.log",
+    "apps.commands.demo",
+    "apps.commands.projections",
+    "apps.commands.keys",
 )
 
 

@@ -1,11 +1,17 @@
-"""The API process's composition root: ``uvicorn api.app:create_app --factory``."""
+"""The API process: ``omnihub api run`` (uvicorn on ``apps.api:create_app --factory``).
+
+Its composition root: every client the routes use is built here, and connected in the
+lifespan; the routes themselves (``api/``) only append events and read projections.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -116,3 +122,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
     return app
+
+
+def register(sub: Any) -> None:
+    """``omnihub api run``."""
+    group = sub.add_parser("api", help="the HTTP API")
+    cmds = group.add_subparsers(dest="action", required=True)
+    run = cmds.add_parser("run", help="serve the API with uvicorn")
+    run.add_argument("--host", help="default OMNIHUB_API_HOST")
+    run.add_argument("--port", type=int, help="default OMNIHUB_API_PORT")
+    run.add_argument("--access-log", action="store_true", help="log every request")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "apps.api:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        access_log=args.access_log,
+        log_level="warning",
+    )
+    return 0

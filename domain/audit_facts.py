@@ -1,24 +1,14 @@
-"""The audit chainer: the single writer of each tenant's hash-chained audit stream.
+"""What the audit chain records for each security-relevant event (pure).
 
-Sources are security facts the API observed (``audit_fact_observed``), key lifecycle
-and kill-switch events (control topic) and approval decisions (runs topic). For each,
-in one Postgres transaction: lock the tenant's row in ``audit_chain_heads`` (so any
-number of chainer processes serialise per tenant), skip the fact if it was chained
-before, link it after the head, append the chained ``audit_recorded`` (keyed
-``audit-<tenant>``, so a tenant's stream is ordered in one partition) and only then
-move the head. If the process dies after the append but before the commit, the retry
-produces the same record (same id, sequence and hash), which verification skips as a
-duplicate.
+:func:`fact_for` says what a source event means for the audit log; the chainer
+(:mod:`projections.audit_chain`) links the resulting record after its tenant's head.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import asyncpg
-
 from domain import ids
-from domain.audit_chain import GENESIS, ChainHead, link
 from domain.events import (
     ApiKeyCreated,
     ApiKeyRevoked,
@@ -29,19 +19,6 @@ from domain.events import (
     AuditRecorded,
     Event,
     KillSwitchToggled,
-)
-from streams.producer import EventAppender
-
-SOURCE_TYPES = frozenset(
-    {
-        "audit_fact_observed",
-        "api_key_created",
-        "api_key_rotated",
-        "api_key_revoked",
-        "kill_switch_toggled",
-        "approval_granted",
-        "approval_denied",
-    }
 )
 
 Fact = tuple[str, str, str, str, str, Mapping[str, str]]
@@ -140,47 +117,3 @@ def unchained_record(event: Event, fact: Fact) -> AuditRecorded:
         resource=resource,
         details=dict(details),
     )
-
-
-class AuditChainer:
-    """Chains each source fact into its tenant's audit stream (see the module doc)."""
-
-    def __init__(self, appender: EventAppender) -> None:
-        self._appender = appender
-
-    async def handle(self, conn: asyncpg.Connection, event: Event) -> None:
-        """Chain ``event`` if it is a security fact (inside the caller's transaction)."""
-        fact = fact_for(event)
-        if fact is None:
-            return
-        tenant = event.envelope.tenant_id
-        await conn.execute(
-            "INSERT INTO audit_chain_heads (tenant_id, sequence, hash) VALUES ($1, 0, $2)"
-            " ON CONFLICT DO NOTHING",
-            tenant,
-            GENESIS,
-        )
-        head = await conn.fetchrow(
-            "SELECT sequence, hash FROM audit_chain_heads WHERE tenant_id = $1 FOR UPDATE",
-            tenant,
-        )
-        if await conn.fetchval(
-            "SELECT 1 FROM audit_chain_sources WHERE source_event_id = $1", event.envelope.event_id
-        ):
-            return  # chained already (checked under the tenant's lock)
-        record = link(ChainHead(head["sequence"], head["hash"]), unchained_record(event, fact))
-        await self._appender.append(record)
-        await conn.execute(
-            "INSERT INTO audit_chain_sources (source_event_id, tenant_id, sequence)"
-            " VALUES ($1, $2, $3)",
-            event.envelope.event_id,
-            tenant,
-            record.sequence,
-        )
-        await conn.execute(
-            "UPDATE audit_chain_heads SET sequence = $2, hash = $3, updated_at = now()"
-            " WHERE tenant_id = $1",
-            tenant,
-            record.sequence,
-            record.hash,
-        )

@@ -1,11 +1,10 @@
-"""``omnihub projector run`` and ``omnihub projections rebuild|status|as-of``."""
+"""``omnihub projections rebuild|status|as-of``: the read models for operators and auditors."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -16,43 +15,36 @@ NAMES = ("postgres", "redis")
 
 
 def register(sub: Any) -> None:
-    projector = sub.add_parser("projector", help="the stream processor that feeds read models")
-    projector_sub = projector.add_subparsers(dest="action", required=True)
-    run = projector_sub.add_parser("run", help="fold the log into Postgres and Redis")
-    run.add_argument("--instance-id", help="static group membership id (fast restarts)")
-    run.set_defaults(handler=_run)
-
     projections = sub.add_parser("projections", help="rebuild or inspect the read models")
     p_sub = projections.add_subparsers(dest="action", required=True)
-    rebuild = p_sub.add_parser("rebuild", help="rebuild from the log beside the live one, "
-                               "verify, swap")
+    rebuild = p_sub.add_parser(
+        "rebuild", help="rebuild from the log beside the live one, verify, swap"
+    )
     rebuild.add_argument("name", nargs="?", choices=NAMES, help="one projection (default all)")
     rebuild.add_argument("--verify-only", action="store_true", help="compare, do not swap")
-    rebuild.add_argument("--accept-changes", action="store_true",
-                         help="swap even if the rebuild differs (the fold changed on purpose)")
+    rebuild.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="swap even if the rebuild differs (the fold changed on purpose)",
+    )
     rebuild.set_defaults(handler=_rebuild)
-    p_sub.add_parser("status", help="per-partition positions and lag").set_defaults(
-        handler=_status)
-    as_of = p_sub.add_parser("as-of", help="what the log held at a moment, folded afresh "
-                             "(for audits: reads Kafka, not the read models)")
-    as_of.add_argument("--at", required=True, type=_instant,
-                       help="ISO 8601 time, e.g. 2026-11-22T10:00:00Z (no zone: UTC)")
+    p_sub.add_parser("status", help="per-partition positions and lag").set_defaults(handler=_status)
+    as_of = p_sub.add_parser(
+        "as-of",
+        help="what the log held at a moment, folded afresh "
+        "(for audits: reads Kafka, not the read models)",
+    )
+    as_of.add_argument(
+        "--at",
+        required=True,
+        type=_instant,
+        help="ISO 8601 time, e.g. 2026-11-22T10:00:00Z (no zone: UTC)",
+    )
     which = as_of.add_mutually_exclusive_group()
     which.add_argument("--run", help="one run: its view and timeline")
     which.add_argument("--tenant", help="one tenant's runs")
     as_of.add_argument("--json", action="store_true", help="one JSON document")
     as_of.set_defaults(handler=_as_of)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from streams.processors.app import run_projector
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    settings = get_settings()
-    if args.instance_id:
-        settings = settings.model_copy(update={"projector_instance_id": args.instance_id})
-    asyncio.run(run_projector(settings))
-    return 0
 
 
 class _Bar:
@@ -79,15 +71,26 @@ def _rebuild(args: argparse.Namespace) -> int:
     ok = True
     for name in [args.name] if args.name else NAMES:
         fn = rebuild_postgres if name == "postgres" else rebuild_redis
-        with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(),
-                      TimeRemainingColumn(), transient=True) as progress:
-            report = asyncio.run(fn(settings, swap=not args.verify_only,
-                                    accept_changes=args.accept_changes,
-                                    progress=_Bar(progress, f"rebuilding {name}")))
+        with Progress(
+            *Progress.get_default_columns()[:-1],
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as progress:
+            report = asyncio.run(
+                fn(
+                    settings,
+                    swap=not args.verify_only,
+                    accept_changes=args.accept_changes,
+                    progress=_Bar(progress, f"rebuilding {name}"),
+                )
+            )
         verdict = "matches the live projection" if report.equal else "DIFFERS from live"
         action = "swapped in" if report.swapped else "not swapped"
-        print(f"{name}: {report.events} events in {report.seconds:.1f}s "
-              f"({report.events_per_s:.0f}/s); {verdict}; {action}")
+        print(
+            f"{name}: {report.events} events in {report.seconds:.1f}s "
+            f"({report.events_per_s:.0f}/s); {verdict}; {action}"
+        )
         for line in report.differences:
             print(f"  {line}", file=sys.stderr)
         ok = ok and (report.equal or report.swapped)
@@ -110,9 +113,16 @@ def _as_of(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    known = asyncio.run(known_at(settings.kafka_bootstrap, codec,
-                                 topic_name(settings, Topic.RUNS), args.at,
-                                 run_id=args.run, tenant_id=args.tenant))
+    known = asyncio.run(
+        known_at(
+            settings.kafka_bootstrap,
+            codec,
+            topic_name(settings, Topic.RUNS),
+            args.at,
+            run_id=args.run,
+            tenant_id=args.tenant,
+        )
+    )
     doc = report(known, with_timeline=args.run is not None)
     if args.json:
         print(json.dumps(doc, default=str, indent=2))
@@ -126,15 +136,21 @@ def _as_of(args: argparse.Namespace) -> int:
 
 
 def _lines(doc: dict[str, Any]) -> list[str]:
-    lines = [f"as of {doc['at']}: {len(doc['runs'])} runs from {doc['events']} events"
-             + (f", {doc['unreadable']} unreadable records" if doc["unreadable"] else "")]
+    lines = [
+        f"as of {doc['at']}: {len(doc['runs'])} runs from {doc['events']} events"
+        + (f", {doc['unreadable']} unreadable records" if doc["unreadable"] else "")
+    ]
     for run in doc["runs"]:
-        lines.append(f"  {run['run_id']}  {run['tenant_id']}  {run['status']:<18} "
-                     f"steps {run['steps_completed']}/{run['steps_planned']}  "
-                     f"updated {run['updated_at']}")
+        lines.append(
+            f"  {run['run_id']}  {run['tenant_id']}  {run['status']:<18} "
+            f"steps {run['steps_completed']}/{run['steps_planned']}  "
+            f"updated {run['updated_at']}"
+        )
     for entry in doc["timeline"]:
-        lines.append(f"    {entry['seq']:>3} {entry['occurred_at']} {entry['event_type']:<22}"
-                     f" {entry['summary']}")
+        lines.append(
+            f"    {entry['seq']:>3} {entry['occurred_at']} {entry['event_type']:<22}"
+            f" {entry['summary']}"
+        )
     for ap in doc["pending_approvals"]:
         lines.append(f"  pending approval {ap['approval_id']} ({ap['run_id']}, {ap['step_id']})")
     return lines
@@ -158,18 +174,21 @@ async def _status_rows(settings: Settings) -> list[tuple[Any, ...]]:
 
     from projections.pg_store import positions
     from projections.redis_store import RedisProjection
-    from streams.processors.app import PROJECTED_TOPICS
-    from streams.processors.replay import end_offsets
+    from streams.replay import end_offsets
     from streams.topics import topic_name
+    from streams.topology import PROJECTOR
 
-    ends = await end_offsets(settings.kafka_bootstrap,
-                             [topic_name(settings, t) for t in PROJECTED_TOPICS])
+    ends = await end_offsets(
+        settings.kafka_bootstrap, [topic_name(settings, t) for t in PROJECTOR.topics]
+    )
     conn = await asyncpg.connect(settings.postgres_dsn)
     redis = Redis.from_url(settings.redis_url)
     try:
         try:
-            pg = {k: (v[0], v[1]) for k, v in
-                  (await positions(conn, schema=settings.projections_schema)).items()}
+            pg = {
+                k: (v[0], v[1])
+                for k, v in (await positions(conn, schema=settings.projections_schema)).items()
+            }
         except asyncpg.UndefinedTableError:
             pg = {}
         rd = await RedisProjection.of(redis, settings).positions()

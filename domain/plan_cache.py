@@ -1,4 +1,4 @@
-"""The semantic plan cache port, as the saga sees it.
+"""The semantic plan cache port, as the saga sees it (pure: no I/O here).
 
 A lookup turns the goal into a template with typed slots (``Book flight to
 {DESTINATION}`` with ``{"DESTINATION": "Paris"}``) and, when a similar template of the

@@ -43,7 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from api.security.cli import operator_key
+    from apps.commands.keys import operator_key
 
     base = f"http://{settings.api_host}:{settings.api_port}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -130,7 +130,7 @@ async def _follow(settings: Settings, accepted: dict[str, Any], seconds: float) 
     """
     from aiokafka import TopicPartition
 
-    from streams.cli import format_event
+    from apps.commands.log import format_event
     from streams.codec import EventCodec
     from streams.log_reader import read_log
     from streams.schema_registry import SchemaRegistry

@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _pool(settings: Settings) -> asyncpg.Pool:
-    from streams.security_processor import open_pool
+    from apps.gateway import open_pool
 
     return await open_pool(settings)
 
@@ -83,7 +83,7 @@ async def _append_and_wait(settings: Settings, event: Any, key_id: str, ready: A
     if found is None:
         print(
             "appended, but the keys projection has not shown it yet: is the gateway "
-            "processor (python -m streams.security_processor) running?",
+            "processor (omnihub gateway run) running?",
             file=sys.stderr,
         )
     return found is not None

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.consumer import RawRecord
 from streams.log_reader import partitions_of
-from streams.processors.projector import RawRecord
 
 Ranges = Mapping[tuple[str, int], tuple[int, int]]  # (topic, partition) -> [start, end)
 
@@ -46,8 +46,11 @@ async def replay(
             got = await consumer.getmany(*parts, timeout_ms=1000, max_records=batch)
             for tp, msgs in got.items():
                 end = parts[tp][1]
-                raws = [RawRecord(m.offset, m.key, m.value, list(m.headers or ()))
-                        for m in msgs if m.offset < end]
+                raws = [
+                    RawRecord(m.offset, m.key, m.value, list(m.headers or ()))
+                    for m in msgs
+                    if m.offset < end
+                ]
                 if raws:
                     yield tp.topic, tp.partition, raws
                 if msgs and msgs[-1].offset + 1 >= end:
