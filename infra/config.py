@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from omnihub import REPO_ROOT
+from omnihub import HOME
 
-DEFAULT_STATE_DIR = REPO_ROOT / ".omnihub"
+DEFAULT_STATE_DIR = HOME / ".omnihub"
 HOST = "127.0.0.1"
 
 _PORT_FIELDS = (

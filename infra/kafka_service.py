@@ -8,6 +8,7 @@ folder. The data folder is formatted once, on the first start.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from infra.services import ServiceSpec, StackError
 KAFKA_HOME = Path(__file__).resolve().parent / "kafka"
 LIB_DIR = KAFKA_HOME / "target" / "lib"
 LOG4J_CONFIG = KAFKA_HOME / "log4j2.properties"
+POM = KAFKA_HOME / "pom.xml"
 HEAP = ("-Xms256m", "-Xmx1g")
 
 
@@ -54,6 +56,28 @@ def server_properties(cfg: StackConfig) -> dict[str, str]:
     }
 
 
+def lib_dir() -> Path:
+    """Where Kafka's jars are: ``OMNIHUB_KAFKA_LIB_DIR``, a checkout's ``target/lib``
+    (``infra/setup.sh`` fills it), or, for an installed package, a cache folder filled
+    from Maven Central with the packaged ``pom.xml`` on first use."""
+    if env := os.environ.get("OMNIHUB_KAFKA_LIB_DIR"):
+        return Path(env)
+    if any(LIB_DIR.glob("kafka_2.13-*.jar")):
+        return LIB_DIR
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+    cached = Path.home() / ".cache" / "omnihub" / f"kafka-lib-{digest}"
+    if not any(cached.glob("kafka_2.13-*.jar")):
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise StackError("kafka", "no Kafka jars and no Maven: run infra/setup.sh")
+        subprocess.run(
+            [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+             f"-DoutputDirectory={cached}"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return cached
+
+
 def _java() -> str:
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").exists():
@@ -72,7 +96,7 @@ def _java_argv(*args: str) -> list[str]:
         "-XX:+ExitOnOutOfMemoryError",
         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
         "-cp",
-        f"{LIB_DIR}/*",  # java expands the wildcard itself
+        f"{lib_dir()}/*",  # java expands the wildcard itself
         *args,
     ]
 
@@ -90,8 +114,8 @@ def _cluster_id() -> str:
 
 
 def _prepare(cfg: StackConfig) -> None:
-    if not any(LIB_DIR.glob("kafka_2.13-*.jar")):
-        raise StackError("kafka", f"no Kafka jars in {LIB_DIR}: run infra/setup.sh")
+    if not any(lib_dir().glob("kafka_2.13-*.jar")):
+        raise StackError("kafka", f"no Kafka jars in {lib_dir()}: run infra/setup.sh")
     folder = kafka_dir(cfg)
     (folder / "data").mkdir(parents=True, exist_ok=True)
     props = folder / "server.properties"
