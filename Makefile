@@ -22,6 +22,8 @@ demo: up
 
 lint: setup
 	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/lint-imports
 	$(VENV)/mypy
 	$(VENV)/omnihub schemas check
 

@@ -245,8 +245,7 @@ def test_up_replaces_a_process_running_other_code(stack: StackConfig) -> None:
     try:
         (first,) = up(stack, [name])
         (again,) = up(stack, [name])
-        assert (first.detail, again.detail, again.pid) == ("started", "already running",
-                                                           first.pid)
+        assert (first.detail, again.detail, again.pid) == ("started", "already running", first.pid)
         version[0] = "v2"
         (replaced,) = up(stack, [name])
         assert replaced.state == "running" and replaced.pid != first.pid
