@@ -96,13 +96,15 @@ promtool() {
         say "promtool: up to date"
         return
     fi
-    if ! command -v go >/dev/null 2>&1; then
+    local go
+    go="$(command -v go || echo /usr/local/go/bin/go)"  # Go's own installer puts it there
+    if [ ! -x "$go" ]; then
         say "promtool: skipped, no Go toolchain (the alert-rule tests will say so)"
         return
     fi
     say "building promtool $version (go install; minutes the first time)"
     mkdir -p "$tools"
-    quietly env GOBIN="$tools" go install "github.com/prometheus/prometheus/cmd/promtool@$version"
+    quietly env GOBIN="$tools" "$go" install "github.com/prometheus/prometheus/cmd/promtool@$version"
     echo "$version" >"$tools/.promtool-version"
 }
 
