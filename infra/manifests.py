@@ -97,7 +97,12 @@ def _container(values: Doc, name: str, spec: Mapping[str, Any]) -> Doc:
         "envFrom": [{"configMapRef": {"name": "omnihub-config"}}],
         "env": env + _secret_env(values),
         "resources": spec["resources"],
-        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+        # The Dockerfile's user by number: Kubernetes cannot check a user name is not root.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": values["runAsUser"],
+            "allowPrivilegeEscalation": False,
+        },
         **_probes(values, spec),
     }
 

@@ -103,6 +103,15 @@ def test_images_and_versions_agree() -> None:
             for d in _objects("Deployment")} == {VALUES["image"]}  # fmt: skip
 
 
+def test_pods_run_as_the_images_user() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    uid = re.search(r"useradd [^\n]*--uid (\d+)", dockerfile)
+    assert uid is not None
+    for deployment in _objects("Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["securityContext"]["runAsUser"] == int(uid[1])
+
+
 def _compose_host_port(service: str) -> int:
     (mapping, *_) = COMPOSE["services"][service]["ports"]
     return int(str(mapping).split(":")[1])
