@@ -104,8 +104,8 @@ def status(cfg: StackConfig, names: Sequence[str] | None = None) -> list[Service
 
 def kill(cfg: StackConfig, name: str) -> None:
     """SIGKILL a service and its session, as a crash would; the pid file stays behind."""
-    (spec,) = _select(cfg, [name], or_running=True)
-    record = _live_record(cfg, spec)
+    selected = _select(cfg, [name], or_running=True)  # empty: not in this stack, not running
+    record = _live_record(cfg, selected[0]) if selected else None
     if record is not None:
         kill_group(record)
 
