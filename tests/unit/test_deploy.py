@@ -182,8 +182,11 @@ def _normalized(argv: list[str]) -> list[str]:
     options that only the local stack passes (static membership ids) left out."""
     if argv[0] == sys.executable or Path(argv[0]).name.startswith("python"):
         argv = argv[1:]
-        if argv[:2] in (["-m", "omnihub.cli"], ["-m", "uvicorn"]):
-            argv = [argv[1].replace("omnihub.cli", "omnihub"), *argv[2:]]
+        # The `omnihub` console script is the CLI module (omnihub.cli, or apps.cli).
+        if argv[:2] in (["-m", "omnihub.cli"], ["-m", "apps.cli"]):
+            argv = ["omnihub", *argv[2:]]
+        elif argv[:2] == ["-m", "uvicorn"]:
+            argv = argv[1:]
         else:
             argv = ["python", *argv]
     out: list[str] = []
