@@ -86,8 +86,31 @@ kafka_jars() {
     echo "$want" >"$stamp"
 }
 
+# Prometheus' promtool for the alert-rule tests (tests/unit/test_observability.py): a Go
+# program that no apt, PyPI or npm package ships, built from the Go module proxy. The
+# version is pinned in infra/observability/promtool.py.
+promtool() {
+    local version tools="$ROOT/build/tools"
+    version="$(sed -n 's/^PROMTOOL_VERSION = "\(v[0-9.]*\)".*/\1/p' "$ROOT/infra/observability/promtool.py")"
+    if [ -x "$tools/promtool" ] && [ "$(cat "$tools/.promtool-version" 2>/dev/null)" = "$version" ]; then
+        say "promtool: up to date"
+        return
+    fi
+    local go
+    go="$(command -v go || echo /usr/local/go/bin/go)"  # Go's own installer puts it there
+    if [ ! -x "$go" ]; then
+        say "promtool: skipped, no Go toolchain (the alert-rule tests will say so)"
+        return
+    fi
+    say "building promtool $version (go install; minutes the first time)"
+    mkdir -p "$tools"
+    quietly env GOBIN="$tools" "$go" install "github.com/prometheus/prometheus/cmd/promtool@$version"
+    echo "$version" >"$tools/.promtool-version"
+}
+
 echo "omnihub setup in $ROOT"
 python_env
 redis
 kafka_jars
+promtool
 echo "done: run '$VENV/bin/omnihub stack up'"

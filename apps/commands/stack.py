@@ -2,18 +2,20 @@
 
 The stack is ``StackConfig.from_env()``: ``OMNIHUB_STATE_DIR`` and
 ``OMNIHUB_STACK_PORT_OFFSET`` select another one (e.g. the test stack: offset 10000,
-state ``.omnihub/test``).
+state ``.omnihub/test``). ``up --brokers 3`` (or ``OMNIHUB_STACK_BROKERS=3``) runs Kafka
+as a replicated three-broker cluster; the state folder remembers it afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from collections.abc import Callable
 
 from infra import stack
-from infra.config import StackConfig
+from infra.config import KAFKA_BROKER_CHOICES, StackConfig
 from infra.process import tail
 from infra.services import ServiceStatus, StackError
 
@@ -35,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         command = sub.add_parser(name, help=text, description=text)
         command.add_argument("services", nargs="*", metavar="SERVICE")
         command.set_defaults(handler=handler)
+        if name == "up":
+            command.add_argument(
+                "--brokers",
+                type=int,
+                choices=KAFKA_BROKER_CHOICES,
+                help="Kafka brokers: 1, or a replicated 3-broker KRaft cluster "
+                "(default: what the state folder was made with, else 1)",
+            )
     logs = sub.add_parser("logs", help="print the end of a service log")
     logs.add_argument("name", metavar="SERVICE")
     logs.add_argument("-n", "--lines", type=int, default=50)
@@ -50,6 +60,8 @@ def _print(statuses: list[ServiceStatus]) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     cfg = StackConfig.from_env()
+    if args.brokers is not None:
+        cfg = dataclasses.replace(cfg, kafka_brokers=args.brokers)
     try:
         _print(stack.up(cfg, args.services))
     except StackError as error:
