@@ -21,6 +21,7 @@ _PORT_FIELDS = (
     "temporal_http_port",
     "temporal_metrics_port",
     "api_port",
+    "chain_port",
 )
 
 
@@ -41,6 +42,7 @@ class StackConfig:
     temporal_http_port: int = 7243
     temporal_metrics_port: int = 7244
     api_port: int = 8000
+    chain_port: int = 8545
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -72,6 +74,7 @@ class StackConfig:
             "OMNIHUB_TEMPORAL_ADDRESS": f"{HOST}:{self.temporal_port}",
             "OMNIHUB_STATE_DIR": str(self.state_dir),
             "OMNIHUB_API_PORT": str(self.api_port),
+            "OMNIHUB_CHAIN_RPC_URL": f"http://{HOST}:{self.chain_port}",
         }
 
     @property

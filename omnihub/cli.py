@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "sagas.cli",
     "api.security.cli",
     "projections.plan_cache.cli",
+    "contracts.cli",
 )
 
 
