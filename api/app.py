@@ -28,6 +28,7 @@ from api.routes import (
     kpis,
     live,
     runs,
+    wallet,
 )
 from api.security.services import build_security
 from omnihub.lazy import Lazy
@@ -115,4 +116,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(approvals.router, prefix="/api/v1")
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
+    app.include_router(wallet.router, prefix="/api/v1")
     return app
