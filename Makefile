@@ -24,6 +24,7 @@ lint: setup
 	$(VENV)/ruff check .
 	$(VENV)/mypy
 	$(VENV)/omnihub schemas check
+	$(VENV)/omnihub contracts check
 
 unit: setup
 	$(VENV)/pytest -q -m "not integration and not e2e"

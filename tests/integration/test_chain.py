@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 from web3 import Web3
 
 from contracts.artifact import load
 from contracts.deployment import Deployment, connect, ensure_deployed, is_current
 from infra import chain_service
-from infra.stack import StackConfig
+from infra.launch import omnihub_argv
+from infra.stack import StackConfig, down, up
+from omnihub import REPO_ROOT
 from tests.membership_contract import Chain, MembershipContractTests
 
 
@@ -37,7 +43,7 @@ def test_the_stack_deployed_the_committed_contract(stack: StackConfig, hardhat: 
     assert env["OMNIHUB_MEMBERSHIP_ADDRESS"] == record.address
 
 
-def test_deploying_again_reuses_a_current_deployment(stack: StackConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_deploying_again_reuses_a_current_deployment(stack: StackConfig, tmp_path: Path) -> None:
     path = tmp_path / "membership.json"
     first, deployed = ensure_deployed(chain_service.rpc_url(stack), path)
     assert deployed
@@ -45,10 +51,51 @@ def test_deploying_again_reuses_a_current_deployment(stack: StackConfig, tmp_pat
     assert (again, deployed_again) == (first, False)
 
 
-def test_a_reset_chain_gets_a_new_deployment(stack: StackConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_reset_chain_gets_a_new_deployment(stack: StackConfig, tmp_path: Path) -> None:
     path = tmp_path / "membership.json"
     first, _ = ensure_deployed(chain_service.rpc_url(stack), path)
     # What a restarted node looks like: the recorded genesis is not this chain's.
     Deployment(**{**first.__dict__, "genesis_hash": "0x" + "00" * 32}).write(path)
     second, deployed = ensure_deployed(chain_service.rpc_url(stack), path)
     assert deployed and second.genesis_hash == first.genesis_hash
+
+
+def test_a_restarted_node_is_a_new_chain_and_gets_the_contract_again(stack: StackConfig) -> None:
+    # A chain of its own (only the chain service, its own state and port), so the shared
+    # test stack's node is never restarted under other tests.
+    offset = stack.chain_port - StackConfig().chain_port + 17
+    cfg = StackConfig().with_offset(offset, stack.state_dir.parent / f"test-chain-{offset}")
+    try:
+        up(cfg, ["chain"])
+        first = Deployment.read(chain_service.record_path(cfg))
+        down(cfg, ["chain"])
+        assert chain_service.chain_id_of(chain_service.rpc_url(cfg)) is None
+        up(cfg, ["chain"])
+        second = Deployment.read(chain_service.record_path(cfg))
+        assert first is not None and second is not None
+        assert second.genesis_hash != first.genesis_hash
+        assert is_current(connect(chain_service.rpc_url(cfg)), second, load())
+    finally:
+        down(cfg, ["chain"])
+
+
+def test_stack_env_exports_the_chain_and_the_contract(stack: StackConfig) -> None:
+    env = {
+        **os.environ,
+        "OMNIHUB_STATE_DIR": str(stack.state_dir),
+        "OMNIHUB_STACK_PORT_OFFSET": str(stack.chain_port - StackConfig().chain_port),
+    }
+    done = subprocess.run(
+        omnihub_argv("stack", "env"),
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines())
+    assert exported["OMNIHUB_CHAIN_RPC_URL"] == chain_service.rpc_url(stack)
+    assert (
+        exported["OMNIHUB_MEMBERSHIP_ADDRESS"]
+        == chain_service.deployment_env(stack)["OMNIHUB_MEMBERSHIP_ADDRESS"]
+    )

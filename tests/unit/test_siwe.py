@@ -50,7 +50,7 @@ def sign(text: str, account: object = ALICE) -> str:
 def refusal(text: str, signature: str, now: datetime = NOW) -> str:
     with pytest.raises(SiweRefused) as refused:
         check(text, signature, EXPECTED, now)
-    return refused.value.reason
+    return str(refused.value.reason)
 
 
 def test_a_valid_message_is_accepted() -> None:
