@@ -12,6 +12,9 @@ module.exports = {
       hardfork: "cancun",
       // Blocks are mined as transactions arrive; the watcher waits for confirmations.
       mining: { auto: true },
+      // One log line per JSON-RPC call would grow without bound under a polling watcher;
+      // OMNIHUB_CHAIN_LOG=1 turns it on for debugging.
+      loggingEnabled: process.env.OMNIHUB_CHAIN_LOG === "1",
     },
   },
   paths: {
