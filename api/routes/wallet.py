@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -136,7 +136,7 @@ async def verify(body: VerifyIn, p: WalletLinker, state: StateDep) -> Any:
     )
 
 
-async def _refuse(state: AppState, p: Principal, refused: SiweRefused) -> None:
+async def _refuse(state: AppState, p: Principal, refused: SiweRefused) -> NoReturn:
     """Record the refusal, then answer it as problem details (always raises)."""
     await security_of(state).audit.record(
         audit_fact(
