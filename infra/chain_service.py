@@ -41,8 +41,10 @@ def chain_id_of(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> int | None:
     request = urllib.request.Request(
         url, data=body.encode(), headers={"content-type": "application/json"}
     )
+    # No proxy: an http_proxy in the environment must not intercept a loopback probe.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with opener.open(request, timeout=timeout_s) as response:
             return int(json.loads(response.read())["result"], 16)
     except (OSError, ValueError, KeyError, TypeError):
         return None
