@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from domain import ids
 from domain.events import (
     Event,
     MembershipChanged,
@@ -148,3 +149,33 @@ def _preference(candidate: tuple[TierName, str, datetime | None]) -> tuple[int, 
     name, source, until = candidate
     lasting = float("inf") if until is None else until.timestamp()
     return TIERS[name].rank, lasting, source
+
+
+def subscription_change(
+    tenant_id: str,
+    tier_name: str,
+    *,
+    actor: str,
+    reason: str = "",
+    expires_at: datetime | None = None,
+    request_id: str,
+) -> SubscriptionChanged:
+    """A ``subscription_changed`` for ``tenant_id`` (``ValueError`` for an unknown tier).
+
+    ``request_id`` makes the id: the same request retried is the same fact.
+    """
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware")
+    return SubscriptionChanged(
+        envelope=ids.envelope(
+            SubscriptionChanged,
+            run_id=f"tier-{tenant_id}",
+            tenant_id=tenant_id,
+            actor=actor,
+            correlation_id=request_id,
+            discriminator=(request_id,),
+        ),
+        tier=tier(tier_name).name,
+        reason=reason,
+        expires_at=expires_at,
+    )

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "api.security.cli",
     "projections.plan_cache.cli",
     "contracts.cli",
+    "api.security.tenants_cli",
 )
 
 

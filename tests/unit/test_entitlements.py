@@ -5,8 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from domain import ids
-from domain.entitlements import DEFAULT_SOURCE, SUBSCRIPTION_SOURCE, effective, fold
+from domain.entitlements import (
+    DEFAULT_SOURCE,
+    SUBSCRIPTION_SOURCE,
+    effective,
+    fold,
+    subscription_change,
+)
 from domain.events import (
     Event,
     MembershipChanged,
@@ -147,3 +155,16 @@ def test_the_best_of_several_memberships_wins_and_a_tie_goes_to_the_longest() ->
     result = effective(fold("acme", events), NOW)
     assert (result.tier, result.until) == ("pro", NOW + timedelta(days=50))
     assert result.source.endswith(":2")
+
+
+def test_subscription_change_validates_the_tier_and_is_idempotent_per_request() -> None:
+    one = subscription_change("acme", "pro", actor="user:op", request_id="r1")
+    again = subscription_change("acme", "pro", actor="user:op", request_id="r1")
+    assert one.envelope.event_id == again.envelope.event_id
+    assert (one.envelope.run_id, one.tier) == ("tier-acme", "pro")
+    with pytest.raises(ValueError, match="unknown tier"):
+        subscription_change("acme", "gold", actor="user:op", request_id="r2")
+    with pytest.raises(ValueError, match="timezone"):
+        subscription_change(
+            "acme", "pro", actor="u", request_id="r3", expires_at=datetime(2030, 1, 1)
+        )
