@@ -7,10 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from contracts.artifact import load
 from contracts.deployment import Deployment, connect, ensure_deployed, is_current
+from contracts.membership import MembershipContract, MembershipRefused
 from infra import chain_service
 from infra.launch import omnihub_argv
 from infra.stack import StackConfig, down, up
@@ -99,3 +101,18 @@ def test_stack_env_exports_the_chain_and_the_contract(stack: StackConfig) -> Non
         exported["OMNIHUB_MEMBERSHIP_ADDRESS"]
         == chain_service.deployment_env(stack)["OMNIHUB_MEMBERSHIP_ADDRESS"]
     )
+
+
+def test_a_locally_signed_key_deploys_and_mints(hardhat: Web3) -> None:
+    # Hardhat's dev account #3: its key is public, printed by every `hardhat node`.
+    signer = Account.from_key("0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6")
+    assert signer.address in hardhat.eth.accounts
+    membership, receipt = MembershipContract.deploy(hardhat, signer)
+    assert receipt["from"] == signer.address
+    alice = hardhat.eth.accounts[4]
+    expires = int(hardhat.eth.get_block("latest")["timestamp"]) + 3600
+    token = membership.mint(alice, "starter", expires, signer)
+    assert membership.holder(token) == alice
+    with pytest.raises(MembershipRefused) as refused:
+        membership.mint(alice, "pro", expires, Account.from_key("0x" + "66" * 32))
+    assert refused.value.error == "NotOwnerNorMinter"
