@@ -5,7 +5,8 @@ the message must name: domain, URI and chain id. The wallet signs the SIWE messa
 (``personal_sign``); ``POST /auth/wallet/verify`` checks it (signature, domain, URI,
 chain, times) and consumes the nonce, then appends ``wallet_linked``. A refusal is
 problem details naming the reason (``malformed``, ``replayed``, ``expired``, ...), with an
-audit fact recorded before the answer.
+audit fact recorded before the answer. ``DELETE /auth/wallet/{address}`` appends
+``wallet_unlinked``: the wallet's memberships stop counting for the tenant.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
-from fastapi import APIRouter
+from eth_utils.address import to_checksum_address
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
@@ -25,7 +27,7 @@ from api.security.deps import require, security_of
 from api.security.principal import Principal
 from api.security.wallet import RedisNonceStore, WalletSignIn
 from domain import ids
-from domain.events import WalletLinked
+from domain.events import WalletLinked, WalletUnlinked
 from domain.siwe import Expectation, SiweMessage, SiweRefused
 from omnihub.settings import Settings
 from streams.producer import LogUnavailable
@@ -134,6 +136,42 @@ async def verify(body: VerifyIn, p: WalletLinker, state: StateDep) -> Any:
         tenant_id=p.tenant_id,
         event_id=event.envelope.event_id,
     )
+
+
+class UnlinkedOut(BaseModel):
+    """The wallet no longer linked to the tenant."""
+
+    address: str
+    tenant_id: str
+    event_id: str
+
+
+@router.delete("/auth/wallet/{address}", response_model=UnlinkedOut)
+async def unlink(
+    address: Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")],
+    p: WalletLinker,
+    state: StateDep,
+    reason: str = "",
+) -> Any:
+    """Unlink a wallet from the caller's tenant: its memberships stop counting."""
+    checksummed = to_checksum_address(address)
+    event = WalletUnlinked(
+        envelope=ids.envelope(
+            WalletUnlinked,
+            run_id=f"wallets-{p.tenant_id}",
+            tenant_id=p.tenant_id,
+            actor=p.actor,
+            correlation_id=str(uuid.uuid4()),
+            discriminator=(checksummed, str(uuid.uuid4())),
+        ),
+        address=checksummed,
+        reason=reason[:500],
+    )
+    try:
+        await state.appender.append(event)
+    except LogUnavailable as exc:
+        raise Problem(503, "log-unavailable", f"not unlinked: {exc}") from exc
+    return UnlinkedOut(address=checksummed, tenant_id=p.tenant_id, event_id=event.envelope.event_id)
 
 
 async def _refuse(state: AppState, p: Principal, refused: SiweRefused) -> NoReturn:

@@ -19,7 +19,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from domain.events import AuditFactObserved, Event, WalletLinked
+from domain.events import AuditFactObserved, Event, WalletLinked, WalletUnlinked
 from domain.siwe import SiweMessage, render
 from infra.launch import running_api
 from infra.stack import StackConfig
@@ -165,3 +165,19 @@ async def _audited(env: dict[str, str], reason: str) -> None:
             return
         await asyncio.sleep(0.5)
     raise AssertionError(f"no audit fact for the refusal {reason}")
+
+
+async def test_unlinking_appends_wallet_unlinked(
+    api: str, env: dict[str, str], admin: CliKey
+) -> None:
+    lower = WALLET.address.lower()
+    async with httpx.AsyncClient(base_url=api, timeout=30) as c:
+        r = await c.delete(f"/api/v1/auth/wallet/{lower}?reason=lost", headers=bearer(admin.key))
+        bad = await c.delete("/api/v1/auth/wallet/0x1234", headers=bearer(admin.key))
+    assert r.status_code == 200, r.text
+    assert r.json()["address"] == WALLET.address
+    assert bad.status_code == 422
+    unlinked = [e for e in await control_events(env) if isinstance(e, WalletUnlinked)]
+    assert [(e.envelope.tenant_id, e.address, e.reason) for e in unlinked] == [
+        (TENANT, WALLET.address, "lost")
+    ]
