@@ -26,6 +26,7 @@ lint: setup
 	$(VENV)/lint-imports
 	$(VENV)/mypy
 	$(VENV)/omnihub schemas check
+	$(VENV)/omnihub contracts check
 
 unit: setup
 	$(VENV)/pytest -q -m "not integration and not e2e"

@@ -34,6 +34,7 @@ from api.routes import (
     kpis,
     live,
     runs,
+    wallet,
 )
 from api.security.services import build_security
 from omnihub.lazy import Lazy
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(approvals.router, prefix="/api/v1")
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
+    app.include_router(wallet.router, prefix="/api/v1")
     return app
 
 

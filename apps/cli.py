@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "apps.commands.demo",
     "apps.commands.projections",
     "apps.commands.keys",
+    "apps.commands.contracts",
+    "apps.commands.tenants",
 )
 
 

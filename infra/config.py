@@ -24,6 +24,7 @@ _PORT_FIELDS = (
     "temporal_http_port",
     "temporal_metrics_port",
     "api_port",
+    "chain_port",
 )
 
 
@@ -44,6 +45,7 @@ class StackConfig:
     temporal_http_port: int = 7243
     temporal_metrics_port: int = 7244
     api_port: int = 8000
+    chain_port: int = 8545
     # 1, or 3 for a replicated KRaft cluster; broker N listens on kafka_port + 2(N-1)
     # and its controller on kafka_controller_port + 2(N-1), so offsets move them too.
     kafka_brokers: int = 1
@@ -109,6 +111,7 @@ class StackConfig:
             "OMNIHUB_TEMPORAL_ADDRESS": f"{HOST}:{self.temporal_port}",
             "OMNIHUB_STATE_DIR": str(self.state_dir),
             "OMNIHUB_API_PORT": str(self.api_port),
+            "OMNIHUB_CHAIN_RPC_URL": f"http://{HOST}:{self.chain_port}",
         }
 
     @property

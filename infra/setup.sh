@@ -108,9 +108,28 @@ promtool() {
     echo "$version" >"$tools/.promtool-version"
 }
 
+contracts_node() {
+    local dir="$ROOT/contracts" stamp="$ROOT/contracts/node_modules/.omnihub-lock.sha256" want
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        say "installing nodejs and npm (apt)"
+        export DEBIAN_FRONTEND=noninteractive
+        quietly as_root apt-get update -q
+        quietly as_root apt-get install -y -q --no-install-recommends nodejs npm
+    fi
+    want="$(hash_of "$dir/package-lock.json")"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        say "contract tools (solc, hardhat): up to date"
+        return
+    fi
+    say "installing contract tools (npm ci in contracts/)"
+    quietly npm ci --prefix "$dir" --no-audit --no-fund
+    echo "$want" >"$stamp"
+}
+
 echo "omnihub setup in $ROOT"
 python_env
 redis
 kafka_jars
 promtool
+contracts_node
 echo "done: run '$VENV/bin/omnihub stack up'"

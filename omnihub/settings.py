@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     # partitions back without a rebalance. Unique per running process.
     consumer_instance_id: str | None = None
 
+    # Memberships on chain (issue 10): the chain, the contract, wallet sign-in (SIWE).
+    chain_rpc_url: str = "http://127.0.0.1:8545"
+    chain_id: int = Field(default=31337, ge=1)
+    membership_address: str | None = None  # `omnihub stack env` sets it once deployed
+    siwe_domain: str | None = None  # what messages must name; default "<api_host>:<api_port>"
+    siwe_uri: str | None = None  # default "http://<api_host>:<api_port>"
+    siwe_nonce_ttl_s: int = Field(default=300, ge=30, le=3600)
+
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

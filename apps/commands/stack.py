@@ -14,7 +14,7 @@ import shlex
 import sys
 from collections.abc import Callable
 
-from infra import stack
+from infra import chain_service, stack
 from infra.config import KAFKA_BROKER_CHOICES, StackConfig
 from infra.process import tail
 from infra.services import ServiceStatus, StackError
@@ -64,6 +64,8 @@ def _up(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, kafka_brokers=args.brokers)
     try:
         _print(stack.up(cfg, args.services))
+        for line in chain_service.notes(cfg):
+            print(line)
     except StackError as error:
         known = _known(args.services)
         if known is not None:
@@ -109,7 +111,8 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    for key, value in StackConfig.from_env().client_env().items():
+    cfg = StackConfig.from_env()
+    for key, value in {**cfg.client_env(), **chain_service.deployment_env(cfg)}.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
 

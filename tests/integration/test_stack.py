@@ -57,11 +57,12 @@ def _pids(cfg: StackConfig) -> dict[str, int | None]:
 def test_status_reports_each_backing_service(stack: StackConfig) -> None:
     statuses = status(stack, BACKING)
 
-    assert [item.name for item in statuses] == ["kafka", "postgres", "redis", "temporal"]
+    assert [item.name for item in statuses] == ["kafka", "postgres", "redis", "temporal", "chain"]
     assert all(item.state == "running" and item.pid for item in statuses), statuses
     endpoints = {item.name: item.endpoint for item in statuses}
     assert endpoints["kafka"] == f"127.0.0.1:{stack.kafka_port}"
     assert endpoints["postgres"] == f"127.0.0.1:{stack.postgres_port}"
+    assert endpoints["chain"] == f"http://127.0.0.1:{stack.chain_port}"
 
 
 def test_second_up_is_idempotent(stack: StackConfig) -> None:
