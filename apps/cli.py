@@ -22,7 +22,7 @@ COMMANDS = {
     "stack": "apps.commands.stack",
     "schemas": "apps.commands.log",
     "topics": "apps.commands.log",
-    "tail": "apps.commands.log",
+    "tail": "apps.commands.tail",
     "demo": "apps.commands.demo",
     "projections": "apps.commands.projections",
     "keys": "apps.commands.keys",
