@@ -11,6 +11,7 @@ resource scopes listed under it. Two scopes are deliberately implied by nothing:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 IMPLIES: Mapping[str, frozenset[str]] = {
@@ -74,3 +75,17 @@ def can_delegate(held: Iterable[str], requested: Iterable[str]) -> bool:
     """
     have = expand(held)
     return all(s in have for s in requested)
+
+
+# What a tenant may be called: the API's body field and the operator's CLI check the same.
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def valid_tenant(name: str) -> bool:
+    """Whether ``name`` may name a tenant."""
+    return re.fullmatch(TENANT_PATTERN, name) is not None
+
+
+def parse_scope_list(text: str) -> list[str]:
+    """``"a, b"`` or ``"a,b"`` as the scope names it lists."""
+    return [part.strip() for part in text.split(",") if part.strip()]

@@ -23,11 +23,11 @@ from api.security.principal import Principal
 from domain import ids
 from domain.events import GoalReceived
 from domain.killswitch import GOALS_CREATE
+from domain.scopes import TENANT_PATTERN
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["goals"])
 
-TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 GoalWriter = Annotated[Principal, require("goals:write")]
 Context = dict[str, Annotated[str, Field(max_length=8192)]]
 

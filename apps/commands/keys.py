@@ -103,8 +103,11 @@ async def operator_key(settings: Settings, tenant: str, scope_names: list[str], 
 
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
     from api.security.key_admin import created
-    from domain.scopes import UnknownScope
+    from domain.scopes import TENANT_PATTERN, UnknownScope, parse_scope_list, valid_tenant
 
+    if not valid_tenant(args.tenant):
+        print(f"keys create: --tenant must match {TENANT_PATTERN}", file=sys.stderr)
+        return 2
     expires = None
     if args.expires_in_days:
         expires = datetime.now(UTC) + timedelta(days=args.expires_in_days)
@@ -112,7 +115,7 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
         event, plaintext = created(
             settings.secret_key,
             args.tenant,
-            args.scopes.split(","),
+            parse_scope_list(args.scopes),
             actor="cli:operator",
             name=args.name,
             expires_at=expires,
@@ -132,6 +135,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
     pool = await _pool(settings)
     try:
         async with pool.acquire() as conn:
+            print(f"{'KEY_ID':<36}  {'KEY':<14}  {'SCOPES':<30} STATE  NAME")
             for k in await list_keys(conn, args.tenant):
                 state = (
                     "revoked"

@@ -187,3 +187,17 @@ def test_the_prompt_lists_tools_and_the_goal() -> None:
     system, user = messages_for(request)
     assert '"name": "wait"' in system["content"]
     assert user["content"].startswith("Goal: Book it")
+
+
+def test_the_llm_key_comes_from_omnihub_or_the_providers_own_variable() -> None:
+    from sagas.llm_planner import resolve_api_key
+
+    assert resolve_api_key("openai/gpt-4o-mini", None, "sk-omnihub", {}) == "sk-omnihub"
+    # No OMNIHUB_LLM_API_KEY: litellm reads OPENAI_API_KEY / ANTHROPIC_API_KEY itself.
+    assert resolve_api_key("openai/gpt-4o-mini", None, None, {"OPENAI_API_KEY": "k"}) is None
+    assert resolve_api_key("anthropic/claude", None, None, {}) is None
+    # A self-hosted OpenAI-compatible server with no key anywhere gets a placeholder...
+    local = "http://127.0.0.1:8001/v1"
+    assert resolve_api_key("openai/local", local, None, {}) == "not-needed"
+    # ...but never one that hides the provider's own key.
+    assert resolve_api_key("openai/local", local, None, {"OPENAI_API_KEY": "k"}) is None
