@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
-from api import problems
+from api import docs, openapi, problems
+from api.allow import NoSniffMiddleware, OptionsMiddleware
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.idempotency import RedisIdempotencyStore
@@ -101,10 +102,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Event-sourced orchestration of AI agent runs.",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves them with local assets
+        redoc_url=None,
     )
     app.state.omnihub = build_state(settings)
     problems.install(app)
+    # Added last is outermost: nosniff lands on every answer, a 413 and an OPTIONS too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(OptionsMiddleware)
+    app.add_middleware(NoSniffMiddleware)
+    docs.install(app)
     app.include_router(health.router)
     app.include_router(goals.router, prefix="/api/v1")
     app.include_router(goals_batch.router, prefix="/api/v1")
@@ -115,4 +122,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(approvals.router, prefix="/api/v1")
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
+    openapi.install(app)
     return app

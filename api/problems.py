@@ -8,10 +8,40 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.allow import allowed_methods
+from domain.storable import storable_text
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://omnihub.dev/problems/"
+
+
+class InvalidParam(BaseModel):
+    """One reason a request was refused as invalid."""
+
+    location: list[str | int] = Field(description='Where, e.g. ["body", "goal"].')
+    message: str
+    type: str | None = None
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details: the body of every error answer.
+
+    Some problems carry more members (``errors`` on a 422 validation error, ``needed``
+    on a 403, ``freshness`` on a 404 of a read)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int
+    detail: str = Field(description="What went wrong, for a human.")
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[InvalidParam] | None = Field(
+        default=None, description="Every invalid parameter (validation errors only)."
+    )
 
 
 class Problem(Exception):
@@ -65,7 +95,11 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+        {
+            "location": [_part(p) for p in e.get("loc", ())],
+            "message": e.get("msg", ""),
+            "type": e.get("type"),
+        }
         for e in exc.errors()
     ]
     first = errors[0] if errors else {"location": [], "message": "invalid request"}
@@ -75,12 +109,18 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _part(part: Any) -> str | int:
+    # A dict key that names the invalid field may itself be the invalid text.
+    return part if isinstance(part, int) else storable_text(str(part))
+
+
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
-    return problem_response(
-        exc.status_code, slug, str(exc.detail), request.url.path, dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # the router names one route's methods; a path may have more
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+    return problem_response(exc.status_code, slug, str(exc.detail), request.url.path, headers)
 
 
 def install(app: FastAPI) -> None:
