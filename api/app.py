@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
@@ -18,6 +18,7 @@ from api.allow import NoSniffMiddleware, OptionsMiddleware
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.idempotency import RedisIdempotencyStore
+from api.query import single_valued_query
 from api.routes import (
     admin,
     approvals,
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # api.docs serves them with local assets
         redoc_url=None,
+        dependencies=[Depends(single_valued_query)],
     )
     app.state.omnihub = build_state(settings)
     problems.install(app)

@@ -35,7 +35,8 @@ STATUS_TEXT = {
     404: "Not found for this tenant (yet).",
     409: "Conflicts with the current state.",
     413: "The request body is too large.",
-    422: "A parameter or the body is invalid; ``detail`` names the first field.",
+    422: "A parameter or the body is invalid, or a query parameter is repeated; ``detail``"
+    " names the first field.",
     429: "Over the key's rate or concurrency limit; see the ``RateLimit-*`` headers.",
     503: "A dependency (log, read models, limiter, kill switches) cannot answer now.",
 }
@@ -114,9 +115,8 @@ def build(app: FastAPI) -> dict[str, Any]:
 
 def _document(op: dict[str, Any], route: Any, method: str) -> None:
     responses: dict[str, Any] = op["responses"]
-    statuses = {413: STATUS_TEXT[413]}
-    if op.get("parameters") or op.get("requestBody"):
-        statuses[422] = STATUS_TEXT[422]
+    # Any request may be too large or repeat a query parameter (api.query).
+    statuses = {413: STATUS_TEXT[413], 422: STATUS_TEXT[422]}
     scope = required_scope(route.dependant)
     if scope is not None:
         op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
