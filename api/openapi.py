@@ -117,6 +117,8 @@ def _document(op: dict[str, Any], route: Any, method: str) -> None:
     responses: dict[str, Any] = op["responses"]
     # Any request may be too large or repeat a query parameter (api.query).
     statuses = {413: STATUS_TEXT[413], 422: STATUS_TEXT[422]}
+    if op.get("requestBody"):
+        statuses[400] = "The body cannot be parsed as JSON."
     scope = required_scope(route.dependant)
     if scope is not None:
         op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
