@@ -11,6 +11,7 @@ show the escape, so a fact is never dropped for its content.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -36,22 +37,35 @@ def storable_text(text: str) -> str:
     return "".join(_escape(c) for c in text)
 
 
+def utf8_text(text: str) -> str:
+    """``text`` with only unpaired surrogates escaped: what UTF-8 (and so Avro) can carry."""
+    if text.isascii() or _encodable(text):
+        return text
+    return "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
+
 def storable(value: T) -> T:
     """``value`` with every string inside it (dataclass fields, tuples, lists, dict keys
     and values) made storable; the very same object when nothing needed escaping."""
-    return _walk(value)  # type: ignore[no-any-return]
+    return _walk(value, storable_text)  # type: ignore[no-any-return]
 
 
-def _walk(value: Any) -> Any:
+def utf8_safe(value: T) -> T:
+    """``value`` with every string inside it made encodable as UTF-8 (:func:`utf8_text`):
+    for facts about to be appended to the log, where NUL is fine but a surrogate is not."""
+    return _walk(value, utf8_text)  # type: ignore[no-any-return]
+
+
+def _walk(value: Any, fix: Callable[[str], str]) -> Any:
     if isinstance(value, str):
-        return storable_text(value)
+        return fix(value)
     if isinstance(value, tuple | list):
-        items = [_walk(v) for v in value]
+        items = [_walk(v, fix) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
             return value
         return type(value)(items)
     if isinstance(value, dict):
-        pairs = [(_walk(k), _walk(v)) for k, v in value.items()]
+        pairs = [(_walk(k, fix), _walk(v, fix)) for k, v in value.items()]
         if all(k is a and v is b for (k, v), (a, b) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
@@ -59,7 +73,7 @@ def _walk(value: Any) -> Any:
         changed = {}
         for f in dataclasses.fields(value):
             old = getattr(value, f.name)
-            new = _walk(old)
+            new = _walk(old, fix)
             if new is not old:
                 changed[f.name] = new
         return dataclasses.replace(value, **changed) if changed else value

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.events import PlanGenerated, PlanStep
+from domain.storable import storable
 from domain.templates import parametrize
 
 # Plans that saved no model call when they were made are not worth serving again.
@@ -46,7 +47,8 @@ def stored_plan(event: PlanGenerated, ttl: timedelta) -> StoredPlan | None:
     if steps is None:
         return None
     at = event.envelope.occurred_at
-    return StoredPlan(
+    # A model's plan may hold text Postgres cannot store (NUL): escaped, as everywhere.
+    return storable(StoredPlan(
         tenant_id=event.envelope.tenant_id,
         template=event.template,
         slot_names=tuple(sorted(slots)),
@@ -56,7 +58,7 @@ def stored_plan(event: PlanGenerated, ttl: timedelta) -> StoredPlan | None:
         source_event_id=event.envelope.event_id,
         planned_at=at,
         expires_at=at + ttl,
-    )
+    ))
 
 
 def _consistent(template: str, slots: dict[str, str]) -> bool:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from domain import ids
 from domain.events import StepFailed
-from domain.storable import storable, storable_text, unstorable
+from domain.storable import storable, storable_text, unstorable, utf8_safe, utf8_text
 from projections.fold import Loaded, fold_batch
 
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=50)
@@ -44,3 +44,47 @@ def test_the_fold_escapes_what_a_tool_reported() -> None:
     changes = fold_batch(Loaded(), [failed])
     (entry,) = changes.timeline
     assert entry.payload["error_message"] == "bad byte \\u0000 here"
+
+
+def test_for_the_log_only_surrogates_are_escaped() -> None:
+    assert utf8_text("keep \x00 nul, fix \udc80") == "keep \x00 nul, fix \\udc80"
+    env = ids.envelope(
+        StepFailed,
+        run_id="r1",
+        tenant_id="t",
+        actor="saga",
+        correlation_id="r1",
+        discriminator=("s1",),
+    )
+    failed = StepFailed(env, "s1", "http_call", 1, "Boom", "reply \udc80", False, True)
+    assert utf8_safe(failed).error_message == "reply \\udc80"
+    clean = StepFailed(env, "s1", "http_call", 1, "Boom", "fine", False, True)
+    assert utf8_safe(clean) is clean
+
+
+async def test_a_saga_fact_with_a_surrogate_is_appended_encodable() -> None:
+    from omnihub.settings import Settings
+    from sagas.activity_base import ActivityBase
+    from streams.codec import EventCodec
+    from streams.schema_registry import SchemaRegistry
+
+    class Appender:
+        events: list[object] = []
+
+        async def append(self, event: object) -> None:
+            codec = EventCodec(SchemaRegistry.from_dir(Settings().schemas_dir))
+            codec.encode(event)  # type: ignore[arg-type]  # raises if UTF-8 cannot carry it
+            self.events.append(event)
+
+    base = ActivityBase.__new__(ActivityBase)
+    base._appender = Appender()  # type: ignore[assignment]
+    env = ids.envelope(
+        StepFailed,
+        run_id="r1",
+        tenant_id="t",
+        actor="saga",
+        correlation_id="r1",
+        discriminator=("s1",),
+    )
+    await base._append(StepFailed(env, "s1", "http_call", 1, "Boom", "x \ud800", False, True))
+    assert base._appender.events  # type: ignore[attr-defined]
