@@ -67,6 +67,18 @@ ROUTE_STATUSES: dict[tuple[str, str], dict[int, str]] = {
 }
 """Statuses particular to one route, beyond the generic ones."""
 
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, str, str]]] = {
+    ("POST", "/api/v1/goals", "202"): {
+        "GetRun": ("GET", "/api/v1/runs/{run_id}", "run_id", "$response.body#/run_id"),
+        "CancelRun": ("POST", "/api/v1/runs/{run_id}/cancel", "run_id", "$response.body#/run_id"),
+    },
+    ("POST", "/api/v1/keys", "201"): {
+        "RotateKey": ("POST", "/api/v1/keys/{key_id}/rotate", "key_id", "$response.body#/key_id"),
+        "RevokeKey": ("POST", "/api/v1/keys/{key_id}/revoke", "key_id", "$response.body#/key_id"),
+    },
+}
+"""OpenAPI links: where an answer's ids lead (also what the stateful contract test follows)."""
+
 RATE_HEADERS = {
     name: {"description": text, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
     for name, text in (
@@ -110,7 +122,20 @@ def build(app: FastAPI) -> dict[str, Any]:
         if route.path_format in doc["paths"] and getattr(route, "include_in_schema", False):
             for method in route.methods or ():
                 _document(doc["paths"][route.path_format][method.lower()], route, method)
+    _link(doc["paths"])
     return doc
+
+
+def _link(paths: dict[str, Any]) -> None:
+    for (method, path, status), links in LINKS.items():
+        answer = paths[path][method.lower()]["responses"][status]
+        answer["links"] = {
+            name: {
+                "operationId": paths[to_path][to_method.lower()]["operationId"],
+                "parameters": {param: source},
+            }
+            for name, (to_method, to_path, param, source) in links.items()
+        }
 
 
 def _document(op: dict[str, Any], route: Any, method: str) -> None:

@@ -38,7 +38,12 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scopes: list[str] = Field(min_length=1, max_length=20, description="Scopes to grant.")
+    scopes: list[str] = Field(
+        min_length=1,
+        max_length=20,
+        description="Scopes to grant (an unknown one is a 422).",
+        json_schema_extra={"items": {"type": "string", "enum": sorted(scopes.KNOWN_SCOPES)}},
+    )
     name: Text = Field(default="", max_length=100, description="What the key is for.")
     expires_in_s: int | None = Field(default=None, ge=60, le=400 * 86400)
 
@@ -171,9 +176,7 @@ async def list_keys(p: KeysRead, state: StateDep) -> Any:
         return [_info(k) for k in await keys.list_keys(conn, p.tenant_id)]
 
 
-@router.post(
-    "/keys/{key_id}/rotate", status_code=201, response_model=NewKeyOut, responses=LAGGING
-)
+@router.post("/keys/{key_id}/rotate", status_code=201, response_model=NewKeyOut, responses=LAGGING)
 async def rotate_key(
     key_id: Text, body: KeyRotate, p: KeysAdmin, state: StateDep, response: Response
 ) -> Any:

@@ -202,3 +202,40 @@ def test_every_answer_conforms_to_the_document(api: str, keys: Iterator[str]) ->
     for (label, status), n in sorted(statuses.items()):
         print(f"{label}: {status} x{n}")
     assert all(status != 429 for _, status in statuses), "the key rotation was not enough"
+
+
+def test_linked_calls_conform_to_the_document(api: str, keys: Iterator[str]) -> None:
+    # Stateful: follow the document's links (a new goal's run, a new key's rotation and
+    # revocation) with the ids the API answered, so those routes see real ids, not 404s.
+    schema = schemathesis.openapi.from_url(f"{api}/openapi.json")
+    machine = schema.as_state_machine()
+    seen: Counter[tuple[str, int]] = Counter()
+
+    class Authorized(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": {"Authorization": f"Bearer {next(keys)}"}, "timeout": 30}
+
+        def validate_response(self, response: Any, case: Any, *args: Any, **kw: Any) -> None:
+            seen[(case.operation.label, response.status_code)] += 1
+            case.validate_response(response, checks=CHECKS)
+
+    Authorized.run(
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=5,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    for (label, status), n in sorted(seen.items()):
+        print(f"stateful {label}: {status} x{n}")
+    # A link was followed with a real id: a route that only answers 404 to made-up ids
+    # answered 2xx.
+    followed = {
+        "POST /api/v1/keys/{key_id}/rotate",
+        "POST /api/v1/keys/{key_id}/revoke",
+        "POST /api/v1/runs/{run_id}/cancel",
+        "GET /api/v1/runs/{run_id}",
+    }
+    assert any(label in followed and status < 300 for label, status in seen), seen
