@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -13,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.allow import allowed_methods
 from domain.storable import storable_text
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://omnihub.dev/problems/"
@@ -123,8 +126,21 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, slug, str(exc.detail), request.url.path, headers)
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's outermost middleware sends this one, past NoSniffMiddleware: say it here.
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        500,
+        "internal-error",
+        "an unexpected error; it was logged",
+        request.url.path,
+        {"X-Content-Type-Options": "nosniff"},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem details."""
+    app.add_exception_handler(Exception, _on_unexpected)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)

@@ -186,3 +186,17 @@ def test_the_limiter_keys_share_one_cluster_slot() -> None:
         rate, inflight = RedisLimiter.keys_of(key_id)
         assert rate != inflight and key_slot(rate.encode()) == key_slot(inflight.encode())
         assert "{" + key_id + "}" in rate
+
+
+async def test_an_unexpected_error_is_a_500_problem_with_nosniff(gateway: Any) -> None:
+    app, _, _ = gateway
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.get("/boom")
+    assert is_problem(r, 500)["type"].endswith("internal-error")
+    assert r.headers["x-content-type-options"] == "nosniff"
