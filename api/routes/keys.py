@@ -42,7 +42,7 @@ class KeyCreate(BaseModel):
         min_length=1,
         max_length=20,
         description="Scopes to grant (an unknown one is a 422).",
-        json_schema_extra={"items": {"type": "string", "enum": sorted(scopes.KNOWN_SCOPES)}},
+        json_schema_extra={"items": {"type": "string", "enum": [*sorted(scopes.KNOWN_SCOPES)]}},
     )
     name: Text = Field(default="", max_length=100, description="What the key is for.")
     expires_in_s: int | None = Field(default=None, ge=60, le=400 * 86400)
