@@ -27,11 +27,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -48,7 +49,7 @@ from tests.e2e.test_projection_api import settings_of
 from tests.integration.test_projection_store import append, story
 
 TENANT = "contract"
-KEYS = 12  # x 60 requests a minute each, the default limit
+KEYS = 30  # x 60 requests a minute each (the default limit): ~1,000 requests a run
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -112,7 +113,7 @@ def read_run(client: httpx.Client, keys: Iterator[str], run_id: str) -> dict[str
             return body
         assert r.status_code == 404, r.text
         assert time.monotonic() < deadline, f"run {run_id} never reached the read model"
-        time.sleep(0.2)
+        time.sleep(0.3)
 
 
 @settings(
@@ -210,6 +211,7 @@ def test_linked_calls_conform_to_the_document(api: str, keys: Iterator[str]) -> 
     schema = schemathesis.openapi.from_url(f"{api}/openapi.json")
     machine = schema.as_state_machine()
     seen: Counter[tuple[str, int]] = Counter()
+    failures: list[str] = []
 
     class Authorized(machine):  # type: ignore[misc, valid-type]
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
@@ -217,17 +219,21 @@ def test_linked_calls_conform_to_the_document(api: str, keys: Iterator[str]) -> 
 
         def validate_response(self, response: Any, case: Any, *args: Any, **kw: Any) -> None:
             seen[(case.operation.label, response.status_code)] += 1
-            case.validate_response(response, checks=CHECKS)
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except FailureGroup as exc:  # kept here: a replay would not meet the same API
+                failures.append(str(exc))
 
-    Authorized.run(
-        settings=settings(
-            max_examples=30,
-            stateful_step_count=5,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-    )
+    sessions = 0
+    while sum(seen.values()) < 150 and sessions < 6:
+        sessions += 1
+        try:
+            Authorized.run(settings=STATEFUL)
+        except FlakyStrategyDefinition:
+            # The API's state changed what a scenario drew (as schemathesis' own runner
+            # does, go on in a fresh session).
+            continue
+    assert not failures, "\n\n".join(failures[:3])
     for (label, status), n in sorted(seen.items()):
         print(f"stateful {label}: {status} x{n}")
     # A link was followed with a real id: a route that only answers 404 to made-up ids
@@ -239,3 +245,13 @@ def test_linked_calls_conform_to_the_document(api: str, keys: Iterator[str]) -> 
         "GET /api/v1/runs/{run_id}",
     }
     assert any(label in followed and status < 300 for label, status in seen), seen
+
+
+STATEFUL = settings(
+    max_examples=30,
+    stateful_step_count=5,
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
