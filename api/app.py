@@ -9,16 +9,15 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
 from api import docs, openapi, problems
-from api.allow import NoSniffMiddleware, OptionsMiddleware
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
+from api.edge import EdgeMiddleware
 from api.idempotency import RedisIdempotencyStore
-from api.query import single_valued_query
 from api.routes import (
     admin,
     approvals,
@@ -105,14 +104,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # api.docs serves them with local assets
         redoc_url=None,
-        dependencies=[Depends(single_valued_query)],
     )
     app.state.omnihub = build_state(settings)
     problems.install(app)
-    # Added last is outermost: nosniff lands on every answer, a 413 and an OPTIONS too.
+    # Added last is outermost: nosniff lands on every answer, a 413 too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(OptionsMiddleware)
-    app.add_middleware(NoSniffMiddleware)
+    app.add_middleware(EdgeMiddleware)
     docs.install(app)
     app.include_router(health.router)
     app.include_router(goals.router, prefix="/api/v1")

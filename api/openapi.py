@@ -140,7 +140,7 @@ def _link(paths: dict[str, Any]) -> None:
 
 def _document(op: dict[str, Any], route: Any, method: str) -> None:
     responses: dict[str, Any] = op["responses"]
-    # Any request may be too large or repeat a query parameter (api.query).
+    # Any request may be too large or repeat a query parameter (api.edge).
     statuses = {413: STATUS_TEXT[413], 422: STATUS_TEXT[422]}
     if op.get("requestBody"):
         statuses[400] = "The body cannot be parsed as JSON."
