@@ -19,10 +19,9 @@ RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app omnihub \
     && mkdir -p /app/.omnihub && chown omnihub /app/.omnihub
 
-# Installed as a package, REPO_ROOT is site-packages: point at the copied schemas.
-ENV OMNIHUB_SCHEMAS_DIR=/app/schemas \
-    OMNIHUB_STATE_DIR=/app/.omnihub
+# The schemas ship inside the package; the state folder is the working directory's.
+ENV OMNIHUB_STATE_DIR=/app/.omnihub
 
 USER omnihub
 EXPOSE 8000
-CMD ["uvicorn", "api.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["omnihub", "api", "run", "--host", "0.0.0.0", "--port", "8000"]

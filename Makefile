@@ -22,8 +22,11 @@ demo: up
 
 lint: setup
 	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/lint-imports
 	$(VENV)/mypy
 	$(VENV)/omnihub schemas check
+	$(VENV)/omnihub contracts check
 
 unit: setup
 	$(VENV)/pytest -q -m "not integration and not e2e"

@@ -21,7 +21,7 @@ from streams.producer import KafkaEventAppender
 
 @dataclass
 class AppState:
-    """Everything the API process wires in at start (see ``api.app.lifespan``)."""
+    """Everything the API process wires in at start (see ``apps.api.lifespan``)."""
 
     settings: Settings
     codec: EventCodec

@@ -13,12 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.allow import allowed_methods
+from domain.decisions import Refused
 from domain.storable import storable_text
+from streams.producer import LogUnavailable
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://omnihub.dev/problems/"
+LOG_RETRY_AFTER_S = 5
 
 
 class InvalidParam(BaseModel):
@@ -65,6 +68,13 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extensions = extensions
+
+    @classmethod
+    def conflict(cls, refused: Refused) -> Problem:
+        """A 409 for a decision a write-side rule refused, with the rule's facts."""
+        problem = cls(409, refused.code, refused.detail)
+        problem.extensions = dict(refused.facts)
+        return problem
 
 
 def problem_response(
@@ -138,9 +148,22 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_log_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The one place an append Kafka did not acknowledge becomes an answer: nothing was
+    # recorded, so the client may retry (an Idempotency-Key makes the retry safe).
+    return problem_response(
+        503,
+        "log-unavailable",
+        f"not recorded: {exc}",
+        request.url.path,
+        {"Retry-After": str(LOG_RETRY_AFTER_S)},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem details."""
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(LogUnavailable, _on_log_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)

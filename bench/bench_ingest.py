@@ -159,7 +159,7 @@ def bench_wrk(url: str, key: str, seconds: int, concurrency: int) -> dict[str, f
 @contextlib.contextmanager
 def gateway_processor(env: dict[str, str], log: Path) -> Iterator[None]:
     """The key projection's processor, so the bench's API key is known to the API."""
-    with running([sys.executable, "-m", "streams.security_processor"], env, log):
+    with running([sys.executable, "-m", "apps.cli", "gateway", "run"], env, log):
         yield
 
 
@@ -171,7 +171,7 @@ def create_key(env: dict[str, str]) -> str:
             [
                 sys.executable,
                 "-m",
-                "omnihub.cli",
+                "apps.cli",
                 "keys",
                 "create",
                 "--tenant",

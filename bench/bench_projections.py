@@ -23,14 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
 
+from apps.projector import run_projector
 from domain.events import Event
 from omnihub.settings import Settings
 from projections.pg_store import positions
 from projections.rebuild import rebuild_postgres, rebuild_redis
 from streams.admin import ensure_declared_topics
-from streams.processors.app import run_projector
-from streams.processors.replay import end_offsets, replay
 from streams.producer import AppendResult, KafkaEventAppender
+from streams.replay import end_offsets, replay
 from tests.integration.test_projection_store import caught_up, codec_for, stories
 
 
@@ -105,8 +105,12 @@ async def lag_at_rate(settings: Settings, rate: int, seconds: int) -> list[float
     return lags
 
 
-async def _collect(conn: asyncpg.Connection, settings: Settings,
-                   pending: list[tuple[AppendResult, float]], lags: list[float]) -> None:
+async def _collect(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    pending: list[tuple[AppendResult, float]],
+    lags: list[float],
+) -> None:
     at = await positions(conn, schema=settings.projections_schema)
     now = time.perf_counter()
     keep = []
@@ -124,8 +128,9 @@ async def raw_consume_rate(settings: Settings) -> float:
     ends = await end_offsets(settings.kafka_bootstrap, topics)
     started = time.perf_counter()
     n = 0
-    async for _t, _p, raws in replay(settings.kafka_bootstrap, {k: (0, v) for k, v in
-                                                               ends.items()}):
+    async for _t, _p, raws in replay(
+        settings.kafka_bootstrap, {k: (0, v) for k, v in ends.items()}
+    ):
         n += len(raws)
     return n / (time.perf_counter() - started)
 
@@ -136,31 +141,43 @@ def pct(values: list[float], q: float) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     tag = "bench" + uuid.uuid4().hex[:8]
-    settings = Settings(topic_prefix=tag, projections_schema=tag,
-                        projections_redis_prefix=tag, topic_partitions=6)
+    settings = Settings(
+        topic_prefix=tag, projections_schema=tag, projections_redis_prefix=tag, topic_partitions=6
+    )
     await ensure_declared_topics(settings)
     backlog = events_for(args.runs, "t-")
     throughput = await drain(settings, backlog)
     print(f"sustained fold (Postgres + Redis, one projector): {throughput:,.0f} events/s")
     lags = await lag_at_rate(settings, args.rate, args.seconds)
     p50, p99 = pct(lags, 50) * 1000, pct(lags, 99) * 1000
-    print(f"lag at {args.rate} events/s offered: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
-          f"({len(lags)} events)")
+    print(
+        f"lag at {args.rate} events/s offered: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+        f"({len(lags)} events)"
+    )
     raw = await raw_consume_rate(settings)
     pg = await rebuild_postgres(settings, swap=False)
     rd = await rebuild_redis(settings, swap=False)
-    print(f"raw consume: {raw:,.0f} events/s; rebuild postgres {pg.events_per_s:,.0f} "
-          f"events/s ({pg.events} events, verified={pg.equal}); rebuild redis "
-          f"{rd.events_per_s:,.0f} events/s (verified={rd.equal})")
-    print(json.dumps({
-        "bench": "projections", "events_backlog": len(backlog),
-        "fold_events_per_s": round(throughput), "offered_rate": args.rate,
-        "lag_p50_ms": round(p50, 1), "lag_p99_ms": round(p99, 1),
-        "raw_consume_events_per_s": round(raw),
-        "rebuild_postgres_events_per_s": round(pg.events_per_s),
-        "rebuild_redis_events_per_s": round(rd.events_per_s),
-        "rebuild_verified": pg.equal and rd.equal,
-    }))
+    print(
+        f"raw consume: {raw:,.0f} events/s; rebuild postgres {pg.events_per_s:,.0f} "
+        f"events/s ({pg.events} events, verified={pg.equal}); rebuild redis "
+        f"{rd.events_per_s:,.0f} events/s (verified={rd.equal})"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "projections",
+                "events_backlog": len(backlog),
+                "fold_events_per_s": round(throughput),
+                "offered_rate": args.rate,
+                "lag_p50_ms": round(p50, 1),
+                "lag_p99_ms": round(p99, 1),
+                "raw_consume_events_per_s": round(raw),
+                "rebuild_postgres_events_per_s": round(pg.events_per_s),
+                "rebuild_redis_events_per_s": round(rd.events_per_s),
+                "rebuild_verified": pg.equal and rd.equal,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

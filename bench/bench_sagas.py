@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.client import Client
 
+from apps import worker as saga_worker
 from infra.backing import SERVICES
 from infra.stack import StackConfig, up
 from omnihub.settings import Settings
-from sagas import worker as saga_worker
 from sagas.messages import RunInput, RunPolicy
 from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
@@ -53,7 +53,13 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 def run_input(tenant: str) -> RunInput:
     run_id = f"bench-{uuid.uuid4()}"
-    return RunInput(run_id, tenant, THREE_STEPS, "bench-goal", {}, RunPolicy())
+    return RunInput(
+        run_id=run_id,
+        tenant_id=tenant,
+        goal=THREE_STEPS,
+        goal_event_id="bench-goal",
+        policy=RunPolicy(),
+    )
 
 
 async def start_latency(client: Client, queue: str, n: int, eager: bool) -> dict[str, Any]:

@@ -265,7 +265,6 @@ class KillSwitchToggled(Event):
     reason: str = ""
 
 
-
 @dataclass(frozen=True, slots=True)
 class PlanCacheInvalidated(Event):
     """The tenant's cached plans (scope ``tenant``) or one template's are no longer served."""
@@ -283,6 +282,61 @@ class PlanTemplateShared(Event):
     EVENT_TYPE: ClassVar[str] = "plan_template_shared"
     template: str
     shared_with: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WalletLinked(Event):
+    """A wallet proved, by a signed SIWE message, that it signs for the envelope's tenant."""
+
+    EVENT_TYPE: ClassVar[str] = "wallet_linked"
+    address: str  # EIP-55 checksummed
+    chain_id: int
+    siwe_domain: str
+    siwe_nonce: str
+    signed_at: datetime  # the message's issued-at
+
+
+@dataclass(frozen=True, slots=True)
+class WalletUnlinked(Event):
+    """The tenant no longer answers for this wallet (its memberships stop counting)."""
+
+    EVENT_TYPE: ClassVar[str] = "wallet_unlinked"
+    address: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChanged(Event):
+    """An operator set the envelope's tenant's subscription tier (free when it ends)."""
+
+    EVENT_TYPE: ClassVar[str] = "subscription_changed"
+    tier: str  # free, starter, pro, enterprise (domain/tiers.py)
+    reason: str = ""
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChanged(Event):
+    """A membership token's state after a change on chain, or after a reorg undid one.
+
+    Each event carries the token's whole state (holder, tier, expiry), so the latest one
+    per token is the truth; ``retracts`` names the event a reorg took back.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "membership_changed"
+    chain_id: int
+    contract: str
+    token_id: str  # uint256 as decimal text
+    change: str  # minted, renewed, transferred, revoked, retracted
+    holder: str  # EIP-55 address; "" once revoked
+    tier: str
+    expires_at: datetime
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    retracts: str | None = None
+
 
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.EVENT_TYPE: cls
@@ -310,6 +364,10 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         KillSwitchToggled,
         PlanCacheInvalidated,
         PlanTemplateShared,
+        WalletLinked,
+        WalletUnlinked,
+        SubscriptionChanged,
+        MembershipChanged,
     )
 }
 """Every event type by its ``event_type`` name."""

@@ -33,6 +33,8 @@ from domain.events import (
 )
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+# Terminal, or refused by the guardian and about to fail: nothing more can be asked of it.
+ENDING = TERMINAL | {"rejected"}
 
 RUN_EVENTS: tuple[type[Event], ...] = (
     GoalReceived, GoalAssessed, PlanGenerated, StepStarted, StepCompleted, StepFailed,

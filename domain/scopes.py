@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 IMPLIES: Mapping[str, frozenset[str]] = {
-    "admin": frozenset({"write", "audit:read", "keys:admin"}),
+    "admin": frozenset({"write", "audit:read", "keys:admin", "wallets:link"}),
     "write": frozenset({"read", "goals:write", "approvals:decide", "runs:cancel"}),
     "read": frozenset({"runs:read", "approvals:read", "kpis:read", "keys:read"}),
     "keys:admin": frozenset({"keys:read"}),
@@ -26,6 +26,7 @@ IMPLIES: Mapping[str, frozenset[str]] = {
     "kpis:read": frozenset(),
     "keys:read": frozenset(),
     "audit:read": frozenset(),
+    "wallets:link": frozenset(),
     "platform:killswitch": frozenset(),
 }
 """Each known scope and the scopes it directly implies."""

@@ -11,8 +11,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from infra.chain_service import CHAIN
 from infra.config import HOST, StackConfig
-from infra.kafka_service import KAFKA
+from infra.kafka_service import KAFKA_SERVICES
 from infra.postgres_service import POSTGRES
 from infra.probes import command_ok, redis_ping, tcp_open
 from infra.services import ServiceSpec, StackError
@@ -101,5 +102,5 @@ TEMPORAL = ServiceSpec(
     start_timeout_s=60.0,
 )
 
-SERVICES: tuple[ServiceSpec, ...] = (KAFKA, POSTGRES, REDIS, TEMPORAL)
+SERVICES: tuple[ServiceSpec, ...] = (*KAFKA_SERVICES, POSTGRES, REDIS, TEMPORAL, CHAIN)
 """Start order; ``down`` stops in reverse."""

@@ -72,20 +72,20 @@ def running(
 
 
 def omnihub_argv(*args: str) -> list[str]:
-    """``python -m omnihub.cli <args>`` with this interpreter."""
-    return [sys.executable, "-m", "omnihub.cli", *args]
+    """``python -m apps.cli <args>`` with this interpreter."""
+    return [sys.executable, "-m", "apps.cli", *args]
 
 
 @contextmanager
 def running_api(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
-    """A real ``uvicorn api.app:create_app`` process; yields its base URL."""
+    """A real ``uvicorn apps.api:create_app`` process; yields its base URL."""
     port = free_port()
     log = log_dir / f"api-{port}.log"
     argv = [
         sys.executable,
         "-m",
         "uvicorn",
-        "api.app:create_app",
+        "apps.api:create_app",
         "--factory",
         "--host",
         "127.0.0.1",

@@ -1,29 +1,12 @@
 """OmniHub's own processes, run by the local stack after the servers they depend on.
 
-This is the hook for the API, the stream processors and the Temporal worker. Add a
-``ServiceSpec`` to ``SERVICES``; ``omnihub stack up`` then starts it after Kafka,
+Every process of :data:`streams.topology.PROCESSES` becomes a ``ServiceSpec``:
+``omnihub stack up`` starts it (``python -m apps.cli <process> run``) after Kafka,
 Postgres, Redis and Temporal are healthy (``down`` stops it first), logs to
 ``<state>/logs/<name>.log`` and hands it ``cfg.client_env()``, so its settings point at
-the same stack (dev or test). For example::
-
-    import sys
-
-    from infra.config import HOST
-    from infra.probes import tcp_open
-    from infra.services import ServiceSpec
-
-    API = ServiceSpec(
-        name="api",
-        argv=lambda cfg: [sys.executable, "-m", "uvicorn", "api.app:create_app",
-                          "--factory", "--host", HOST, "--port", str(cfg.api_port)],
-        endpoint=lambda cfg: f"http://{HOST}:{cfg.api_port}",
-        health=lambda cfg: tcp_open(cfg.api_port),
-        ports=lambda cfg: (cfg.api_port,),
-    )
-    SERVICES = (API,)
-
-Processes that must not be part of every ``up`` (or tests that need a throwaway service)
-can instead call ``infra.stack.register_service(spec)`` at run time.
+the same stack (dev or test). Processes that must not be part of every ``up`` (or tests
+that need a throwaway service) can instead call ``infra.stack.register_service(spec)``
+at run time.
 """
 
 from __future__ import annotations
@@ -38,9 +21,10 @@ from infra.probes import tcp_open
 from infra.services import ServiceSpec
 from omnihub import REPO_ROOT
 from omnihub.readiness import READY_FILE_ENV
+from streams.topology import PROCESSES
 
 # What OmniHub's processes run: its packages, the contract and the dependency pins.
-CODE = ("omnihub", "domain", "streams", "projections", "sagas", "api", "infra", "schemas")
+CODE = ("omnihub", "domain", "streams", "projections", "sagas", "api", "apps", "infra", "schemas")
 
 
 def code_version(cfg: StackConfig | None = None) -> str:
@@ -83,58 +67,28 @@ def processor(name: str, argv: Sequence[str], endpoint: str) -> ServiceSpec:
     )
 
 
+def omnihub(process: str, *extra: str) -> list[str]:
+    """``-m apps.cli <process> run ...``: how the stack starts an OmniHub process."""
+    return ["-m", "apps.cli", process, "run", *extra]
+
+
 API = ServiceSpec(
     name="api",
-    argv=lambda cfg: [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.app:create_app",
-        "--factory",
-        "--host",
-        HOST,
-        "--port",
-        str(cfg.api_port),
-        "--no-access-log",
-    ],
+    argv=lambda cfg: [sys.executable, *omnihub("api", "--host", HOST, "--port", str(cfg.api_port))],
     endpoint=lambda cfg: f"http://{HOST}:{cfg.api_port}",
     health=lambda cfg: tcp_open(cfg.api_port),
     ports=lambda cfg: (cfg.api_port,),
     version=code_version,
 )
-
-# Keys and kill-switch projections and the audit chainer (streams/security_processor.py).
-# Like every processor below, it is healthy once it marks itself ready.
-GATEWAY_PROCESSOR = processor(
-    "gateway-processor", ["-m", "streams.security_processor"], "kafka://{host}:{kafka}"
-)
-
-# The Temporal worker for AgentWorkflow (sagas/worker.py); more can run side by side.
-WORKER = processor("worker", ["-m", "omnihub.cli", "worker"], "temporal://{host}:{temporal}")
-
-# Kafka -> Temporal: starts runs from goal_received, signals approvals and cancels.
-SAGA_BRIDGE = processor(
-    "saga-bridge", ["-m", "omnihub.cli", "saga-bridge", "run"], "kafka://{host}:{kafka}"
-)
-
-# The semantic plan cache: folds plan_generated, invalidations and shares into pgvector.
-PLAN_CACHE = processor(
-    "plan-cache", ["-m", "omnihub.cli", "plan-cache", "run"], "kafka://{host}:{kafka}"
-)
-
-# The read models: folds run and audit events into Postgres and Redis (streams/processors).
+_ENDPOINTS = {"worker": "temporal://{host}:{temporal}"}
 # Static membership: a restarted projector owns its partitions again without a rebalance.
-PROJECTOR = processor(
-    "projector",
-    ["-m", "omnihub.cli", "projector", "run", "--instance-id", "projector-1"],
-    "kafka://{host}:{kafka}",
-)
+_EXTRA = {"projector": ("--instance-id", "projector-1")}
 
-SERVICES: tuple[ServiceSpec, ...] = (
-    API,
-    GATEWAY_PROCESSOR,
-    WORKER,
-    SAGA_BRIDGE,
-    PLAN_CACHE,
-    PROJECTOR,
+SERVICES: tuple[ServiceSpec, ...] = tuple(
+    API
+    if name == "api"
+    else processor(
+        name, omnihub(name, *_EXTRA.get(name, ())), _ENDPOINTS.get(name, "kafka://{host}:{kafka}")
+    )
+    for name in PROCESSES
 )

@@ -47,6 +47,10 @@ def _unversioned(cfg: StackConfig) -> str:
     return ""
 
 
+def _always(cfg: StackConfig) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """How to run one long-lived process of the stack.
@@ -70,6 +74,8 @@ class ServiceSpec:
     - ``version``: what the process runs (e.g. a hash of its code), recorded with the
       pid; ``up`` restarts a running process recorded with another version. Empty: the
       process is never restarted for it (the servers).
+    - ``enabled``: whether this stack runs it at all (the extra Kafka brokers run only
+      in a 3-broker stack); ``up`` and ``status`` skip a disabled service.
     """
 
     name: str
@@ -85,6 +91,7 @@ class ServiceSpec:
     stop_grace_s: float = 20.0
     stop_signal: signal.Signals = signal.SIGTERM
     version: Callable[[StackConfig], str] = _unversioned
+    enabled: Callable[[StackConfig], bool] = _always
 
 
 @dataclass(frozen=True)

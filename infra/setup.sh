@@ -86,8 +86,50 @@ kafka_jars() {
     echo "$want" >"$stamp"
 }
 
+# Prometheus' promtool for the alert-rule tests (tests/unit/test_observability.py): a Go
+# program that no apt, PyPI or npm package ships, built from the Go module proxy. The
+# version is pinned in infra/observability/promtool.py.
+promtool() {
+    local version tools="$ROOT/build/tools"
+    version="$(sed -n 's/^PROMTOOL_VERSION = "\(v[0-9.]*\)".*/\1/p' "$ROOT/infra/observability/promtool.py")"
+    if [ -x "$tools/promtool" ] && [ "$(cat "$tools/.promtool-version" 2>/dev/null)" = "$version" ]; then
+        say "promtool: up to date"
+        return
+    fi
+    local go
+    go="$(command -v go || echo /usr/local/go/bin/go)"  # Go's own installer puts it there
+    if [ ! -x "$go" ]; then
+        say "promtool: skipped, no Go toolchain (the alert-rule tests will say so)"
+        return
+    fi
+    say "building promtool $version (go install; minutes the first time)"
+    mkdir -p "$tools"
+    quietly env GOBIN="$tools" "$go" install "github.com/prometheus/prometheus/cmd/promtool@$version"
+    echo "$version" >"$tools/.promtool-version"
+}
+
+contracts_node() {
+    local dir="$ROOT/contracts" stamp="$ROOT/contracts/node_modules/.omnihub-lock.sha256" want
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        say "installing nodejs and npm (apt)"
+        export DEBIAN_FRONTEND=noninteractive
+        quietly as_root apt-get update -q
+        quietly as_root apt-get install -y -q --no-install-recommends nodejs npm
+    fi
+    want="$(hash_of "$dir/package-lock.json")"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        say "contract tools (solc, hardhat): up to date"
+        return
+    fi
+    say "installing contract tools (npm ci in contracts/)"
+    quietly npm ci --prefix "$dir" --no-audit --no-fund
+    echo "$want" >"$stamp"
+}
+
 echo "omnihub setup in $ROOT"
 python_env
 redis
 kafka_jars
+promtool
+contracts_node
 echo "done: run '$VENV/bin/omnihub stack up'"

@@ -72,14 +72,17 @@ def up(cfg: StackConfig, names: Sequence[str] | None = None) -> list[ServiceStat
     within its ``start_timeout_s``, or cannot start because its port is taken. A service
     that failed this way is stopped again; the ones before it keep running.
     """
-    specs = _select(names)
+    specs = _select(cfg, names)
     with _locked(cfg):
         return [_up_one(cfg, spec) for spec in specs]
 
 
 def down(cfg: StackConfig, names: Sequence[str] | None = None) -> list[ServiceStatus]:
-    """Stop the named services (default: all) in reverse start order, by recorded pid."""
-    specs = _select(names)
+    """Stop the named services (default: all) in reverse start order, by recorded pid.
+
+    A service this stack no longer enables (fewer brokers) is stopped too if it runs.
+    """
+    specs = _select(cfg, names, or_running=True)
     with _locked(cfg):
         return [_down_one(cfg, spec) for spec in reversed(specs)]
 
@@ -87,7 +90,7 @@ def down(cfg: StackConfig, names: Sequence[str] | None = None) -> list[ServiceSt
 def status(cfg: StackConfig, names: Sequence[str] | None = None) -> list[ServiceStatus]:
     """Each service as running, unhealthy (alive, probe fails) or stopped."""
     result = []
-    for spec in _select(names):
+    for spec in _select(cfg, names):
         record = _live_record(cfg, spec)
         endpoint = spec.endpoint(cfg)
         if record is None:
@@ -101,8 +104,8 @@ def status(cfg: StackConfig, names: Sequence[str] | None = None) -> list[Service
 
 def kill(cfg: StackConfig, name: str) -> None:
     """SIGKILL a service and its session, as a crash would; the pid file stays behind."""
-    (spec,) = _select([name])
-    record = _live_record(cfg, spec)
+    selected = _select(cfg, [name], or_running=True)  # empty: not in this stack, not running
+    record = _live_record(cfg, selected[0]) if selected else None
     if record is not None:
         kill_group(record)
 
@@ -199,16 +202,23 @@ def _pid_file(cfg: StackConfig, spec: ServiceSpec) -> Path:
     return cfg.run_dir / f"{spec.name}.pid"
 
 
-def _select(names: Sequence[str] | None) -> list[ServiceSpec]:
+def _select(
+    cfg: StackConfig, names: Sequence[str] | None, or_running: bool = False
+) -> list[ServiceSpec]:
+    """The named (default: all) services this stack enables, in start order; with
+    ``or_running`` also those it does not enable but that still run."""
     known = services()
-    if not names:
-        return known
-    by_name = {spec.name: spec for spec in known}
-    unknown = [name for name in names if name not in by_name]
-    if unknown:
-        raise StackError(", ".join(unknown), f"unknown service; known: {', '.join(by_name)}")
-    wanted = set(names)
-    return [spec for spec in known if spec.name in wanted]
+    if names:
+        by_name = {spec.name: spec for spec in known}
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            raise StackError(", ".join(unknown), f"unknown service; known: {', '.join(by_name)}")
+        known = [spec for spec in known if spec.name in set(names)]
+    return [
+        spec
+        for spec in known
+        if spec.enabled(cfg) or (or_running and _live_record(cfg, spec) is not None)
+    ]
 
 
 def _module_services() -> list[ServiceSpec]:

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from omnihub import REPO_ROOT
+import schemas
+from omnihub import HOME
 
 PLACEHOLDER_SECRET = "dev-only-change-me"
 
@@ -23,8 +24,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OMNIHUB_", env_file=".env", extra="ignore")
 
     env: Literal["local", "test", "production"] = "local"
-    state_dir: Path = REPO_ROOT / ".omnihub"
-    schemas_dir: Path = REPO_ROOT / "schemas"
+    state_dir: Path = HOME / ".omnihub"
+    schemas_dir: Path = Field(default_factory=schemas.directory)  # shipped in the package
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "omnihub"
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
     llm_api_base: str | None = None
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=30.0, gt=0.0)
-    plan_cache: str = "semantic"  # PlanCache adapter of sagas.worker: "semantic" | "disabled"
+    plan_cache: str = "semantic"  # PlanCache adapter of apps.worker: "semantic" | "disabled"
     # Semantic plan cache (issue 5), used when plan_cache = "semantic".
     plan_cache_threshold: float = Field(default=0.85, gt=0.0, le=1.0)  # cosine, templates
     plan_cache_ttl_s: float = Field(default=24 * 3600.0, gt=0.0)  # from the model's plan
@@ -80,18 +81,29 @@ class Settings(BaseSettings):
     saga_history_limit: int = Field(default=5000, ge=50)  # continue-as-new past this
     worker_max_concurrent_activities: int = Field(default=50, ge=1)
 
-    # Projections (issue 3): read-model schema, Redis keyspace, the projector's group.
+    # Projections (issue 3): read-model schema and Redis keyspace.
     projections_schema: str = "public"
     projections_redis_prefix: str = "omnihub:proj"
     # How long Redis keeps a finished run's live view (and the ids that dedupe its
     # events) after it ended; Postgres keeps every run. Also how long audit dedupe lasts.
     live_retention_s: float = Field(default=24 * 3600.0, ge=3600.0)
-    projector_group: str | None = None  # default "<topic_prefix>-projector"
-    projector_instance_id: str | None = None  # static membership: restarts skip a rebalance
-    projector_batch_max: int = Field(default=500, ge=1)
-    projector_batch_within_s: float = Field(default=0.05, gt=0.0)
-    projector_session_timeout_s: float = Field(default=10.0, ge=6.0)
-    projector_heartbeat_s: float = Field(default=1.0, gt=0.0)
+
+    # Every stream processor's consumer group (streams/follower.py): short timeouts, so a
+    # process that died is replaced within seconds, and batches of at most this many.
+    consumer_session_timeout_s: float = Field(default=10.0, ge=6.0)
+    consumer_heartbeat_s: float = Field(default=1.0, gt=0.0)
+    consumer_max_records: int = Field(default=2000, ge=1)
+    # Static group membership (group.instance.id): a restarted process takes its
+    # partitions back without a rebalance. Unique per running process.
+    consumer_instance_id: str | None = None
+
+    # Memberships on chain (issue 10): the chain, the contract, wallet sign-in (SIWE).
+    chain_rpc_url: str = "http://127.0.0.1:8545"
+    chain_id: int = Field(default=31337, ge=1)
+    membership_address: str | None = None  # `omnihub stack env` sets it once deployed
+    siwe_domain: str | None = None  # what messages must name; default "<api_host>:<api_port>"
+    siwe_uri: str | None = None  # default "http://<api_host>:<api_port>"
+    siwe_nonce_ttl_s: int = Field(default=300, ge=30, le=3600)
 
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod

@@ -19,6 +19,15 @@ from domain.storable import storable
 from domain.timeline import AuditEntry, TimelineEntry, audit_entry, timeline_entry
 
 
+@dataclass(frozen=True)
+class ApplyResult:
+    """What applying a partition's batch to a read model did."""
+
+    applied: int  # records past the stored position
+    skipped: int  # records at or below it: applied before
+    duplicates: int  # applied records whose event_id was already folded
+
+
 @dataclass
 class Loaded:
     """The current state of what a batch touches."""

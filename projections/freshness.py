@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from streams.processors.replay import end_offsets
+from streams.replay import end_offsets
 
 
 class FreshnessProbe:

@@ -1,9 +1,9 @@
 """Kill switches: folded into Postgres (the record) and mirrored into Redis (what the API
 and the sagas read within milliseconds).
 
-Redis keys follow ``sagas/killswitch.py``: ``omnihub:killswitch:<feature>`` holds ``1``
-while the feature is switched off for every tenant; the key is deleted when it is back
-on. Redis is a view: :func:`sync_redis` rewrites it from Postgres at processor start.
+Redis keys and values are :mod:`domain.killswitch`'s: ``omnihub:killswitch:<feature>``
+holds ``1`` while the feature is switched off for every tenant; the key is deleted when
+it is back on. Redis is a view: :func:`sync_redis` rewrites it from Postgres at processor start.
 The API reads it through :class:`CachedSwitches`, one GET per feature per ``ttl_s``.
 """
 
@@ -18,9 +18,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from domain.events import Event, KillSwitchToggled
-
-KEY_PREFIX = "omnihub:killswitch:"
-GOALS_CREATE = "goals.create"
+from domain.killswitch import engaged, redis_key
 
 
 @dataclass(frozen=True)
@@ -63,9 +61,9 @@ async def apply_kill_switch(conn: asyncpg.Connection, event: Event) -> SwitchSta
 async def mirror(redis: Redis, state: SwitchState) -> None:
     """Write one switch into Redis."""
     if state.enabled:
-        await redis.delete(KEY_PREFIX + state.feature)
+        await redis.delete(redis_key(state.feature))
     else:
-        await redis.set(KEY_PREFIX + state.feature, "1")
+        await redis.set(redis_key(state.feature), "1")
 
 
 async def list_switches(conn: asyncpg.Connection | asyncpg.Pool) -> list[SwitchState]:
@@ -87,11 +85,7 @@ async def sync_redis(redis: Redis, pool: asyncpg.Pool) -> int:
 
 async def is_engaged(redis: Redis, feature: str) -> bool:
     """Whether ``feature`` is switched off for every tenant (raises if Redis is down)."""
-    value = await redis.get(KEY_PREFIX + feature)
-    if value is None:
-        return False
-    text = value.decode() if isinstance(value, bytes) else str(value)
-    return text.strip().lower() in {"1", "true", "on", "yes"}
+    return engaged(await redis.get(redis_key(feature)))
 
 
 class CachedSwitches:

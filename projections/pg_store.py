@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,26 +21,13 @@ from domain.approval_view import ApprovalView
 from domain.events import Event
 from domain.kpis import COUNTERS
 from domain.run_view import RunView
-from projections.fold import Changes, Loaded, fold_batch
+from projections.fold import ApplyResult, Changes, Loaded, fold_batch
 from projections.migrate import quote_ident
+from streams.consumer import Record
+from streams.positions import PgPositions
 
 RUN_COLUMNS = [f.name for f in dataclasses.fields(RunView)]
 APPROVAL_COLUMNS = [f.name for f in dataclasses.fields(ApprovalView)]
-
-
-@dataclass(frozen=True)
-class Record:
-    """One log record for a projection: ``event`` is None when it was dead-lettered."""
-
-    offset: int
-    event: Event | None
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    applied: int  # records past the stored position
-    skipped: int  # records at or below it: applied before
-    duplicates: int  # applied records whose event_id was already folded
 
 
 def _upsert(table: str, columns: Sequence[str], key: str, jsonb: Sequence[str] = ()) -> str:
@@ -82,6 +68,7 @@ class PostgresProjection:
     def __init__(self, projector: str = "postgres", schema: str = "public") -> None:
         self.projector = projector
         self.schema = schema
+        self._positions = PgPositions(projector)  # unqualified: the search_path picks it
 
     async def apply(
         self, conn: asyncpg.Connection, topic: str, partition: int, records: Sequence[Record]
@@ -91,37 +78,21 @@ class PostgresProjection:
             await conn.execute(
                 "SELECT set_config('search_path', $1, true)", f"{quote_ident(self.schema)}, public"
             )
-            next_offset = await self._lock_position(conn, topic, partition)
+            next_offset = await self._positions.lock(conn, topic, partition)
             fresh = [r for r in records if r.offset >= next_offset]
             if not fresh:
                 return ApplyResult(0, len(records), 0)
             events = [r.event for r in fresh if r.event is not None]
             changes = fold_batch(await _load(conn, events), events)
             await _write(conn, changes)
-            last = max((r.event for r in fresh if r.event is not None),
-                       key=lambda e: e.envelope.occurred_at, default=None)
-            await conn.execute(
-                "UPDATE projector_positions SET next_offset = $4, applied_at = now(),"
-                " event_time = coalesce($5, event_time)"
-                " WHERE projector = $1 AND topic = $2 AND partition = $3",
-                self.projector, topic, partition, fresh[-1].offset + 1,
-                last.envelope.occurred_at if last else None,
-            )
+            last = max((e.envelope.occurred_at for e in events), default=None)
+            await self._positions.advance(conn, topic, partition, fresh[-1].offset + 1, last)
             return ApplyResult(len(fresh), len(records) - len(fresh), changes.duplicates)
 
-    async def _lock_position(self, conn: asyncpg.Connection, topic: str, partition: int) -> int:
-        # The row lock serialises every writer of this partition (and a rebuild's swap).
-        await conn.execute(
-            "INSERT INTO projector_positions (projector, topic, partition, next_offset)"
-            " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
-            self.projector, topic, partition,
-        )
-        value: int = await conn.fetchval(
-            "SELECT next_offset FROM projector_positions"
-            " WHERE projector = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-            self.projector, topic, partition,
-        )
-        return value
+    async def positions(self, conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
+        """``(topic, partition) -> next offset`` of this projection."""
+        found = await positions(conn, self.projector, self.schema)
+        return {key: value[0] for key, value in found.items()}
 
 
 async def _load(conn: asyncpg.Connection, events: Sequence[Event]) -> Loaded:

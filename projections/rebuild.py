@@ -25,12 +25,13 @@ from projections.checksum import CONTENT_TABLES, columns, table_sums
 from projections.migrate import apply_migrations, projection_range, quote_ident
 from projections.pg_store import PostgresProjection, positions
 from projections.redis_store import RedisProjection
+from projections.sinks import PostgresSink, RedisSink
 from streams.codec import EventCodec
-from streams.processors.deadletter import DeadLetter
-from streams.processors.projector import Projector, Sink
-from streams.processors.replay import Ranges, replay
-from streams.processors.sinks import PostgresSink, RedisSink
+from streams.consumer import Handler, Pipeline
+from streams.deadletter import DeadLetter
+from streams.replay import Ranges, replay
 from streams.schema_registry import SchemaRegistry
+from streams.topology import PROJECTOR
 
 CATCH_UP_ROUNDS = 10
 FINAL_GAP = 2000  # records left to fold while live writers wait
@@ -98,11 +99,11 @@ def _gap(ranges: Ranges) -> int:
 class _Folder:
     """Folds log ranges into one shadow sink, counting what it folded."""
 
-    def __init__(self, settings: Settings, sink: Sink, progress: Progress) -> None:
+    def __init__(self, settings: Settings, sink: Handler, progress: Progress) -> None:
         self._settings = settings
         self._dlq = _CountingDeadLetters()
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-        self._projector = Projector(codec, [sink], self._dlq)
+        self._pipeline = Pipeline(settings, PROJECTOR, codec, [sink], deadletters=self._dlq)
         self._progress = progress
         self.events = 0
 
@@ -113,7 +114,7 @@ class _Folder:
     async def fold(self, ranges: Ranges) -> None:
         self._progress.add_total(_gap(ranges))
         async for topic, partition, raws in replay(self._settings.kafka_bootstrap, ranges):
-            await self._projector.handle(topic, partition, raws)
+            await self._pipeline.process(topic, partition, raws)
             self.events += len(raws)
             self._progress.advance(len(raws))
 

@@ -22,8 +22,7 @@ from redis.asyncio import Redis
 from domain.events import Event
 from domain.run_view import RunView
 from omnihub.settings import Settings
-from projections.fold import Loaded, fold_batch
-from projections.pg_store import ApplyResult, Record
+from projections.fold import ApplyResult, Loaded, fold_batch
 from projections.redis_model import (
     DEFAULT_RETENTION,
     Keyspace,
@@ -31,6 +30,7 @@ from projections.redis_model import (
     live_counters,
     redis_commands,
 )
+from streams.consumer import Record
 
 INITIAL_GEN = "g0"
 

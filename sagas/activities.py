@@ -21,10 +21,10 @@ from domain.events import (
     RunCompleted,
     RunFailed,
 )
+from domain.killswitch import RUNS
 from sagas import messages as m
 from sagas.activity_base import to_wire
 from sagas.guardian import assess
-from sagas.killswitch import RUNS
 from sagas.plan import PlanInvalid
 from sagas.step_activities import StepActivities
 
@@ -35,7 +35,7 @@ class SagaActivities(StepActivities):
     @activity.defn(name="assess_goal")
     async def assess_goal(self, inp: m.AssessInput) -> m.AssessOutput:
         """Guardian check: sanitise, score and apply the ``runs`` kill switch."""
-        engaged = [RUNS] if await self._switches.is_engaged(RUNS, inp.run.tenant_id) else []
+        engaged = [RUNS] if await self._switches.is_engaged(RUNS) else []
         verdict = assess(inp.goal, self._guardian, engaged)
         event = GoalAssessed(
             self._envelope(GoalAssessed, inp.run),
@@ -46,11 +46,11 @@ class SagaActivities(StepActivities):
         )
         await self._append(event)
         return m.AssessOutput(
-            verdict.sanitized_goal,
-            verdict.risk_score,
-            list(verdict.reasons),
-            verdict.allowed,
-            event.envelope.event_id,
+            sanitized_goal=verdict.sanitized_goal,
+            risk_score=verdict.risk_score,
+            reasons=list(verdict.reasons),
+            allowed=verdict.allowed,
+            event_id=event.envelope.event_id,
         )
 
     @activity.defn(name="make_plan")
@@ -60,7 +60,9 @@ class SagaActivities(StepActivities):
         try:
             made = await self._plans.plan(inp.run, inp.goal, inp.context)
         except PlanInvalid as exc:
-            return m.PlanOutput(plan_id, [], "", "", error=f"plan_invalid: {exc}")
+            return m.PlanOutput(
+                plan_id=plan_id, steps=[], planner="", event_id="", error=f"plan_invalid: {exc}"
+            )
         event = PlanGenerated(
             self._envelope(PlanGenerated, inp.run),
             plan_id,
@@ -73,7 +75,9 @@ class SagaActivities(StepActivities):
         )
         await self._append(event)
         steps = [to_wire(s) for s in made.steps]
-        return m.PlanOutput(plan_id, steps, made.planner, event.envelope.event_id)
+        return m.PlanOutput(
+            plan_id=plan_id, steps=steps, planner=made.planner, event_id=event.envelope.event_id
+        )
 
     @activity.defn(name="request_approval")
     async def request_approval(self, inp: m.ApprovalInput) -> m.Emitted:

@@ -89,14 +89,14 @@ class ActivityBase:
 def to_wire(step: PlanStep) -> m.WireStep:
     """A plan step as the workflow carries it."""
     return m.WireStep(
-        step.step_id,
-        step.tool,
-        step.arguments_json,
-        list(step.depends_on),
-        step.risk,
-        step.compensation,
-        step.timeout_s,
-        step.max_attempts,
+        step_id=step.step_id,
+        tool=step.tool,
+        arguments_json=step.arguments_json,
+        depends_on=list(step.depends_on),
+        risk=step.risk,
+        compensation=step.compensation,
+        timeout_s=step.timeout_s,
+        max_attempts=step.max_attempts,
     )
 
 

@@ -29,7 +29,13 @@ def unknown_outcome(inp: m.StepInput) -> m.CompletedStep | None:
     if not isinstance(arguments, dict):
         return None
     resolved = json.dumps(arguments, sort_keys=True)
-    return m.CompletedStep(step.step_id, step.tool, resolved, "null", m.UNKNOWN)
+    return m.CompletedStep(
+        step_id=step.step_id,
+        tool=step.tool,
+        arguments_json=resolved,
+        result_json="null",
+        outcome=m.UNKNOWN,
+    )
 
 
 def to_undo(stack: list[m.CompletedStep], unknown_too: bool) -> list[m.CompletedStep]:

@@ -22,7 +22,7 @@ class RunPolicy:
     history_limit: int = 5000
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WireStep:
     """:class:`domain.events.PlanStep` with lists, as Temporal's converter likes them."""
 
@@ -36,7 +36,7 @@ class WireStep:
     max_attempts: int = 3
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CompletedStep:
     """An entry of the compensation stack, pushed when the step's outcome settled.
 
@@ -52,7 +52,7 @@ class CompletedStep:
     outcome: str = COMPLETED
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ApprovalDecision:
     """A human's (or the timeout's) answer to an approval request: a signal payload."""
 
@@ -72,7 +72,7 @@ class CancelRequest:
     requested_by: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CarriedState:
     """What a run carries across continue-as-new."""
 
@@ -87,7 +87,7 @@ class CarriedState:
     generation: int = 0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunInput:
     """Starts :class:`sagas.workflow.AgentWorkflow`; the workflow id is ``run_id``."""
 
@@ -100,7 +100,7 @@ class RunInput:
     carried: CarriedState | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunResult:
     """How a run ended: completed, failed (incl. refused) or cancelled."""
 
@@ -127,7 +127,7 @@ class AssessInput:
     goal: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AssessOutput:
     sanitized_goal: str
     risk_score: float
@@ -143,7 +143,7 @@ class PlanInput:
     context: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PlanOutput:
     """A validated plan, or ``error`` (``<reason>: <detail>``) when none could be made."""
 
@@ -161,7 +161,7 @@ class StepInput:
     inputs: dict[str, str] = field(default_factory=dict)  # dependency step id -> result JSON
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StepOutput:
     step_id: str
     result_json: str
@@ -169,7 +169,7 @@ class StepOutput:
     arguments_json: str = "{}"  # with references resolved: what compensation undoes
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StepFailureInput:
     """A failure the activity could not report itself (timeout, lost worker)."""
 
@@ -179,7 +179,7 @@ class StepFailureInput:
     message: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CompensateInput:
     run: RunRef
     step: CompletedStep
@@ -194,7 +194,7 @@ class CompensateOutput:
     detail: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ApprovalInput:
     run: RunRef
     approval_id: str
@@ -210,7 +210,7 @@ class ApprovalTimeoutInput:
     step_id: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FinishInput:
     """The run's last event: ``status`` is completed, failed or cancelled."""
 

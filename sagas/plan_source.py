@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.events import PlanStep
-from sagas.killswitch import LLM_PLANNER, KillSwitches
+from domain.killswitch import LLM_PLANNER
+from domain.plan_cache import PlanCache
+from sagas.killswitch import KillSwitches
 from sagas.plan import validate_plan
-from sagas.plan_cache import PlanCache
 from sagas.planner import Planner, PlanRequest
 from sagas.tools import ToolRegistry
 
@@ -77,9 +78,7 @@ class PlanSource:
                 steps, f"cache:{hit.model}", True, hit.similarity, hit.template, dict(lookup.slots)
             )
         planner = self._planner
-        if planner is not self._fallback and await self._switches.is_engaged(
-            LLM_PLANNER, run.tenant_id
-        ):
+        if planner is not self._fallback and await self._switches.is_engaged(LLM_PLANNER):
             planner = self._fallback
         request = PlanRequest(run.run_id, run.tenant_id, goal, self._tools.describe(), context)
         raw = await planner.propose(request)

@@ -15,9 +15,9 @@ from domain.events import (
     StepFailed,
     StepStarted,
 )
+from domain.killswitch import tool_feature
 from sagas import messages as m
 from sagas.activity_base import ActivityBase, heartbeating
-from sagas.killswitch import tool_feature
 from sagas.plan import PlanInvalid, resolve_arguments
 from sagas.tools import ToolDomainError, ToolError
 
@@ -58,12 +58,15 @@ class StepActivities(ActivityBase):
             )
         )
         return m.StepOutput(
-            step.step_id, result_json, attempt, json.dumps(arguments, sort_keys=True)
+            step_id=step.step_id,
+            result_json=result_json,
+            attempt=attempt,
+            arguments_json=json.dumps(arguments, sort_keys=True),
         )
 
     async def _invoke(self, inp: m.StepInput, attempt: int) -> tuple[object, dict[str, object]]:
         step = inp.step
-        if await self._switches.is_engaged(tool_feature(step.tool), inp.run.tenant_id):
+        if await self._switches.is_engaged(tool_feature(step.tool)):
             raise ToolDomainError(f"kill switch engaged for tool {step.tool!r}")
         tool = self._tools.get(step.tool)
         inputs = {k: json.loads(v) for k, v in inp.inputs.items()}

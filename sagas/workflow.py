@@ -19,24 +19,17 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from domain import ids
     from sagas import messages as m
     from sagas.activities import SagaActivities
     from sagas.compensation import to_undo, unknown_outcome
+    from sagas.options import COMPENSATE, COMPENSATION_ATTEMPTS, EMIT, PLAN, step_options
     from sagas.plan import ready_steps
 
 WORKFLOW_NAME = "AgentWorkflow"
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-# Appending to the log must eventually succeed: a run cannot progress without its log.
-EMIT_TIMEOUT = timedelta(seconds=30)
-EMIT_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=0)
-PLAN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
-COMPENSATION_ATTEMPTS = 5
 # Runs started before it compensated completed steps only, also when one was in flight.
 UNDO_UNKNOWN_PATCH = "compensate-unknown-outcomes"
 
@@ -92,10 +85,11 @@ class AgentWorkflow:
         assessed = await workflow.execute_activity_method(
             SagaActivities.assess_goal,
             m.AssessInput(m.RunRef(inp.run_id, inp.tenant_id, inp.goal_event_id), inp.goal),
-            start_to_close_timeout=EMIT_TIMEOUT,
-            retry_policy=EMIT_RETRY,
+            **EMIT,
         )
-        fresh = m.CarriedState("", [], assessed.event_id, started_at_ms=started_ms)
+        fresh = m.CarriedState(
+            plan_id="", steps=[], plan_event_id=assessed.event_id, started_at_ms=started_ms
+        )
         if not assessed.allowed:
             return await self._fail(inp, fresh, "refused: " + "; ".join(assessed.reasons))
         self._phase = "planning"
@@ -107,14 +101,18 @@ class AgentWorkflow:
                     assessed.sanitized_goal,
                     inp.context,
                 ),
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=PLAN_RETRY,
+                **PLAN,
             )
         except ActivityError as exc:
             return await self._fail(inp, fresh, f"planner_unavailable: {_cause(exc)}")
         if plan.error:
             return await self._fail(inp, fresh, plan.error)
-        return m.CarriedState(plan.plan_id, plan.steps, plan.event_id, started_at_ms=started_ms)
+        return m.CarriedState(
+            plan_id=plan.plan_id,
+            steps=plan.steps,
+            plan_event_id=plan.event_id,
+            started_at_ms=started_ms,
+        )
 
     async def _execute(self, inp: m.RunInput, state: m.CarriedState) -> m.RunResult:
         self._phase = "running"
@@ -192,12 +190,7 @@ class AgentWorkflow:
             out = await workflow.execute_activity_method(
                 SagaActivities.run_step,
                 step_input,
-                start_to_close_timeout=timedelta(seconds=step.timeout_s),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(seconds=30), maximum_attempts=step.max_attempts
-                ),
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                **step_options(step),
             )
         except ActivityError as exc:
             if not isinstance(exc.cause, ApplicationError):
@@ -208,7 +201,12 @@ class AgentWorkflow:
                     self._unknown[step.step_id] = entry
                 await self._record_failure(ref, step, type(exc.cause).__name__, _cause(exc))
             return _Outcome(step.step_id, error=_cause(exc))
-        done = m.CompletedStep(step.step_id, step.tool, out.arguments_json, out.result_json)
+        done = m.CompletedStep(
+            step_id=step.step_id,
+            tool=step.tool,
+            arguments_json=out.arguments_json,
+            result_json=out.result_json,
+        )
         return _Outcome(step.step_id, completed=done)
 
     async def _approval(
@@ -220,17 +218,16 @@ class AgentWorkflow:
         timeout = timedelta(seconds=inp.policy.approval_timeout_s)
         threshold = inp.policy.approval_threshold
         request = m.ApprovalInput(
-            ref,
-            approval_id,
-            step,
-            [f"step risk {step.risk} exceeds the approval threshold {threshold}"],
-            _ms_now() + int(timeout.total_seconds() * 1000),
+            run=ref,
+            approval_id=approval_id,
+            step=step,
+            reasons=[f"step risk {step.risk} exceeds the approval threshold {threshold}"],
+            expires_at_ms=_ms_now() + int(timeout.total_seconds() * 1000),
         )
         await workflow.execute_activity_method(
             SagaActivities.request_approval,
             request,
-            start_to_close_timeout=EMIT_TIMEOUT,
-            retry_policy=EMIT_RETRY,
+            **EMIT,
         )
         self._phase = "awaiting_approval"
         try:
@@ -239,12 +236,17 @@ class AgentWorkflow:
             await workflow.execute_activity_method(
                 SagaActivities.record_approval_timeout,
                 m.ApprovalTimeoutInput(ref, approval_id, step.step_id),
-                start_to_close_timeout=EMIT_TIMEOUT,
-                retry_policy=EMIT_RETRY,
+                **EMIT,
             )
             self._decisions.setdefault(
                 approval_id,
-                m.ApprovalDecision(approval_id, step.step_id, False, "system:timeout", None, True),
+                m.ApprovalDecision(
+                    approval_id=approval_id,
+                    step_id=step.step_id,
+                    granted=False,
+                    approver="system:timeout",
+                    timed_out=True,
+                ),
             )
         self._phase = "running"
         return self._decisions[approval_id]
@@ -254,9 +256,8 @@ class AgentWorkflow:
     ) -> None:
         await workflow.execute_activity_method(
             SagaActivities.record_step_failure,
-            m.StepFailureInput(ref, step, kind, message),
-            start_to_close_timeout=EMIT_TIMEOUT,
-            retry_policy=EMIT_RETRY,
+            m.StepFailureInput(run=ref, step=step, error_type=kind, message=message),
+            **EMIT,
         )
 
     async def _compensate(self, inp: m.RunInput, state: m.CarriedState) -> list[str]:
@@ -269,14 +270,13 @@ class AgentWorkflow:
         for done in to_undo(state.completed, unknown and workflow.patched(UNDO_UNKNOWN_PATCH)):
             out = await workflow.execute_activity_method(
                 SagaActivities.compensate_step,
-                m.CompensateInput(ref, done, undo.get(done.step_id, "noop"), COMPENSATION_ATTEMPTS),
-                start_to_close_timeout=timedelta(minutes=2),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                # The activity gives up by itself after COMPENSATION_ATTEMPTS tool failures;
-                # past that only the log can be down, and it must come back.
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(seconds=30), maximum_attempts=0
+                m.CompensateInput(
+                    run=ref,
+                    step=done,
+                    compensation=undo.get(done.step_id, "noop"),
+                    max_attempts=COMPENSATION_ATTEMPTS,
                 ),
+                **COMPENSATE,
             )
             if out.compensated:
                 compensated.append(out.step_id)
@@ -289,11 +289,15 @@ class AgentWorkflow:
             inp,
             state,
             m.FinishInput(
-                _ref(inp, state), "completed", 0, step_count=len(state.steps), result_json=summary
+                run=_ref(inp, state),
+                status="completed",
+                duration_ms=0,
+                step_count=len(state.steps),
+                result_json=summary,
             ),
         )
         self._phase = "completed"
-        return m.RunResult(inp.run_id, "completed", results=results)
+        return m.RunResult(run_id=inp.run_id, status="completed", results=results)
 
     async def _fail(
         self,
@@ -304,10 +308,23 @@ class AgentWorkflow:
         compensated: list[str] | None = None,
     ) -> m.RunResult:
         done = compensated or []
-        finish = m.FinishInput(_ref(inp, state), "failed", 0, reason, failed_step_id, done)
+        finish = m.FinishInput(
+            run=_ref(inp, state),
+            status="failed",
+            duration_ms=0,
+            reason=reason,
+            failed_step_id=failed_step_id,
+            compensated_step_ids=done,
+        )
         await self._emit_finish(inp, state, finish)
         self._phase = "failed"
-        return m.RunResult(inp.run_id, "failed", reason, failed_step_id, done)
+        return m.RunResult(
+            run_id=inp.run_id,
+            status="failed",
+            reason=reason,
+            failed_step_id=failed_step_id,
+            compensated_step_ids=done,
+        )
 
     async def _finish_cancelled(
         self, inp: m.RunInput, state: m.CarriedState, compensated: list[str]
@@ -315,16 +332,18 @@ class AgentWorkflow:
         assert self._cancel is not None
         reason, by = self._cancel.reason, self._cancel.requested_by
         finish = m.FinishInput(
-            _ref(inp, state),
-            "cancelled",
-            0,
-            reason,
+            run=_ref(inp, state),
+            status="cancelled",
+            duration_ms=0,
+            reason=reason,
             compensated_step_ids=compensated,
             cancelled_by=by,
         )
         await self._emit_finish(inp, state, finish)
         self._phase = "cancelled"
-        return m.RunResult(inp.run_id, "cancelled", reason, None, compensated)
+        return m.RunResult(
+            run_id=inp.run_id, status="cancelled", reason=reason, compensated_step_ids=compensated
+        )
 
     async def _emit_finish(
         self, inp: m.RunInput, state: m.CarriedState, finish: m.FinishInput
@@ -333,8 +352,7 @@ class AgentWorkflow:
         await workflow.execute_activity_method(
             SagaActivities.finish_run,
             finish,
-            start_to_close_timeout=EMIT_TIMEOUT,
-            retry_policy=EMIT_RETRY,
+            **EMIT,
         )
 
 

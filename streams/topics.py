@@ -43,6 +43,11 @@ EVENT_TOPICS: Mapping[str, Topic] = {
     "kill_switch_toggled": Topic.CONTROL,
     "plan_cache_invalidated": Topic.CONTROL,
     "plan_template_shared": Topic.CONTROL,
+    # Memberships on chain (issue 10): who holds which tier, keyed per tenant or token.
+    "wallet_linked": Topic.CONTROL,
+    "wallet_unlinked": Topic.CONTROL,
+    "subscription_changed": Topic.CONTROL,
+    "membership_changed": Topic.CONTROL,
 }
 
 

@@ -19,6 +19,7 @@ from domain.events import (
     GoalAssessed,
     GoalReceived,
     KillSwitchToggled,
+    MembershipChanged,
     PlanCacheInvalidated,
     PlanGenerated,
     PlanStep,
@@ -32,6 +33,9 @@ from domain.events import (
     StepCompleted,
     StepFailed,
     StepStarted,
+    SubscriptionChanged,
+    WalletLinked,
+    WalletUnlinked,
 )
 
 AT = datetime(2026, 11, 22, 9, 30, 15, 123000, tzinfo=UTC)
@@ -157,5 +161,41 @@ def all_events(run_id: str = "run-1") -> list[Event]:
             env(PlanTemplateShared, "plan-cache-acme", "t1"),
             "Book flight to {DESTINATION}",
             ("globex", "initech"),
+        ),
+        *membership_events(),
+    ]
+
+
+WALLET = "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A"
+CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+def membership_events() -> list[Event]:
+    """One of each issue-10 event: wallets, subscriptions and memberships."""
+    return [
+        WalletLinked(
+            env(WalletLinked, "wallets-acme", WALLET, "n1"), WALLET, 31337, "omnihub.dev", "n1", AT
+        ),
+        WalletUnlinked(env(WalletUnlinked, "wallets-acme", WALLET, "u1"), WALLET, "lost key"),
+        SubscriptionChanged(
+            env(SubscriptionChanged, "tier-acme", "s1"),
+            "pro",
+            "annual plan",
+            AT + timedelta(days=365),
+        ),
+        MembershipChanged(
+            env(MembershipChanged, f"membership-31337-{CONTRACT}-1", 31337, "0xab", 0),
+            31337,
+            CONTRACT,
+            "1",
+            "minted",
+            WALLET,
+            "pro",
+            AT + timedelta(days=30),
+            12,
+            "0x" + "cd" * 32,
+            "0x" + "ab" * 32,
+            0,
+            None,
         ),
     ]

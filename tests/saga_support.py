@@ -254,6 +254,6 @@ class ScriptedPlanner:
 def omnihub_process(
     env: dict[str, str], log: Path, *args: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m omnihub.cli <args>`` with ``env`` until the block ends (SIGTERM, then kill)."""
+    """``python -m apps.cli <args>`` with ``env`` until the block ends (SIGTERM, then kill)."""
     with running(omnihub_argv(*args), env, log, grace_s=30) as proc:
         yield proc

@@ -24,8 +24,8 @@ from api.security.tenancy import owner_connection
 from api.text import Text
 from domain import ids
 from domain.events import KillSwitchToggled
+from domain.killswitch import FEATURES
 from projections import killswitch
-from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["admin"])
 
@@ -72,6 +72,13 @@ async def toggle(
     state: StateDep,
 ) -> Any:
     """Switch a feature off (``enabled: false``) or back on, for every tenant."""
+    if feature not in FEATURES:  # a typo would engage nothing and still look applied
+        raise Problem(
+            422,
+            "unknown-kill-switch",
+            f"path.feature: no kill switch {feature!r}",
+            known=sorted(FEATURES),
+        )
     event = KillSwitchToggled(
         envelope=ids.envelope(
             KillSwitchToggled,
@@ -85,10 +92,7 @@ async def toggle(
         enabled=body.enabled,
         reason=body.reason,
     )
-    try:
-        await state.appender.append(event)
-    except LogUnavailable as exc:
-        raise Problem(503, "log-unavailable", f"not toggled: {exc}") from exc
+    await state.appender.append(event)  # LogUnavailable: 503, api.problems
     applied = await _applied(state, feature, body.enabled)
     return SwitchOut(feature=feature, enabled=body.enabled, reason=body.reason, applied=applied)
 

@@ -22,6 +22,7 @@ from api.security.principal import Principal
 from api.security.tenancy import tenant_connection
 from api.text import Text
 from domain import ids
+from domain.decisions import approval_refusal, cancel_refusal
 from domain.events import ApprovalDenied, ApprovalGranted, Event, RunCancelRequested
 from streams.producer import LogUnavailable
 
@@ -31,7 +32,6 @@ Decider = Annotated[Principal, require("approvals:decide")]
 Canceller = Annotated[Principal, require("runs:cancel")]
 ApprovalId = Annotated[Text, Path(min_length=1, max_length=100)]
 RunId = Annotated[Text, Path(min_length=1, max_length=100)]
-TERMINAL = frozenset({"completed", "failed", "cancelled", "rejected"})
 # One decision per approval: the first claim wins, a concurrent second gets 409.
 CLAIM_KEY = "omnihub:approval-decision:{}"
 CLAIM_TTL_S = 7 * 24 * 3600
@@ -85,14 +85,9 @@ async def decide_approval(
     )
     if row is None:
         raise Problem(404, "approval-not-found", f"no approval {approval_id!r} for this tenant")
-    if row["status"] != "pending":
-        raise Problem(
-            409,
-            "approval-already-decided",
-            f"approval {approval_id!r} is {row['status']}",
-            approval_status=row["status"],
-            decided_by=row["decided_by"],
-        )
+    refused = approval_refusal(approval_id, row["status"], row["decided_by"])
+    if refused is not None:
+        raise Problem.conflict(refused)
     await _claim(state, approval_id)
     cls = ApprovalGranted if body.decision == "grant" else ApprovalDenied
     env = ids.envelope(
@@ -106,8 +101,8 @@ async def decide_approval(
     event = cls(env, approval_id, row["step_id"], body.approver, body.reason)
     try:
         return await _append(state, event)
-    except Problem:
-        await state.redis.delete(CLAIM_KEY.format(approval_id))
+    except LogUnavailable:
+        await state.redis.delete(CLAIM_KEY.format(approval_id))  # nothing recorded
         raise
 
 
@@ -120,13 +115,9 @@ async def cancel_run(
     row = await _fetch(state, p, "SELECT tenant_id, status FROM runs WHERE run_id = $1", run_id)
     if row is None:
         raise Problem(404, "run-not-found", f"no run {run_id!r} for this tenant")
-    if row["status"] in TERMINAL:
-        raise Problem(
-            409,
-            "run-already-finished",
-            f"run {run_id!r} is {row['status']}",
-            run_status=row["status"],
-        )
+    refused = cancel_refusal(run_id, row["status"])
+    if refused is not None:
+        raise Problem.conflict(refused)
     requested_by = body.requested_by or p.actor
     env = ids.envelope(
         RunCancelRequested,
@@ -162,12 +153,7 @@ async def _claim(state: AppState, approval_id: str) -> None:
 
 
 async def _append(state: AppState, event: Event) -> dict[str, Any]:
-    try:
-        await state.appender.append(event)
-    except LogUnavailable as exc:
-        raise Problem(
-            503, "log-unavailable", f"not recorded: {exc}", headers={"Retry-After": "5"}
-        ) from exc
+    await state.appender.append(event)  # LogUnavailable: 503, api.problems
     run_id = event.envelope.run_id
     return {
         "run_id": run_id,

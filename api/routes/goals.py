@@ -23,7 +23,7 @@ from api.security.principal import Principal
 from api.text import Text
 from domain import ids
 from domain.events import GoalReceived
-from projections import killswitch
+from domain.killswitch import GOALS_CREATE
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["goals"])
@@ -91,7 +91,7 @@ async def refuse_if_disabled(state: AppState) -> None:
     """503 ``feature-disabled`` while the ``goals.create`` kill switch is engaged (seen
     within ``killswitch_cache_ttl_s``)."""
     try:
-        engaged = await state.switches.is_engaged(killswitch.GOALS_CREATE)
+        engaged = await state.switches.is_engaged(GOALS_CREATE)
     except RedisError as exc:
         raise Problem(503, "killswitch-unavailable", "cannot read the kill switches") from exc
     if engaged:
@@ -100,7 +100,7 @@ async def refuse_if_disabled(state: AppState) -> None:
             "feature-disabled",
             "new goals are switched off by an operator",
             headers={"Retry-After": "60"},
-            feature=killswitch.GOALS_CREATE,
+            feature=GOALS_CREATE,
         )
 
 
@@ -169,8 +169,8 @@ async def _append_once(
         accepted = await _append_goal(
             state, goal_event(tenant, body.goal, body.context, run_id, key, p.actor)
         )
-    except Problem:
-        await state.idempotency.release(tenant, key)
+    except LogUnavailable:
+        await state.idempotency.release(tenant, key)  # nothing recorded: free the retry
         raise
     try:
         await state.idempotency.complete(tenant, key, fingerprint, accepted)
@@ -193,13 +193,5 @@ def accepted_body(event: GoalReceived, topic: str, partition: int, offset: int) 
 
 
 async def _append_goal(state: AppState, event: GoalReceived) -> dict[str, Any]:
-    try:
-        result = await state.appender.append(event)
-    except LogUnavailable as exc:
-        raise Problem(
-            503,
-            "log-unavailable",
-            f"the goal was not accepted: {exc}",
-            headers={"Retry-After": "5"},
-        ) from exc
+    result = await state.appender.append(event)  # LogUnavailable: 503, api.problems
     return accepted_body(event, result.topic, result.partition, result.offset)

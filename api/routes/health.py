@@ -15,8 +15,12 @@ router = APIRouter(tags=["health"])
 
 @router.get(
     "/health",
-    responses={503: {"description": "Some dependency is down (same report).",
-                     "content": {"application/json": {}}}},
+    responses={
+        503: {
+            "description": "Some dependency is down (same report).",
+            "content": {"application/json": {}},
+        }
+    },
 )
 async def get_health(state: StateDep) -> JSONResponse:
     """Report Kafka, Postgres, Redis and Temporal separately; 503 if any is down."""

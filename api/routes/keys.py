@@ -25,7 +25,6 @@ from domain import scopes
 from domain.events import Event
 from projections import keys
 from projections.keys import StoredKey
-from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["keys"])
 
@@ -94,12 +93,7 @@ def _info(k: StoredKey) -> KeyInfo:
 
 
 async def _append(state: AppState, event: Event) -> None:
-    try:
-        await state.appender.append(event)
-    except LogUnavailable as exc:
-        raise Problem(
-            503, "log-unavailable", f"not changed: {exc}", headers={"Retry-After": "5"}
-        ) from exc
+    await state.appender.append(event)  # LogUnavailable: 503, api.problems
 
 
 async def _own_key(state: AppState, p: Principal, key_id: str) -> StoredKey:

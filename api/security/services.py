@@ -1,4 +1,4 @@
-"""The gateway's clients, built once per API process (see ``api.app.build_state``)."""
+"""The gateway's clients, built once per API process (see ``apps.api.build_state``)."""
 
 from __future__ import annotations
 

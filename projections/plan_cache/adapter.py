@@ -1,4 +1,4 @@
-"""The semantic :class:`~sagas.plan_cache.PlanCache`: templates, embeddings, pgvector.
+"""The semantic :class:`~domain.plan_cache.PlanCache`: templates, embeddings, pgvector.
 
 Construct it with :func:`semantic_plan_cache` (the worker's factory signature) or
 :func:`build_plan_cache` (own pool). The cache only reads; the
@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from domain.plan_cache import CachedPlan, CacheLookup
 from domain.templates import GoalTemplate, extract, reuse
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections.plan_cache.embedder import Embedder, SentenceTransformerEmbedder
 from projections.plan_cache.store import Candidate, PgPlanCacheStore, migrate
-from sagas.plan_cache import CachedPlan, CacheLookup
 
 log = logging.getLogger(__name__)
 

@@ -48,17 +48,19 @@ def stored_plan(event: PlanGenerated, ttl: timedelta) -> StoredPlan | None:
         return None
     at = event.envelope.occurred_at
     # A model's plan may hold text Postgres cannot store (NUL): escaped, as everywhere.
-    return storable(StoredPlan(
-        tenant_id=event.envelope.tenant_id,
-        template=event.template,
-        slot_names=tuple(sorted(slots)),
-        steps=steps,
-        model=event.planner,
-        source_plan_id=event.plan_id,
-        source_event_id=event.envelope.event_id,
-        planned_at=at,
-        expires_at=at + ttl,
-    ))
+    return storable(
+        StoredPlan(
+            tenant_id=event.envelope.tenant_id,
+            template=event.template,
+            slot_names=tuple(sorted(slots)),
+            steps=steps,
+            model=event.planner,
+            source_plan_id=event.plan_id,
+            source_event_id=event.envelope.event_id,
+            planned_at=at,
+            expires_at=at + ttl,
+        )
+    )
 
 
 def _consistent(template: str, slots: dict[str, str]) -> bool:

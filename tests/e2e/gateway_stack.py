@@ -39,8 +39,8 @@ def gateway_env(stack: StackConfig, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def running_processor(env: Mapping[str, str], log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m streams.security_processor`` until the block ends."""
-    argv = [sys.executable, "-m", "streams.security_processor"]
+    """``omnihub gateway run`` until the block ends."""
+    argv = [sys.executable, "-m", "apps.cli", "gateway", "run"]
     with running(argv, env, log_dir / "security-processor.log") as proc:
         yield proc
 
@@ -48,7 +48,7 @@ def running_processor(env: Mapping[str, str], log_dir: Path) -> Iterator[subproc
 def omnihub(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run the ``omnihub`` CLI with ``env``."""
     return subprocess.run(
-        [sys.executable, "-m", "omnihub.cli", *args],
+        [sys.executable, "-m", "apps.cli", *args],
         cwd=REPO_ROOT,
         env={**os.environ, **env},
         capture_output=True,

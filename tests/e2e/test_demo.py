@@ -32,9 +32,12 @@ def test_demo_runs_its_goal_to_completion_and_shows_the_read_model(
         statuses = up(platform, names)
         assert {s.name for s in statuses if s.state == "running"} == set(names)
         demo = subprocess.run(
-            [sys.executable, "-m", "omnihub.cli", "demo", "--seconds", "120"],
-            cwd=REPO_ROOT, env={**os.environ, **platform.client_env()},
-            capture_output=True, text=True, timeout=300,
+            [sys.executable, "-m", "apps.cli", "demo", "--seconds", "120"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **platform.client_env()},
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     finally:
         down(platform, names)

@@ -81,7 +81,7 @@ ROUTES = [
     ("GET", "/api/v1/admin/kill-switches", None, "platform:killswitch", 200),
     (
         "PUT",
-        "/api/v1/admin/kill-switches/e2e.noop",
+        "/api/v1/admin/kill-switches/llm_planner",
         {"enabled": True, "reason": "matrix"},
         "platform:killswitch",
         200,

@@ -38,7 +38,7 @@ def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with ExitStack() as stack:
         stack.enter_context(running_processor(env, logs))
         stack.enter_context(omnihub_process(env, logs / "projector.log", "projector", "run"))
-        stack.enter_context(omnihub_process(env, logs / "worker.log", "worker"))
+        stack.enter_context(omnihub_process(env, logs / "worker.log", "worker", "run"))
         stack.enter_context(omnihub_process(env, logs / "bridge.log", "saga-bridge", "run"))
         yield stack.enter_context(running_api(env, logs))
 

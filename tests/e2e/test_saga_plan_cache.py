@@ -14,10 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
+from apps import worker as saga_worker
 from domain.events import PlanGenerated
 from infra.stack import StackConfig
 from omnihub.settings import get_settings
-from sagas import worker as saga_worker
 from sagas.messages import RunInput, RunPolicy, RunResult
 from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
@@ -50,7 +50,9 @@ async def run(client: Any, queue: str, tenant: str, goal: str) -> tuple[str, Run
     run_id = unique("run")
     handle = await client.start_workflow(
         AgentWorkflow.run,
-        RunInput(run_id, tenant, goal, "goal-1", {}, RunPolicy()),
+        RunInput(
+            run_id=run_id, tenant_id=tenant, goal=goal, goal_event_id="goal-1", policy=RunPolicy()
+        ),
         id=run_id,
         task_queue=queue,
     )

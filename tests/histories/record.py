@@ -26,8 +26,8 @@ from pathlib import Path
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
+from apps import worker as saga_worker
 from omnihub.settings import Settings, get_settings
-from sagas import worker as saga_worker
 from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
 from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
@@ -45,7 +45,13 @@ async def _decide(handle: WorkflowHandle[AgentWorkflow, object], granted: bool) 
     await _until_phase(handle, "awaiting_approval")
     history = await handle.fetch_history()
     approval_id = _approval_id(history.to_json())
-    decision = ApprovalDecision(approval_id, "s2", granted, "recorder", "recorded scenario")
+    decision = ApprovalDecision(
+        approval_id=approval_id,
+        step_id="s2",
+        granted=granted,
+        approver="recorder",
+        reason="recorded scenario",
+    )
     await handle.signal(AgentWorkflow.approval_decided, decision)
 
 
@@ -128,7 +134,13 @@ async def record(settings: Settings, client: Client, names: list[str]) -> list[P
         run_id = f"history-{name}-{uuid.uuid4().hex[:8]}"
         handle = await client.start_workflow(
             AgentWorkflow.run,
-            RunInput(run_id, "recorder", goal, "goal-event", {}, policy),
+            RunInput(
+                run_id=run_id,
+                tenant_id="recorder",
+                goal=goal,
+                goal_event_id="goal-event",
+                policy=policy,
+            ),
             id=run_id,
             task_queue=settings.temporal_task_queue,
         )

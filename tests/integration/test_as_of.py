@@ -49,12 +49,24 @@ async def test_the_log_at_a_moment_gives_what_the_system_knew_then() -> None:
 
     env = {**os.environ, "OMNIHUB_TOPIC_PREFIX": settings.topic_prefix}
     cli = [*omnihub_argv("projections", "as-of"), "--at", midway.isoformat()]
-    done = await asyncio.to_thread(subprocess.run, [*cli, "--run", "run-audited", "--json"],
-                                   env=env, capture_output=True, text=True, timeout=120)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*cli, "--run", "run-audited", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert [r["status"] for r in doc["runs"]] == ["running"]
     assert len(doc["timeline"]) == 4
-    missing = await asyncio.to_thread(subprocess.run, [*cli, "--run", "run-nope"], env=env,
-                                      capture_output=True, text=True, timeout=120)
+    missing = await asyncio.to_thread(
+        subprocess.run,
+        [*cli, "--run", "run-nope"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 1 and "was not in the log" in missing.stderr

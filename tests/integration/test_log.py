@@ -134,16 +134,29 @@ async def test_omnihub_tail_prints_a_runs_events_filtered_by_type() -> None:
     try:
         await appender.append(goal_received(run_id))
         await appender.append(goal_received(other))
-        env = ids.envelope(StepStarted, run_id=run_id, tenant_id="acme", actor="saga",
-                           correlation_id=run_id, discriminator=("s1", 1))
+        env = ids.envelope(
+            StepStarted,
+            run_id=run_id,
+            tenant_id="acme",
+            actor="saga",
+            correlation_id=run_id,
+            discriminator=("s1", 1),
+        )
         await appender.append(StepStarted(env, "s1", "echo", 1))
     finally:
         await appender.stop()
 
     async def tail(*extra: str) -> list[str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "omnihub.cli", "tail", "--from-beginning", "--no-follow",
-            "--run", run_id, *extra,
+            sys.executable,
+            "-m",
+            "apps.cli",
+            "tail",
+            "--from-beginning",
+            "--no-follow",
+            "--run",
+            run_id,
+            *extra,
             env={**os.environ, "OMNIHUB_TOPIC_PREFIX": settings.topic_prefix},
             stdout=asyncio.subprocess.PIPE,
         )

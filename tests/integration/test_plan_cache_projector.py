@@ -16,12 +16,14 @@ import pytest
 from domain import ids
 from domain.events import Event, PlanCacheInvalidated, PlanTemplateShared
 from omnihub.settings import Settings
-from projections.plan_cache.projector import PlanCacheProjector
+from projections.plan_cache.projector import PlanCacheFolder
 from projections.plan_cache.store import PgPlanCacheStore, migrate
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
+from streams.follower import LogConsumer
 from streams.producer import KafkaEventAppender
 from streams.schema_registry import SchemaRegistry
+from streams.topology import PLAN_CACHE
 from tests.integration.test_plan_cache import EMBEDDER, cache, planned, step
 
 
@@ -76,6 +78,12 @@ def the_log(t0: datetime) -> list[Event]:
     ]
 
 
+def projector(settings: Settings, store: PgPlanCacheStore, codec: EventCodec) -> LogConsumer:
+    """The plan-cache consumer over ``store`` (what ``omnihub plan-cache run`` runs)."""
+    folder = PlanCacheFolder(store, EMBEDDER, ttl_s=settings.plan_cache_ttl_s)
+    return LogConsumer(settings, PLAN_CACHE, codec, [folder])
+
+
 def comparable(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], np.ndarray]:
     vectors = np.array([json.loads(r["embedding"]) for r in rows], dtype=np.float32)
     return [{k: v for k, v in r.items() if k != "embedding"} for r in rows], vectors
@@ -94,7 +102,7 @@ async def test_the_log_folds_once_and_a_rebuild_gives_the_same_index(pool: async
         await appender.stop()
 
     live_store = await fresh_store(pool)
-    live = PlanCacheProjector(settings, live_store, EMBEDDER, codec)
+    live = projector(settings, live_store, codec)
     await live.catch_up()
     rows = await live_store.snapshot()
     assert [(r["tenant_id"], r["template"]) for r in rows] == [
@@ -117,7 +125,7 @@ async def test_the_log_folds_once_and_a_rebuild_gives_the_same_index(pool: async
     assert await live_store.snapshot() == rows
 
     rebuilt_store = await fresh_store(pool)
-    await PlanCacheProjector(settings, rebuilt_store, EMBEDDER, codec).catch_up()
+    await projector(settings, rebuilt_store, codec).catch_up()
     expected, vectors = comparable(rows)
     got, rebuilt_vectors = comparable(await rebuilt_store.snapshot())
     assert got == expected

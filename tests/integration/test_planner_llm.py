@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from apps import worker as saga_worker
 from domain.events import PlanGenerated, RunFailed
 from omnihub.settings import get_settings
-from sagas import worker as saga_worker
 from sagas.llm_planner import LiteLLMPlanner
 from sagas.messages import RunInput, RunPolicy
 from sagas.plan import PlanInvalid, validate_plan
@@ -141,7 +141,13 @@ async def test_runs_plan_with_the_model_and_fail_cleanly_on_a_bad_plan(
             run_id = unique("run")
             handle = await client.start_workflow(
                 AgentWorkflow.run,
-                RunInput(run_id, unique("t"), "Shout the destination", "goal-1", {}, RunPolicy()),
+                RunInput(
+                    run_id=run_id,
+                    tenant_id=unique("t"),
+                    goal="Shout the destination",
+                    goal_event_id="goal-1",
+                    policy=RunPolicy(),
+                ),
                 id=run_id,
                 task_queue=settings.temporal_task_queue,
             )

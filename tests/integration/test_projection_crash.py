@@ -34,7 +34,7 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
         "OMNIHUB_PROJECTIONS_SCHEMA": settings.projections_schema,
         "OMNIHUB_PROJECTIONS_REDIS_PREFIX": settings.projections_redis_prefix,
         "OMNIHUB_LIVE_RETENTION_S": str(settings.live_retention_s),
-        "OMNIHUB_PROJECTOR_BATCH_MAX": "40",
+        "OMNIHUB_CONSUMER_MAX_RECORDS": "40",
         **extra,
     }
 
@@ -56,8 +56,9 @@ async def produce(settings: Settings, runs: int, chunk: int, pause_s: float) -> 
 
 async def applied_so_far(settings: Settings) -> int:
     try:
-        rows = await fetch(settings, "SELECT coalesce(sum(next_offset), 0) FROM"
-                           " projector_positions")
+        rows = await fetch(
+            settings, "SELECT coalesce(sum(next_offset), 0) FROM projector_positions"
+        )
     except Exception:  # not migrated yet
         return 0
     return int(rows[0][0])
@@ -70,8 +71,11 @@ async def assert_exact(settings: Settings, runs: int, events: int) -> None:
     assert pg.events == events
     rd = await rebuild_redis(settings, swap=False)
     assert rd.equal, rd.differences
-    totals = await fetch(settings, "SELECT (SELECT count(*) FROM runs),"
-                         " (SELECT count(*) FROM run_events), (SELECT sum(goals) FROM kpi_minute)")
+    totals = await fetch(
+        settings,
+        "SELECT (SELECT count(*) FROM runs),"
+        " (SELECT count(*) FROM run_events), (SELECT sum(goals) FROM kpi_minute)",
+    )
     assert tuple(totals[0]) == (runs, events, runs)
 
 
@@ -79,7 +83,7 @@ async def test_kill_9_in_mid_batch_many_times_equals_a_clean_rebuild(tmp_path: P
     settings = isolated_settings()
     await ensure_declared_topics(settings)
     # Static membership: a restarted process takes its partitions back without waiting.
-    env = env_of(settings, OMNIHUB_PROJECTOR_INSTANCE_ID="crash-test")
+    env = env_of(settings, OMNIHUB_CONSUMER_INSTANCE_ID="crash-test")
     log = tmp_path / "projector.log"
     producer = asyncio.create_task(produce(settings, runs=1200, chunk=40, pause_s=0.8))
     proc = start(env, log)

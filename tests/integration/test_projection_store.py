@@ -19,6 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from apps.projector import run_projector
 from domain import ids
 from domain.events import (
     ApprovalGranted,
@@ -43,9 +44,8 @@ from projections.rebuild import rebuild_postgres, rebuild_redis
 from projections.redis_store import RedisProjection
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
-from streams.processors.app import run_projector
-from streams.processors.replay import end_offsets, replay
 from streams.producer import KafkaEventAppender
+from streams.replay import end_offsets, replay
 from streams.schema_registry import SchemaRegistry
 from streams.topics import Topic, topic_name
 
@@ -58,8 +58,13 @@ def isolated_settings(**extra: object) -> Settings:
     # Runs here end at T0, in the past: a long retention keeps them in the live views,
     # so the checksums compare them (tests/integration/test_redis_live.py covers expiry).
     extra = {"live_retention_s": 3650 * 86400.0, **extra}
-    return Settings(topic_prefix=tag, projections_schema=tag, projections_redis_prefix=tag,
-                    topic_partitions=3, **extra)  # type: ignore[arg-type]
+    return Settings(
+        topic_prefix=tag,
+        projections_schema=tag,
+        projections_redis_prefix=tag,
+        topic_partitions=3,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 def story(run_id: str, tenant: str, kind: int, at: datetime = T0) -> list[Event]:
@@ -69,9 +74,15 @@ def story(run_id: str, tenant: str, kind: int, at: datetime = T0) -> list[Event]
     def env(cls: type[Event], *disc: str | int) -> object:
         nonlocal n
         n += 1
-        return ids.envelope(cls, run_id=run_id, tenant_id=tenant, actor="saga",
-                            correlation_id=run_id, discriminator=disc,
-                            occurred_at=at + timedelta(seconds=n))
+        return ids.envelope(
+            cls,
+            run_id=run_id,
+            tenant_id=tenant,
+            actor="saga",
+            correlation_id=run_id,
+            discriminator=disc,
+            occurred_at=at + timedelta(seconds=n),
+        )
 
     step = PlanStep("s1", "http_call", "{}", (), 0.2, "undo")
     evs: list[Event] = [
@@ -81,18 +92,32 @@ def story(run_id: str, tenant: str, kind: int, at: datetime = T0) -> list[Event]
         StepStarted(env(StepStarted, "s1", 1), "s1", "http_call", 1),  # type: ignore[arg-type]
     ]
     if kind == 2:
-        evs += [ApprovalRequested(env(ApprovalRequested, "a"), f"ap-{run_id}", "s1", "wire", 0.9,  # type: ignore[arg-type]
-                                  ("big",), at + timedelta(hours=1)),
-                ApprovalGranted(env(ApprovalGranted, "a"), f"ap-{run_id}", "s1", "alice")]  # type: ignore[arg-type]
+        evs += [
+            ApprovalRequested(
+                env(ApprovalRequested, "a"),
+                f"ap-{run_id}",
+                "s1",
+                "wire",
+                0.9,  # type: ignore[arg-type]
+                ("big",),
+                at + timedelta(hours=1),
+            ),
+            ApprovalGranted(env(ApprovalGranted, "a"), f"ap-{run_id}", "s1", "alice"),
+        ]  # type: ignore[arg-type]
     if kind == 3:
-        return [*evs,
-                StepFailed(env(StepFailed, "s1", 1), "s1", "http_call", 1, "E", "x", False, True),  # type: ignore[arg-type]
-                StepCompensated(env(StepCompensated, "s1"), "s1", "http_call", "undo", "{}"),  # type: ignore[arg-type]
-                RunFailed(env(RunFailed), "s1 failed", "s1", ("s1",), 4000)]  # type: ignore[arg-type]
+        return [
+            *evs,
+            StepFailed(env(StepFailed, "s1", 1), "s1", "http_call", 1, "E", "x", False, True),  # type: ignore[arg-type]
+            StepCompensated(env(StepCompensated, "s1"), "s1", "http_call", "undo", "{}"),  # type: ignore[arg-type]
+            RunFailed(env(RunFailed), "s1 failed", "s1", ("s1",), 4000),
+        ]  # type: ignore[arg-type]
     if kind == 4:
         return [*evs, RunCancelled(env(RunCancelled), "asked", "user:x", ())]  # type: ignore[arg-type]
-    return [*evs, StepCompleted(env(StepCompleted, "s1"), "s1", "http_call", 1, "{}", 7),  # type: ignore[arg-type]
-            RunCompleted(env(RunCompleted), 1, 1000 + 10 * len(run_id), "{}")]  # type: ignore[arg-type]
+    return [
+        *evs,
+        StepCompleted(env(StepCompleted, "s1"), "s1", "http_call", 1, "{}", 7),  # type: ignore[arg-type]
+        RunCompleted(env(RunCompleted), 1, 1000 + 10 * len(run_id), "{}"),
+    ]  # type: ignore[arg-type]
 
 
 def stories(count: int, tag: str = "") -> list[list[Event]]:
@@ -128,10 +153,16 @@ async def caught_up(settings: Settings) -> bool:
     conn = await asyncpg.connect(settings.postgres_dsn)
     redis = Redis.from_url(settings.redis_url)
     try:
-        pg = {k: v[0] for k, v in (await positions(conn, schema=settings.projections_schema)
-                                   ).items() if v[0]}
-        rd = {k: v[0] for k, v in (await RedisProjection.of(
-            redis, settings).positions()).items() if v[0]}
+        pg = {
+            k: v[0]
+            for k, v in (await positions(conn, schema=settings.projections_schema)).items()
+            if v[0]
+        }
+        rd = {
+            k: v[0]
+            for k, v in (await RedisProjection.of(redis, settings).positions()).items()
+            if v[0]
+        }
         return pg == ends and rd == ends
     except asyncpg.UndefinedTableError:
         return False
@@ -154,8 +185,10 @@ async def running_projector(settings: Settings) -> AsyncIterator[None]:
 async def pg_sums(settings: Settings) -> dict[str, object]:
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
-        return {k: (v.rows, v.md5) for k, v in
-                (await table_sums(conn, settings.projections_schema)).items()}
+        return {
+            k: (v.rows, v.md5)
+            for k, v in (await table_sums(conn, settings.projections_schema)).items()
+        }
     finally:
         await conn.close()
 
@@ -186,9 +219,19 @@ async def test_poison_goes_to_deadletter_with_reason_and_the_next_event_applies(
     # A run id no btree index can hold (random, so compression cannot save it): Postgres
     # refuses the row, so the fold fails there. (NUL text, once the example, is escaped.)
     huge = base64.b64encode(os.urandom(9000)).decode()
-    nul = GoalReceived(ids.envelope(GoalReceived, run_id=huge, tenant_id="tenant-p",
-                                    actor="api", correlation_id="x", discriminator=("big",)),
-                       "bad goal", {}, None)
+    nul = GoalReceived(
+        ids.envelope(
+            GoalReceived,
+            run_id=huge,
+            tenant_id="tenant-p",
+            actor="api",
+            correlation_id="x",
+            discriminator=("big",),
+        ),
+        "bad goal",
+        {},
+        None,
+    )
     codec = codec_for(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
@@ -206,14 +249,20 @@ async def test_poison_goes_to_deadletter_with_reason_and_the_next_event_applies(
     assert [tuple(r) for r in rows] == [("completed", "goal run-good", len(good))]
     dlq = topic_name(settings, Topic.DEADLETTER)
     ends = await end_offsets(settings.kafka_bootstrap, [dlq])
-    letters = [dict(r.headers) async for _t, _p, batch in replay(
-        settings.kafka_bootstrap, {k: (0, v) for k, v in ends.items()}) for r in batch]
+    letters = [
+        dict(r.headers)
+        async for _t, _p, batch in replay(
+            settings.kafka_bootstrap, {k: (0, v) for k, v in ends.items()}
+        )
+        for r in batch
+    ]
     reasons = sorted(h["dlq.reason"].decode() for h in letters)
     assert reasons == ["bad_header", "fold_failed:postgres", "unknown_schema"]
     sources = {h["dlq.reason"].decode(): h["dlq.source"].decode() for h in letters}
     assert sources["bad_header"].startswith(f"{runs}:") and sources["bad_header"].endswith(":0")
     assert "ProgramLimitExceeded" in next(
-        h["dlq.detail"].decode() for h in letters if h["dlq.reason"] == b"fold_failed:postgres")
+        h["dlq.detail"].decode() for h in letters if h["dlq.reason"] == b"fold_failed:postgres"
+    )
 
 
 async def test_duplicated_and_reordered_across_runs_streams_give_the_same_projections() -> None:
@@ -235,8 +284,11 @@ async def test_duplicated_and_reordered_across_runs_streams_give_the_same_projec
         await wait_for(lambda: caught_up(messy), 120, "the messy stream")
     assert await pg_sums(plain) == await pg_sums(messy)
     assert await redis_sum(plain) == await redis_sum(messy)
-    kpis = await fetch(plain, "SELECT sum(goals), sum(completions), sum(failures),"
-                       " sum(cancellations), sum(compensations), sum(cache_hits) FROM kpi_minute")
+    kpis = await fetch(
+        plain,
+        "SELECT sum(goals), sum(completions), sum(failures),"
+        " sum(cancellations), sum(compensations), sum(cache_hits) FROM kpi_minute",
+    )
     assert tuple(kpis[0]) == (40, 24, 8, 8, 8, 8)  # kinds 0-2 complete
 
 

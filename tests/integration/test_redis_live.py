@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 
 from domain.events import Event
 from omnihub.settings import Settings
-from projections.pg_store import Record
 from projections.redis_model import Keyspace, Retention
 from projections.redis_store import RedisProjection
+from streams.consumer import Record
 from tests.integration.test_projection_store import story
 
 DAY = Retention(timedelta(days=1))

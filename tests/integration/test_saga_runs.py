@@ -18,6 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 from temporalio.client import Client
 
+from apps import worker as saga_worker
+from apps.saga_bridge import run_bridge
 from domain import ids
 from domain.events import (
     ApprovalDenied,
@@ -34,12 +36,10 @@ from domain.events import (
     StepFailed,
 )
 from omnihub.settings import Settings, get_settings
-from sagas import worker as saga_worker
 from sagas.messages import RunInput, RunPolicy
 from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
 from streams.producer import KafkaEventAppender
-from streams.saga_bridge import run_bridge
 from streams.topics import Topic, topic_name
 from tests.saga_support import (
     RunTap,
@@ -257,7 +257,13 @@ async def test_approval_timeout_denies_and_compensates(sagas: Sagas) -> None:
     policy = RunPolicy(approval_threshold=0.7, approval_timeout_s=1.5)
     await sagas.client.start_workflow(
         AgentWorkflow.run,
-        RunInput(run_id, tenant, "say a then wire the money", "no-goal-event", {}, policy),
+        RunInput(
+            run_id=run_id,
+            tenant_id=tenant,
+            goal="say a then wire the money",
+            goal_event_id="no-goal-event",
+            policy=policy,
+        ),
         id=run_id,
         task_queue=sagas.settings.temporal_task_queue,
     )
@@ -348,7 +354,13 @@ async def test_a_step_abandoned_on_timeout_while_a_sibling_fails_is_undone(sagas
     ):
         await sagas.client.start_workflow(
             AgentWorkflow.run,
-            RunInput(run_id, unique("t"), "pay, then notify", "no-goal-event", {}, RunPolicy()),
+            RunInput(
+                run_id=run_id,
+                tenant_id=unique("t"),
+                goal="pay, then notify",
+                goal_event_id="no-goal-event",
+                policy=RunPolicy(),
+            ),
             id=run_id,
             task_queue=settings.temporal_task_queue,
         )
@@ -367,12 +379,12 @@ async def test_a_step_abandoned_on_timeout_while_a_sibling_fails_is_undone(sagas
 async def test_kill_switch_refuses_the_run(sagas: Sagas) -> None:
     tenant = unique("t")
     redis = Redis.from_url(sagas.settings.redis_url)
-    await redis.set(f"omnihub:killswitch:runs:{tenant}", "1", ex=300)
+    await redis.set("omnihub:killswitch:runs", "1", ex=300)
     try:
         run_id = await sagas.submit("say hi", tenant)
         events = await sagas.finished(run_id, "run_failed")
     finally:
-        await redis.delete(f"omnihub:killswitch:runs:{tenant}")
+        await redis.delete("omnihub:killswitch:runs")
         await redis.aclose()
     assert "plan_generated" not in [e.envelope.event_type for e in events]
     failed = of_type(events, RunFailed)[0]
@@ -384,7 +396,13 @@ async def test_long_runs_continue_as_new_carrying_state(sagas: Sagas) -> None:
     goal = " then ".join(f"say {i}" for i in range(8)) + " then save the total"
     handle = await sagas.client.start_workflow(
         AgentWorkflow.run,
-        RunInput(run_id, tenant, goal, "no-goal-event", {}, RunPolicy(history_limit=40)),
+        RunInput(
+            run_id=run_id,
+            tenant_id=tenant,
+            goal=goal,
+            goal_event_id="no-goal-event",
+            policy=RunPolicy(history_limit=40),
+        ),
         id=run_id,
         task_queue=sagas.settings.temporal_task_queue,
     )

@@ -1,6 +1,6 @@
 """Kill -9 the worker mid-step: another worker finishes the run, and no effect doubles.
 
-The worker runs as a subprocess (``omnihub worker``) on a task queue of its own. The
+The worker runs as a subprocess (``omnihub worker run``) on a task queue of its own. The
 test kills it while the webhook step is in flight, starts a second one, and checks that
 the run completes, the retried webhook call carried the same idempotency key, and each
 Postgres record the run wrote exists exactly once.
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import asyncpg
 
+from apps import worker as saga_worker
 from infra.stack import StackConfig
 from omnihub.settings import get_settings
-from sagas import worker as saga_worker
 from sagas.messages import RunInput, RunPolicy
 from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
@@ -47,17 +47,23 @@ async def test_killed_worker_mid_step_completes_elsewhere_without_doubled_effect
     log = tmp_path / "worker.log"
     try:
         async with tapping(settings) as tap:
-            with omnihub_process(env, log, "worker") as first:
+            with omnihub_process(env, log, "worker", "run") as first:
                 handle = await client.start_workflow(
                     AgentWorkflow.run,
-                    RunInput(run_id, unique("t"), goal, "goal-1", {}, RunPolicy()),
+                    RunInput(
+                        run_id=run_id,
+                        tenant_id=unique("t"),
+                        goal=goal,
+                        goal_event_id="goal-1",
+                        policy=RunPolicy(),
+                    ),
                     id=run_id,
                     task_queue=queue,
                 )
                 await wait_until(lambda: len(slow.requests) == 1, 120, "the webhook call")
                 first.kill()  # SIGKILL: no graceful shutdown, the activity is lost mid-call
                 first.wait(10)
-            with omnihub_process(env, log, "worker"):
+            with omnihub_process(env, log, "worker", "run"):
                 result = await asyncio.wait_for(handle.result(), 180)
             events = await tap.wait_for(run_id, "run_completed")
     finally:

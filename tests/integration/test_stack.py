@@ -57,11 +57,12 @@ def _pids(cfg: StackConfig) -> dict[str, int | None]:
 def test_status_reports_each_backing_service(stack: StackConfig) -> None:
     statuses = status(stack, BACKING)
 
-    assert [item.name for item in statuses] == ["kafka", "postgres", "redis", "temporal"]
+    assert [item.name for item in statuses] == ["kafka", "postgres", "redis", "temporal", "chain"]
     assert all(item.state == "running" and item.pid for item in statuses), statuses
     endpoints = {item.name: item.endpoint for item in statuses}
     assert endpoints["kafka"] == f"127.0.0.1:{stack.kafka_port}"
     assert endpoints["postgres"] == f"127.0.0.1:{stack.postgres_port}"
+    assert endpoints["chain"] == f"http://127.0.0.1:{stack.chain_port}"
 
 
 def test_second_up_is_idempotent(stack: StackConfig) -> None:
@@ -245,8 +246,7 @@ def test_up_replaces_a_process_running_other_code(stack: StackConfig) -> None:
     try:
         (first,) = up(stack, [name])
         (again,) = up(stack, [name])
-        assert (first.detail, again.detail, again.pid) == ("started", "already running",
-                                                           first.pid)
+        assert (first.detail, again.detail, again.pid) == ("started", "already running", first.pid)
         version[0] = "v2"
         (replaced,) = up(stack, [name])
         assert replaced.state == "running" and replaced.pid != first.pid

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
 from api.idempotency import Claim
 from api.security import key_material
 from api.security.limits import Admission, RateDecision
 from api.security.principal import Authenticator
+from apps.api import create_app
 from domain.events import AuditFactObserved, Event, GoalReceived
 from omnihub.settings import Settings
 from projections.keys import StoredKey

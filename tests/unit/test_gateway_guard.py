@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
 from api.security.limits import Admission, LimiterUnavailable, RateDecision
 from api.security.principal import Authenticator
+from apps.api import create_app
 from domain.events import AuditFactObserved, GoalReceived
 from omnihub.settings import Settings
 from projections.killswitch import CachedSwitches

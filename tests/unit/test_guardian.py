@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from domain.killswitch import FEATURES, UnknownSwitch, engaged, known, redis_key, tool_feature
 from sagas.guardian import GuardianPolicy, assess, sanitize_goal
-from sagas.killswitch import StaticKillSwitches, _engaged, switch_keys, tool_feature
+from sagas.killswitch import StaticKillSwitches
 
 
 def test_control_and_invisible_characters_are_removed_and_noted() -> None:
@@ -59,24 +60,29 @@ def test_an_empty_goal_after_sanitising_is_refused() -> None:
     assert not assess("\x00\u200b  \x07", GuardianPolicy()).allowed
 
 
-def test_kill_switch_keys_are_global_then_tenant() -> None:
-    assert switch_keys("runs", "acme") == (
-        "omnihub:killswitch:runs",
-        "omnihub:killswitch:runs:acme",
-    )
+def test_kill_switch_keys_and_features_are_declared_once() -> None:
+    assert redis_key("runs") == "omnihub:killswitch:runs"
     assert tool_feature("http_call") == "tool:http_call"
+    assert {"goals.create", "runs", "llm_planner", "tool:http_call"} <= FEATURES
+    assert known("runs") == "runs"
+
+
+def test_an_unknown_kill_switch_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(UnknownSwitch) as info:
+        known("goal.create")  # a typo of goals.create
+    assert "goals.create" in str(info.value) and "llm_planner" in str(info.value)
 
 
 @pytest.mark.parametrize(
-    ("value", "engaged"),
+    ("value", "expected"),
     [(b"1", True), (b"ON", True), ("true", True), (b" yes ", True), (b"0", False), (None, False)],
 )
-def test_kill_switch_values(value: bytes | str | None, engaged: bool) -> None:
-    assert _engaged(value) is engaged
+def test_kill_switch_values(value: bytes | str | None, expected: bool) -> None:
+    assert engaged(value) is expected
 
 
-async def test_static_kill_switches_match_global_and_tenant() -> None:
-    switches = StaticKillSwitches(["runs:acme", "llm_planner"])
-    assert await switches.is_engaged("runs", "acme")
-    assert not await switches.is_engaged("runs", "globex")
-    assert await switches.is_engaged("llm_planner", "globex")
+async def test_static_kill_switches_match_their_features() -> None:
+    switches = StaticKillSwitches(["runs", "llm_planner"])
+    assert await switches.is_engaged("runs")
+    assert await switches.is_engaged("llm_planner")
+    assert not await switches.is_engaged("tool:wait")

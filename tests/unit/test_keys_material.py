@@ -32,6 +32,13 @@ def test_a_changed_character_does_not_match() -> None:
 
 
 def test_malformed_keys_have_no_prefix() -> None:
-    for bad in ["", "omh_", "Bearer x", "omh_ABCDEFGH_" + "x" * 43, "omh_abcdefgh_short",
-                "xyz_abcdefgh_" + "x" * 43, "omh_abcdefgh_" + "x" * 43 + "!"]:
+    for bad in [
+        "",
+        "omh_",
+        "Bearer x",
+        "omh_ABCDEFGH_" + "x" * 43,
+        "omh_abcdefgh_short",
+        "xyz_abcdefgh_" + "x" * 43,
+        "omh_abcdefgh_" + "x" * 43 + "!",
+    ]:
         assert km.parse_prefix(bad) is None

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from projections.killswitch import KEY_PREFIX, CachedSwitches
+from domain.killswitch import KEY_PREFIX
+from projections.killswitch import CachedSwitches
 
 
 class Clock:

@@ -59,7 +59,11 @@ def fold(events: list[Event]) -> RunView:
 def test_a_happy_run_ends_completed_with_counts_and_duration() -> None:
     run = fold(happy_run())
     assert (run.status, run.goal, run.steps_planned, run.steps_started) == (
-        "completed", "Book flight", 2, 1)
+        "completed",
+        "Book flight",
+        2,
+        1,
+    )
     assert (run.steps_completed, run.duration_ms, run.ended_at) == (1, 1500, AT)
     assert run.event_count == 6 and run.last_event_type == "run_completed"
     assert run.risk_score == 0.2 and run.cache_hit is False
@@ -89,20 +93,34 @@ def test_rejected_goal_records_the_reasons() -> None:
 
 
 def test_approval_wait_then_grant_resumes_the_run() -> None:
-    req = ApprovalRequested(env(ApprovalRequested, "r1", "a1"), "a1", "s1", "wire", 0.9, ("big",),
-                            AT + timedelta(hours=1))
+    req = ApprovalRequested(
+        env(ApprovalRequested, "r1", "a1"),
+        "a1",
+        "s1",
+        "wire",
+        0.9,
+        ("big",),
+        AT + timedelta(hours=1),
+    )
     grant = ApprovalGranted(env(ApprovalGranted, "r1", "a1"), "a1", "s1", "alice", "ok")
     waiting = fold([*happy_run()[:3], req])
     assert (waiting.status, waiting.approval_state, waiting.pending_approvals) == (
-        "awaiting_approval", "pending", 1)
+        "awaiting_approval",
+        "pending",
+        1,
+    )
     resumed = evolve_run(waiting, grant)
     assert (resumed.status, resumed.approval_state, resumed.pending_approvals) == (
-        "running", "granted", 0)
+        "running",
+        "granted",
+        0,
+    )
 
 
 def test_timed_out_denial_marks_approval_expired_and_failure_compensates() -> None:
-    req = ApprovalRequested(env(ApprovalRequested, "r1", "a1"), "a1", "s1", "wire", 0.9, (),
-                            AT + timedelta(hours=1))
+    req = ApprovalRequested(
+        env(ApprovalRequested, "r1", "a1"), "a1", "s1", "wire", 0.9, (), AT + timedelta(hours=1)
+    )
     deny = ApprovalDenied(env(ApprovalDenied, "r1", "a1"), "a1", "s1", "system", None, True)
     fail = StepFailed(env(StepFailed, "r1", "s1", 1), "s1", "wire", 1, "Denied", "no", False, True)
     comp = StepCompensated(env(StepCompensated, "r1", "s0"), "s0", "t", "undo", "{}")
@@ -114,8 +132,12 @@ def test_timed_out_denial_marks_approval_expired_and_failure_compensates() -> No
 
 def test_cancelled_run_duration_is_measured_from_its_first_event() -> None:
     later = env(RunCancelled, "r1")
-    later = type(later)(**{**{f: getattr(later, f) for f in later.__slots__},
-                           "occurred_at": AT + timedelta(seconds=3)})
+    later = type(later)(
+        **{
+            **{f: getattr(later, f) for f in later.__slots__},
+            "occurred_at": AT + timedelta(seconds=3),
+        }
+    )
     run = fold([happy_run()[0], RunCancelled(later, "asked", "user:c", ())])
     assert run.status == "cancelled" and run.duration_ms == 3000
 
@@ -128,8 +150,11 @@ def test_run_view_json_round_trip() -> None:
 def test_approval_fold_first_decision_wins() -> None:
     req, granted = all_events()[8:10]
     pending = evolve_approval(None, req)
-    assert pending is not None and pending.status == "pending" and pending.reasons == (
-        "amount over limit",)
+    assert (
+        pending is not None
+        and pending.status == "pending"
+        and pending.reasons == ("amount over limit",)
+    )
     decided = evolve_approval(pending, granted)
     assert decided is not None and decided.status == "granted" and decided.decided_by == "alice"
     assert decided.decided_at == AT and decided.reason == "fine"
@@ -148,7 +173,10 @@ def test_kpi_counts_an_ending_once() -> None:
         run = after
     got = [d for d in deltas if d is not None]
     assert [(d.goals, d.cache_hits, d.completions, d.failures) for d in got] == [
-        (1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0)]
+        (1, 0, 0, 0),
+        (0, 1, 0, 0),
+        (0, 0, 1, 0),
+    ]
     assert got[0].minute == AT.replace(second=0, microsecond=0)
 
 
@@ -177,7 +205,8 @@ def test_every_event_type_has_a_summary_and_a_json_payload() -> None:
         json.dumps(payload(ev))
     plan = payload(all_events()[2])
     assert plan["steps"][0]["depends_on"] == ["s0"] and plan["template_slots"] == {
-        "DESTINATION": "Paris"}
+        "DESTINATION": "Paris"
+    }
 
 
 def test_fold_batch_skips_duplicates_and_numbers_the_timeline() -> None:
@@ -221,12 +250,14 @@ def test_interleaving_runs_differently_gives_the_same_rows() -> None:
     other = fold_batch(Loaded(), shuffled)
     assert other.runs == in_order.runs and other.kpis == in_order.kpis
     assert sorted(other.timeline, key=lambda t: t.event_id) == sorted(
-        in_order.timeline, key=lambda t: t.event_id)
+        in_order.timeline, key=lambda t: t.event_id
+    )
     assert other.kpis[("t0", AT.replace(second=0, microsecond=0))].goals == 3
 
 
 def test_kpis_count_plans_model_calls_and_cache_hits() -> None:
     """Hit rate is cache_hits / plans; every hit is a model call saved; rules cost none."""
+
     def plan(run_id: str, planner: str, from_cache: bool) -> PlanGenerated:
         step = PlanStep("s1", "transform", "{}")
         return PlanGenerated(env(PlanGenerated, run_id), "p", (step,), planner, from_cache)

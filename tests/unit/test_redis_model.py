@@ -53,14 +53,17 @@ def test_audit_records_are_deduped_per_day_and_that_set_expires() -> None:
     audit = next(e for e in all_events() if isinstance(e, AuditRecorded))
     later = dataclasses.replace(
         audit,
-        envelope=dataclasses.replace(env(AuditRecorded, "audit-acme", "y"),
-                                     occurred_at=AT + timedelta(days=1)),
+        envelope=dataclasses.replace(
+            env(AuditRecorded, "audit-acme", "y"), occurred_at=AT + timedelta(days=1)
+        ),
     )
     cmds = commands([audit, later], timedelta(0))
     day, next_day = AT.date().isoformat(), (AT + timedelta(days=1)).date().isoformat()
     sadd = {c[1]: c[2:] for c in cmds if c[0] == "SADD" and "seen" in str(c[1])}
-    assert sadd == {KS.audit_seen(day): [audit.envelope.event_id],
-                    KS.audit_seen(next_day): [later.envelope.event_id]}
+    assert sadd == {
+        KS.audit_seen(day): [audit.envelope.event_id],
+        KS.audit_seen(next_day): [later.envelope.event_id],
+    }
     midnight = AT.replace(hour=0, minute=0, second=0, microsecond=0)
     assert expiries(cmds)[KS.audit_seen(day)] == int((midnight + timedelta(days=2)).timestamp())
 

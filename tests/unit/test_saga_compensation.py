@@ -20,7 +20,13 @@ RUN = m.RunRef("run-1", "acme", "plan-event")
 
 
 def step_input(arguments: dict[str, Any], inputs: dict[str, str] | None = None) -> m.StepInput:
-    step = m.WireStep("s2", "http_call", json.dumps(arguments), ["s1"], compensation="undo")
+    step = m.WireStep(
+        step_id="s2",
+        tool="http_call",
+        arguments_json=json.dumps(arguments),
+        depends_on=["s1"],
+        compensation="undo",
+    )
     return m.StepInput(RUN, step, inputs or {})
 
 
@@ -28,7 +34,11 @@ def test_an_unknown_outcome_carries_the_arguments_the_tool_was_called_with() -> 
     inp = step_input({"url": "${s1.value}", "n": 1}, {"s1": json.dumps({"value": "http://h/x"})})
     entry = unknown_outcome(inp)
     assert entry == m.CompletedStep(
-        "s2", "http_call", '{"n": 1, "url": "http://h/x"}', "null", m.UNKNOWN
+        step_id="s2",
+        tool="http_call",
+        arguments_json='{"n": 1, "url": "http://h/x"}',
+        result_json="null",
+        outcome=m.UNKNOWN,
     )
 
 
@@ -39,7 +49,9 @@ def test_arguments_that_cannot_resolve_never_reached_a_tool() -> None:
 
 def test_the_stack_is_undone_top_first_and_unknown_outcomes_only_when_asked() -> None:
     def entry(step_id: str, outcome: str = m.COMPLETED) -> m.CompletedStep:
-        return m.CompletedStep(step_id, "t", "{}", "{}", outcome)
+        return m.CompletedStep(
+            step_id=step_id, tool="t", arguments_json="{}", result_json="{}", outcome=outcome
+        )
 
     stack = [entry("s1"), entry("s3"), entry("s2", m.UNKNOWN), entry("s4")]
     assert [s.step_id for s in to_undo(stack, True)] == ["s4", "s2", "s3", "s1"]
@@ -81,7 +93,8 @@ async def compensate(tool: Undo, entry: m.CompletedStep) -> tuple[m.CompensateOu
     appender = ListAppender()
     acts = StepActivities(appender, ToolRegistry([tool]), cast(PlanSource, None), None)  # type: ignore[arg-type]
     out = await ActivityEnvironment().run(
-        acts.compensate_step, m.CompensateInput(RUN, entry, "undo", max_attempts=1)
+        acts.compensate_step,
+        m.CompensateInput(run=RUN, step=entry, compensation="undo", max_attempts=1),
     )
     [event] = appender.events
     return out, event
@@ -100,7 +113,12 @@ async def test_an_unknown_outcome_is_undone_without_a_result_and_the_event_says_
 
 async def test_a_completed_step_is_undone_with_its_result() -> None:
     tool = Undo()
-    entry = m.CompletedStep("s2", "http_call", '{"url": "http://h/x"}', '{"status": 201}')
+    entry = m.CompletedStep(
+        step_id="s2",
+        tool="http_call",
+        arguments_json='{"url": "http://h/x"}',
+        result_json='{"status": 201}',
+    )
     _, event = await compensate(tool, entry)
     assert tool.handed == [{"status": 201}]
     assert isinstance(event, StepCompensated)

@@ -41,7 +41,7 @@ class TimerFirstWorkflow:
     @workflow.run
     async def run(self, inp: m.RunInput) -> m.RunResult:
         await workflow.sleep(1)
-        return m.RunResult(inp.run_id, "completed")
+        return m.RunResult(run_id=inp.run_id, status="completed")
 
 
 def test_every_scenario_has_a_recorded_history() -> None:

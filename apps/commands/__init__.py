@@ -1,0 +1,1 @@
+"""The operators' commands of the ``omnihub`` CLI, one module per area."""

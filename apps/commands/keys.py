@@ -1,0 +1,210 @@
+"""``omnihub keys ...`` and ``omnihub audit verify``: the operator's side of the gateway.
+
+``keys create`` appends ``api_key_created`` straight to the log (the operator has Kafka
+access; this is how the first admin key of a tenant is made) and waits for the keys
+projection, so the printed key works at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from omnihub.settings import Settings, get_settings
+
+
+def register(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="create, list, rotate and revoke API keys")
+    ks = keys.add_subparsers(dest="action", required=True)
+    create = ks.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--scopes", required=True, help="comma-separated, e.g. admin")
+    create.add_argument("--name", default="")
+    create.add_argument("--expires-in-days", type=int)
+    create.set_defaults(handler=_run, op=_create)
+    listing = ks.add_parser("list", help="a tenant's keys (no secrets)")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(handler=_run, op=_list)
+    for name, op in (("rotate", _rotate), ("revoke", _revoke)):
+        p = ks.add_parser(name, help=f"{name} a key")
+        p.add_argument("--tenant", required=True)
+        p.add_argument("key_id")
+        p.add_argument("--grace-s", type=int, default=3600, help="rotate: old key's grace")
+        p.add_argument("--reason", default="", help="revoke: why")
+        p.set_defaults(handler=_run, op=op)
+    audit = sub.add_parser("audit", help="the hash-chained audit log")
+    au = audit.add_subparsers(dest="action", required=True)
+    verify = au.add_parser("verify", help="recompute every tenant's chain from the log")
+    verify.add_argument("--tenant", help="only this tenant")
+    verify.add_argument("--topic", help="audit topic (default: the declared one)")
+    verify.set_defaults(handler=_verify)
+
+
+def _run(args: argparse.Namespace) -> int:
+    code: int = asyncio.run(args.op(get_settings(), args))
+    return code
+
+
+async def _pool(settings: Settings) -> asyncpg.Pool:
+    from apps.gateway import open_pool
+
+    return await open_pool(settings)
+
+
+async def _append_and_wait(settings: Settings, event: Any, key_id: str, ready: Any) -> bool:
+    from api.security.key_admin import wait_for_key
+    from streams.codec import EventCodec
+    from streams.producer import KafkaEventAppender
+    from streams.schema_registry import SchemaRegistry
+
+    appender = KafkaEventAppender(
+        settings, EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    )
+    try:
+        await appender.append(event)
+    finally:
+        await appender.stop()
+    pool = await _pool(settings)
+    try:
+        found = await wait_for_key(
+            pool,
+            key_id,
+            ready,
+            timeout_s=max(settings.key_projection_wait_s, 15),
+            schema=settings.projections_schema,
+        )
+    finally:
+        await pool.close()
+    if found is None:
+        print(
+            "appended, but the keys projection has not shown it yet: is the gateway "
+            "processor (omnihub gateway run) running?",
+            file=sys.stderr,
+        )
+    return found is not None
+
+
+async def operator_key(settings: Settings, tenant: str, scope_names: list[str], name: str) -> str:
+    """Mint a key as the operator (straight to the log) and wait until it works."""
+    from api.security.key_admin import created
+
+    event, plaintext = created(
+        settings.secret_key, tenant, scope_names, actor="cli:operator", name=name
+    )
+    if not await _append_and_wait(settings, event, event.key_id, lambda k: True):
+        raise RuntimeError("the key was appended but never became active")
+    return plaintext
+
+
+async def _create(settings: Settings, args: argparse.Namespace) -> int:
+    from api.security.key_admin import created
+    from domain.scopes import UnknownScope
+
+    expires = None
+    if args.expires_in_days:
+        expires = datetime.now(UTC) + timedelta(days=args.expires_in_days)
+    try:
+        event, plaintext = created(
+            settings.secret_key,
+            args.tenant,
+            args.scopes.split(","),
+            actor="cli:operator",
+            name=args.name,
+            expires_at=expires,
+        )
+    except UnknownScope as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    active = await _append_and_wait(settings, event, event.key_id, lambda k: True)
+    print(f"key_id: {event.key_id}\nprefix: {event.prefix}\nscopes: {','.join(event.scopes)}")
+    print(f"key:    {plaintext}\n(shown once: store it now)")
+    return 0 if active else 1
+
+
+async def _list(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.keys import list_keys
+
+    pool = await _pool(settings)
+    try:
+        async with pool.acquire() as conn:
+            for k in await list_keys(conn, args.tenant):
+                state = (
+                    "revoked"
+                    if k.revoked_at
+                    else ("expires " + str(k.expires_at) if k.expires_at else "active")
+                )
+                print(f"{k.key_id}  omh_{k.prefix}_…  {','.join(k.scopes):<30} {state}  {k.name}")
+    finally:
+        await pool.close()
+    return 0
+
+
+async def _existing(settings: Settings, tenant: str, key_id: str) -> Any:
+    from projections.keys import by_id
+
+    pool = await _pool(settings)
+    try:
+        found = await by_id(pool, key_id)
+    finally:
+        await pool.close()
+    if found is None or found.tenant_id != tenant:
+        print(f"no key {key_id} in tenant {tenant}", file=sys.stderr)
+        return None
+    return found
+
+
+async def _rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from api.security.key_admin import rotated
+
+    old = await _existing(settings, args.tenant, args.key_id)
+    if old is None:
+        return 1
+    event, plaintext = rotated(
+        settings.secret_key, old, actor="cli:operator", grace=timedelta(seconds=args.grace_s)
+    )
+    active = await _append_and_wait(settings, event, event.new_key_id, lambda k: True)
+    print(
+        f"key_id: {event.new_key_id}\nkey:    {plaintext}\n(old key valid until "
+        f"{event.old_key_expires_at.isoformat()})"
+    )
+    return 0 if active else 1
+
+
+async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from api.security.key_admin import revoked
+
+    old = await _existing(settings, args.tenant, args.key_id)
+    if old is None:
+        return 1
+    event = revoked(old, actor="cli:operator", reason=args.reason)
+    done = await _append_and_wait(settings, event, old.key_id, lambda k: k.revoked_at is not None)
+    print(f"revoked {old.key_id}" if done else "revocation appended, not yet projected")
+    return 0 if done else 1
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from streams.audit_verify import describe, verify_topic
+    from streams.codec import EventCodec
+    from streams.schema_registry import SchemaRegistry
+    from streams.topics import Topic, topic_name
+
+    settings = get_settings()
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    topic = args.topic or topic_name(settings, Topic.AUDIT)
+    result = asyncio.run(
+        verify_topic(
+            settings.kafka_bootstrap,
+            codec,
+            [topic],
+            tenant=args.tenant,
+            trimmed=settings.audit_retention_days > 0,
+        )
+    )
+    for line in describe(result) or ["no audit records"]:
+        print(line)
+    return 0 if result.ok else 1

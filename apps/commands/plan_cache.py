@@ -1,0 +1,98 @@
+"""``omnihub plan-cache rebuild|purge|invalidate|share``: the operators' side of the cache."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+from omnihub.settings import Settings, get_settings
+
+Consumer = Callable[[Settings], AbstractAsyncContextManager[Any]]
+
+
+def register_ops(cmds: Any, consumer: Consumer) -> None:
+    """Add the operators' commands to the ``plan-cache`` group (see :mod:`apps.plan_cache`)."""
+    rebuild = cmds.add_parser("rebuild", help="empty the cache and replay the whole log")
+    rebuild.set_defaults(handler=lambda _: _rebuild(consumer))
+    purge = cmds.add_parser("purge", help="delete expired entries")
+    purge.set_defaults(handler=lambda _: _purge(consumer))
+    inv = cmds.add_parser("invalidate", help="append plan_cache_invalidated")
+    inv.add_argument("--tenant", required=True)
+    inv.add_argument("--template", help="only this template (default: the whole tenant)")
+    inv.add_argument("--reason", default="")
+    inv.set_defaults(handler=_invalidate)
+    share = cmds.add_parser("share", help="append plan_template_shared (replaces the list)")
+    share.add_argument("--tenant", required=True)
+    share.add_argument("--template", required=True)
+    share.add_argument("--with", dest="grantees", nargs="*", default=[], help="tenants or *")
+    share.set_defaults(handler=_share)
+
+
+def _rebuild(consumer: Consumer) -> int:
+    async def main() -> int:
+        async with consumer(get_settings()) as log_consumer:
+            folder = log_consumer.handlers[0]
+            await folder.store.reset(folder.name)
+            await log_consumer.catch_up()
+            return len(await folder.store.snapshot())
+
+    print(f"plan cache rebuilt from the log: {asyncio.run(main())} entries")
+    return 0
+
+
+def _purge(consumer: Consumer) -> int:
+    async def main() -> int:
+        async with consumer(get_settings()) as log_consumer:
+            purged: int = await log_consumer.handlers[0].store.purge_expired(datetime.now(UTC))
+            return purged
+
+    print(f"expired entries deleted: {asyncio.run(main())}")
+    return 0
+
+
+def _invalidate(args: argparse.Namespace) -> int:
+    from domain.events import PlanCacheInvalidated
+
+    scope = "template" if args.template else "tenant"
+    return _append(PlanCacheInvalidated, args.tenant, scope, args.template, args.reason)
+
+
+def _share(args: argparse.Namespace) -> int:
+    from domain.events import PlanTemplateShared
+
+    return _append(PlanTemplateShared, args.tenant, args.template, tuple(args.grantees))
+
+
+def _append(cls: Any, tenant: str, *fields: Any) -> int:
+    from domain import ids
+    from streams.codec import EventCodec
+    from streams.producer import KafkaEventAppender
+    from streams.schema_registry import SchemaRegistry
+
+    settings = get_settings()
+    env = ids.envelope(
+        cls,
+        run_id=f"plan-cache-{tenant}",  # one partition: a tenant's decisions stay ordered
+        tenant_id=tenant,
+        actor="cli",
+        correlation_id=str(uuid.uuid4()),
+        discriminator=(str(uuid.uuid4()),),
+    )
+
+    async def main() -> None:
+        appender = KafkaEventAppender(
+            settings, EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+        )
+        try:
+            await appender.append(cls(env, *fields))
+        finally:
+            await appender.stop()
+
+    asyncio.run(main())
+    print(f"appended {cls.EVENT_TYPE} {env.event_id}")
+    return 0

@@ -1,0 +1,73 @@
+"""The saga bridge process: ``omnihub saga-bridge run``, Kafka to Temporal.
+
+One consumer (the ``saga-bridge`` subscription) whose handler starts and signals
+``AgentWorkflow`` runs (:mod:`sagas.bridge`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from temporalio.client import Client
+
+from apps.runtime import serve
+from omnihub.readiness import mark_ready
+from omnihub.settings import Settings, get_settings
+from sagas.bridge import SagaBridge, TemporalRuns, policy_from
+from streams.admin import ensure_declared_topics
+from streams.codec import EventCodec
+from streams.follower import LogConsumer
+from streams.schema_registry import SchemaRegistry
+from streams.topology import SAGA_BRIDGE
+
+
+async def run_bridge(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    group_id: str | None = None,
+    start_at_latest: bool = False,
+    ready: asyncio.Event | None = None,
+    client: Client | None = None,
+) -> SagaBridge:
+    """Bridge until ``stop`` is set. A new group starts at the oldest record unless told."""
+    await ensure_declared_topics(settings)
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    client = client or await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace
+    )
+    bridge = SagaBridge(TemporalRuns(client, settings.temporal_task_queue), policy_from(settings))
+    consumer = LogConsumer(
+        settings,
+        SAGA_BRIDGE,
+        codec,
+        [bridge],
+        group_id=group_id,
+        start_at_latest=start_at_latest,
+    )
+    mark_ready()
+    await consumer.run(stop, ready)
+    return bridge
+
+
+def register(sub: Any) -> None:
+    """``omnihub saga-bridge run``."""
+    bridge = sub.add_parser("saga-bridge", help="start and signal runs from Kafka events")
+    cmds = bridge.add_subparsers(dest="action", required=True)
+    run = cmds.add_parser("run", help="consume run events and drive the workflows")
+    run.add_argument("--group", help="consumer group (default <topic_prefix>-saga-bridge)")
+    run.add_argument(
+        "--from-latest", action="store_true", help="a new group starts at the end, not the start"
+    )
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    return serve(
+        lambda stop: run_bridge(
+            settings, stop, group_id=args.group, start_at_latest=args.from_latest
+        )
+    )

@@ -1,0 +1,1 @@
+"""Solidity and web3: the membership NFT that gates paid tiers."""

@@ -1,0 +1,119 @@
+"""What the audit chain records for each security-relevant event (pure).
+
+:func:`fact_for` says what a source event means for the audit log; the chainer
+(:mod:`projections.audit_chain`) links the resulting record after its tenant's head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from domain import ids
+from domain.events import (
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ApiKeyRotated,
+    ApprovalDenied,
+    ApprovalGranted,
+    AuditFactObserved,
+    AuditRecorded,
+    Event,
+    KillSwitchToggled,
+)
+
+Fact = tuple[str, str, str, str, str, Mapping[str, str]]
+
+
+def fact_for(event: Event) -> Fact | None:
+    """(category, action, outcome, subject, resource, details) to audit for ``event``."""
+    actor = event.envelope.actor
+    match event:
+        case AuditFactObserved():
+            e = event
+            return (e.category, e.action, e.outcome, e.subject, e.resource, e.details)
+        case ApiKeyCreated(key_id=key_id, prefix=prefix, scopes=scopes):
+            return (
+                "key_lifecycle",
+                "create",
+                "success",
+                actor,
+                f"api_key:{key_id}",
+                {
+                    "prefix": prefix,
+                    "scopes": ",".join(scopes),
+                    "expires_at": str(event.expires_at or ""),
+                },
+            )
+        case ApiKeyRotated(key_id=key_id):
+            return (
+                "key_lifecycle",
+                "rotate",
+                "success",
+                actor,
+                f"api_key:{key_id}",
+                {
+                    "new_key_id": event.new_key_id,
+                    "new_prefix": event.new_prefix,
+                    "old_key_expires_at": event.old_key_expires_at.isoformat(),
+                },
+            )
+        case ApiKeyRevoked(key_id=key_id, prefix=prefix, reason=reason):
+            return (
+                "key_lifecycle",
+                "revoke",
+                "success",
+                actor,
+                f"api_key:{key_id}",
+                {"prefix": prefix, "reason": reason},
+            )
+        case KillSwitchToggled(feature=feature, enabled=enabled, reason=reason):
+            return (
+                "kill_switch",
+                "enable" if enabled else "disable",
+                "success",
+                actor,
+                f"feature:{feature}",
+                {"reason": reason},
+            )
+        case ApprovalGranted() | ApprovalDenied():
+            denied = isinstance(event, ApprovalDenied)
+            details = {
+                "run_id": event.envelope.run_id,
+                "step_id": event.step_id,
+                "reason": event.reason or "",
+            }
+            if isinstance(event, ApprovalDenied):
+                details["timed_out"] = str(event.timed_out).lower()
+            return (
+                "approval",
+                "deny" if denied else "grant",
+                "success",
+                event.approver,
+                f"approval:{event.approval_id}",
+                details,
+            )
+    return None
+
+
+def unchained_record(event: Event, fact: Fact) -> AuditRecorded:
+    """The audit record for ``event`` before linking; its id is derived from the source."""
+    env = event.envelope
+    category, action, outcome, subject, resource, details = fact
+    return AuditRecorded(
+        envelope=ids.envelope(
+            AuditRecorded,
+            run_id=f"audit-{env.tenant_id}",
+            tenant_id=env.tenant_id,
+            actor=env.actor,
+            correlation_id=env.correlation_id,
+            causation_id=env.event_id,
+            discriminator=(env.event_id,),
+            occurred_at=env.occurred_at,
+        ),
+        category=category,
+        action=action,
+        outcome=outcome,
+        subject=subject,
+        resource=resource,
+        details=dict(details),
+    )

@@ -1,0 +1,1 @@
+"""Prometheus scrape config, alert rules and the Grafana dashboard (see METRICS.md)."""

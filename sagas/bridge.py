@@ -1,0 +1,148 @@
+"""The saga bridge's handler: run events become Temporal workflow starts and signals.
+
+- ``goal_received`` starts ``AgentWorkflow`` with the run id as the workflow id (id reuse
+  rejected), so a redelivered goal starts nothing twice;
+- ``approval_granted`` / ``approval_denied`` signal ``approval_decided``;
+- ``run_cancel_requested`` signals ``cancel_requested``.
+
+It reaches the log through the one consumer (:mod:`streams.consumer`) as the
+``saga-bridge`` subscription of :mod:`streams.topology`. Every command is idempotent, so
+the handler is at-least-once: its position is the consumer group's committed offset.
+Temporal being unavailable is retried, never skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.events import ApprovalDenied, ApprovalGranted, Event, GoalReceived, RunCancelRequested
+from omnihub.settings import Settings
+from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
+from sagas.workflow import AgentWorkflow
+from streams.consumer import Record
+
+Partition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class StartRun:
+    run: RunInput
+
+
+@dataclass(frozen=True)
+class DecideApproval:
+    run_id: str
+    decision: ApprovalDecision
+
+
+@dataclass(frozen=True)
+class CancelRun:
+    run_id: str
+    request: CancelRequest
+
+
+Command = StartRun | DecideApproval | CancelRun
+
+
+def policy_from(settings: Settings) -> RunPolicy:
+    """The run policy new runs start with."""
+    return RunPolicy(
+        settings.approval_threshold, settings.approval_timeout_s, settings.saga_history_limit
+    )
+
+
+def command_for(event: Event, policy: RunPolicy) -> Command | None:
+    """What the workflow side must do about ``event`` (pure)."""
+    env = event.envelope
+    if isinstance(event, GoalReceived):
+        run = RunInput(
+            run_id=env.run_id,
+            tenant_id=env.tenant_id,
+            goal=event.goal,
+            goal_event_id=env.event_id,
+            context=dict(event.context),
+            policy=policy,
+        )
+        return StartRun(run)
+    if isinstance(event, ApprovalGranted | ApprovalDenied):
+        granted = isinstance(event, ApprovalGranted)
+        timed_out = isinstance(event, ApprovalDenied) and event.timed_out
+        decision = ApprovalDecision(
+            approval_id=event.approval_id,
+            step_id=event.step_id,
+            granted=granted,
+            approver=event.approver,
+            reason=event.reason,
+            timed_out=timed_out,
+        )
+        return DecideApproval(env.run_id, decision)
+    if isinstance(event, RunCancelRequested):
+        return CancelRun(env.run_id, CancelRequest(event.reason, event.requested_by))
+    return None
+
+
+class TemporalRuns:
+    """Applies commands to ``AgentWorkflow`` executions."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    async def apply(self, command: Command) -> str:
+        """Apply ``command``; returns what happened (started, duplicate, signalled, gone)."""
+        if isinstance(command, StartRun):
+            try:
+                await self._client.start_workflow(
+                    AgentWorkflow.run,
+                    command.run,
+                    id=command.run.run_id,
+                    task_queue=self._task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+            except WorkflowAlreadyStartedError:
+                return "duplicate"
+            return "started"
+        handle: WorkflowHandle[AgentWorkflow, object] = self._client.get_workflow_handle(
+            command.run_id
+        )
+        try:
+            if isinstance(command, DecideApproval):
+                await handle.signal(AgentWorkflow.approval_decided, command.decision)
+            else:
+                await handle.signal(AgentWorkflow.cancel_requested, command.request)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return "gone"  # the run finished (or never started): nothing waits for it
+            raise
+        return "signalled"
+
+
+class SagaBridge:
+    """The bridge's :class:`~streams.consumer.Handler`: one command per event, in order."""
+
+    name = "saga-bridge"
+    # Temporal down or overloaded: wait, never skip.
+    transient: tuple[type[BaseException], ...] = (RPCError, OSError, TimeoutError)
+
+    def __init__(self, runs: TemporalRuns, policy: RunPolicy) -> None:
+        self._runs = runs
+        self._policy = policy
+        self.applied: dict[str, int] = {}
+
+    async def resume_at(self, partitions: Sequence[Partition]) -> Mapping[Partition, int] | None:
+        return None  # at least once: the group's committed offsets
+
+    async def apply(self, topic: str, partition: int, records: Sequence[Record]) -> None:
+        for record in records:
+            if record.event is None:
+                continue
+            command = command_for(record.event, self._policy)
+            if command is not None:
+                outcome = await self._runs.apply(command)
+                self.applied[outcome] = self.applied.get(outcome, 0) + 1

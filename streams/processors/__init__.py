@@ -1,1 +1,0 @@
-"""Stream processors: faust agents that fold the log into the read models."""
