@@ -19,9 +19,10 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
-from api import problems
+from api import docs, openapi, problems
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
+from api.edge import EdgeMiddleware
 from api.idempotency import RedisIdempotencyStore
 from api.routes import (
     admin,
@@ -108,10 +109,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Event-sourced orchestration of AI agent runs.",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves them with local assets
+        redoc_url=None,
     )
     app.state.omnihub = build_state(settings)
     problems.install(app)
+    # Added last is outermost: nosniff lands on every answer, a 413 too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeMiddleware)
+    docs.install(app)
     app.include_router(health.router)
     app.include_router(goals.router, prefix="/api/v1")
     app.include_router(goals_batch.router, prefix="/api/v1")
@@ -123,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
     app.include_router(wallet.router, prefix="/api/v1")
+    openapi.install(app)
     return app
 
 

@@ -15,6 +15,7 @@ from domain.approval_view import ApprovalView, approval_id_of, evolve_approval
 from domain.events import AuditRecorded, Event
 from domain.kpis import KpiDelta, RunDuration, kpi_delta, run_duration
 from domain.run_view import RUN_EVENTS, RunView, evolve_run
+from domain.storable import storable
 from domain.timeline import AuditEntry, TimelineEntry, audit_entry, timeline_entry
 
 
@@ -66,6 +67,8 @@ def fold_batch(loaded: Loaded, events: Iterable[Event]) -> Changes:
             continue
         seen.add(event_id)
         out.applied_ids.append(event_id)
+        # Text from tools, models or request paths may hold what Postgres cannot store.
+        event = storable(event)
         if isinstance(event, AuditRecorded):
             out.audit.append(audit_entry(event))
         else:

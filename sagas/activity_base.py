@@ -16,6 +16,7 @@ from temporalio import activity
 
 from domain import ids
 from domain.events import Envelope, Event, PlanStep
+from domain.storable import utf8_safe
 from sagas import messages as m
 from sagas.guardian import GuardianPolicy
 from sagas.killswitch import KillSwitches
@@ -81,7 +82,8 @@ class ActivityBase:
 
     async def _append(self, event: Event) -> None:
         # LogUnavailable propagates: the activity is retried and appends the same ids.
-        await self._appender.append(event)
+        # A tool's message may hold an unpaired surrogate, which no log record can carry.
+        await self._appender.append(utf8_safe(event))
 
 
 def to_wire(step: PlanStep) -> m.WireStep:

@@ -20,6 +20,7 @@ from api.problems import Problem
 from api.security.deps import require
 from api.security.principal import Principal
 from api.security.tenancy import tenant_connection
+from api.text import Text
 from domain import ids
 from domain.decisions import approval_refusal, cancel_refusal
 from domain.events import ApprovalDenied, ApprovalGranted, Event, RunCancelRequested
@@ -29,8 +30,8 @@ router = APIRouter(tags=["decisions"])
 
 Decider = Annotated[Principal, require("approvals:decide")]
 Canceller = Annotated[Principal, require("runs:cancel")]
-ApprovalId = Annotated[str, Path(min_length=1, max_length=100)]
-RunId = Annotated[str, Path(min_length=1, max_length=100)]
+ApprovalId = Annotated[Text, Path(min_length=1, max_length=100)]
+RunId = Annotated[Text, Path(min_length=1, max_length=100)]
 # One decision per approval: the first claim wins, a concurrent second gets 409.
 CLAIM_KEY = "omnihub:approval-decision:{}"
 CLAIM_TTL_S = 7 * 24 * 3600
@@ -42,8 +43,8 @@ class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["grant", "deny"]
-    approver: str = Field(min_length=1, max_length=200, description="Who decided.")
-    reason: str | None = Field(default=None, max_length=2000)
+    approver: Text = Field(min_length=1, max_length=200, description="Who decided.")
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
 class CancelRequest(BaseModel):
@@ -51,8 +52,12 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500)
-    requested_by: str | None = Field(default=None, max_length=200)
+    reason: Text = Field(
+        min_length=1, max_length=500, description="Required: why the run is stopped."
+    )
+    requested_by: Text | None = Field(
+        default=None, max_length=200, description="Who asked; the key's actor if absent."
+    )
 
 
 class Appended(BaseModel):
@@ -105,7 +110,8 @@ async def decide_approval(
 async def cancel_run(
     run_id: RunId, body: CancelRequest, state: StateDep, p: Canceller
 ) -> dict[str, Any]:
-    """Ask a run to stop and compensate: appends ``run_cancel_requested``."""
+    """Ask a run to stop and compensate, saying why (``reason`` is required): appends
+    ``run_cancel_requested``."""
     row = await _fetch(state, p, "SELECT tenant_id, status FROM runs WHERE run_id = $1", run_id)
     if row is None:
         raise Problem(404, "run-not-found", f"no run {run_id!r} for this tenant")

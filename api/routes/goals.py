@@ -20,6 +20,7 @@ from api.problems import Problem
 from api.security.audit import audit_fact
 from api.security.deps import require, security_of
 from api.security.principal import Principal
+from api.text import Text
 from domain import ids
 from domain.events import GoalReceived
 from domain.killswitch import GOALS_CREATE
@@ -29,7 +30,7 @@ from streams.producer import LogUnavailable
 router = APIRouter(tags=["goals"])
 
 GoalWriter = Annotated[Principal, require("goals:write")]
-Context = dict[str, Annotated[str, Field(max_length=8192)]]
+Context = dict[Text, Annotated[Text, Field(max_length=8192)]]
 
 
 class GoalRequest(BaseModel):
@@ -40,7 +41,7 @@ class GoalRequest(BaseModel):
     tenant_id: str | None = Field(
         default=None, pattern=TENANT_PATTERN, description="Optional; must be the key's tenant."
     )
-    goal: str = Field(min_length=1, max_length=2000, description="What to achieve.")
+    goal: Text = Field(min_length=1, max_length=2000, description="What to achieve.")
     context: Context = Field(
         default_factory=dict, max_length=64, description="Free-form string context."
     )
@@ -58,7 +59,7 @@ class GoalAccepted(BaseModel):
 
 
 IdempotencyKey = Annotated[
-    str | None,
+    Text | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,

@@ -26,6 +26,7 @@ from api.routes.goals import (
     tenant_of,
 )
 from api.security.principal import Principal
+from api.text import Text
 from domain import ids
 from domain.events import GoalReceived
 from streams.producer import LogUnavailable
@@ -38,9 +39,9 @@ class BatchItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    goal: str = Field(min_length=1, max_length=2000)
+    goal: Text = Field(min_length=1, max_length=2000)
     context: Context = Field(default_factory=dict, max_length=64)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    idempotency_key: Text | None = Field(default=None, min_length=1, max_length=255)
 
 
 class GoalBatch(BaseModel):
@@ -48,7 +49,7 @@ class GoalBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tenant_id: str | None = None
+    tenant_id: Text | None = None
     goals: list[dict[str, Any]] = Field(min_length=1)
 
 

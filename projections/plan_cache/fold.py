@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.events import PlanGenerated, PlanStep
+from domain.storable import storable
 from domain.templates import parametrize
 
 # Plans that saved no model call when they were made are not worth serving again.
@@ -46,16 +47,19 @@ def stored_plan(event: PlanGenerated, ttl: timedelta) -> StoredPlan | None:
     if steps is None:
         return None
     at = event.envelope.occurred_at
-    return StoredPlan(
-        tenant_id=event.envelope.tenant_id,
-        template=event.template,
-        slot_names=tuple(sorted(slots)),
-        steps=steps,
-        model=event.planner,
-        source_plan_id=event.plan_id,
-        source_event_id=event.envelope.event_id,
-        planned_at=at,
-        expires_at=at + ttl,
+    # A model's plan may hold text Postgres cannot store (NUL): escaped, as everywhere.
+    return storable(
+        StoredPlan(
+            tenant_id=event.envelope.tenant_id,
+            template=event.template,
+            slot_names=tuple(sorted(slots)),
+            steps=steps,
+            model=event.planner,
+            source_plan_id=event.plan_id,
+            source_event_id=event.envelope.event_id,
+            planned_at=at,
+            expires_at=at + ttl,
+        )
     )
 
 
