@@ -32,12 +32,22 @@ def register(sub: Any) -> None:
     share.add_argument("--template", required=True)
     share.add_argument("--with", dest="grantees", nargs="*", default=[], help="tenants or *")
     share.set_defaults(handler=_share)
+    cmds.add_parser(
+        "export-onnx", help="export the embedding model to ONNX (else done on first use)"
+    ).set_defaults(handler=_export_onnx)
+
+
+def _export_onnx(_: argparse.Namespace) -> int:
+    from projections.plan_cache.onnx_embedder import ensure_onnx
+
+    print(ensure_onnx(get_settings().plan_cache_model_path))
+    return 0
 
 
 async def _projector(settings: Settings) -> tuple[Any, Any]:
     import asyncpg
 
-    from projections.plan_cache.embedder import SentenceTransformerEmbedder
+    from projections.plan_cache.adapter import embedder_for
     from projections.plan_cache.projector import PlanCacheProjector
     from projections.plan_cache.store import PgPlanCacheStore, migrate
     from streams.codec import EventCodec
@@ -47,7 +57,7 @@ async def _projector(settings: Settings) -> tuple[Any, Any]:
     await migrate(pool, settings.projections_schema)
     store = PgPlanCacheStore(pool, schema=settings.projections_schema)
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    embedder = SentenceTransformerEmbedder(settings.plan_cache_model_path)
+    embedder = embedder_for(settings)
     return PlanCacheProjector(settings, store, embedder, codec), pool
 
 

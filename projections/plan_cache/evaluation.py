@@ -118,7 +118,7 @@ def load_pairs(path: Path) -> list[GoalPair]:
     """Read a goal pairs JSONL file (its first line is a header record)."""
     pairs = []
     for line in path.read_text().splitlines():
-        row = json.loads(line) if line.strip() else {"_header": True}
+        row: dict[str, Any] = json.loads(line) if line.strip() else {"_header": True}
         if row.get("_header"):
             continue
         steps = tuple(
