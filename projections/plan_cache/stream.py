@@ -36,6 +36,7 @@ class StreamReport:
     head_hits: int
     head_goals: int
     exact_repeats: int
+    template_repeats: int
 
     def summary(self) -> dict[str, float | int]:
         return {
@@ -48,6 +49,8 @@ class StreamReport:
             "head_hit_rate": round(self.head_hits / max(self.head_goals, 1), 4),
             "head_share": round(self.head_goals / self.goals, 4),
             "exact_repeat_rate": round(self.exact_repeats / self.goals, 4),
+            # Lookups whose template was seen before: the embedder's LRU spares them.
+            "template_repeat_rate": round(self.template_repeats / self.goals, 4),
         }
 
 
@@ -100,7 +103,15 @@ async def simulate(
         if learned is not None:
             index.add(learned, by_text[goal.text])
     return StreamReport(
-        len(goals), hits, wrong, calls, len(index.keys), head_hits, head_goals, repeats
+        len(goals),
+        hits,
+        wrong,
+        calls,
+        len(index.keys),
+        head_hits,
+        head_goals,
+        repeats,
+        len(templates) - len(by_text),
     )
 
 
