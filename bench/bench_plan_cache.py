@@ -210,7 +210,7 @@ async def scans(pool: asyncpg.Pool, store: PgPlanCacheStore, probe: np.ndarray) 
         plan = await conn.fetchval(
             f"EXPLAIN (FORMAT JSON) SELECT template FROM {store.entries}"
             " WHERE (tenant_id = 'tenant-1' OR shared_with && ARRAY['tenant-1', '*'])"
-            " AND slot_names = '{DESTINATION}' AND expires_at > now()"
+            " AND slot_names <@ '{DESTINATION}' AND expires_at > now()"
             " ORDER BY embedding <=> $1::vector LIMIT 5",
             to_pgvector(probe),
         )
