@@ -28,7 +28,9 @@ def register(sub: Any) -> None:
         help="swap even if the rebuild differs (the fold changed on purpose)",
     )
     rebuild.set_defaults(handler=_rebuild)
-    p_sub.add_parser("status", help="per-partition positions and lag").set_defaults(handler=_status)
+    status = p_sub.add_parser("status", help="per-partition positions and lag")
+    status.add_argument("--json", action="store_true", help="one JSON document")
+    status.set_defaults(handler=_status)
     as_of = p_sub.add_parser(
         "as-of",
         help="what the log held at a moment, folded afresh "
@@ -156,15 +158,22 @@ def _lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _status(_: argparse.Namespace) -> int:
+STATUS_COLUMNS = ("projection", "topic", "partition", "position", "end", "lag", "last_event")
+
+
+def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     rows = asyncio.run(_status_rows(get_settings()))
-    table = Table("projection", "topic", "partition", "position", "end", "lag", "last event")
+    if args.json:
+        print(json.dumps([dict(zip(STATUS_COLUMNS, row, strict=True)) for row in rows],
+                         default=str, indent=2))  # fmt: skip
+        return 0
+    table = Table(*STATUS_COLUMNS)
     for row in rows:
         table.add_row(*(str(c) if c is not None else "-" for c in row))
-    Console().print(table)
+    Console(width=200).print(table)  # full topic names even in a narrow terminal
     return 0
 
 

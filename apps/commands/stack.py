@@ -12,7 +12,9 @@ import argparse
 import dataclasses
 import shlex
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from infra import chain_service, stack
 from infra.config import KAFKA_BROKER_CHOICES, StackConfig
@@ -48,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     logs = sub.add_parser("logs", help="print the end of a service log")
     logs.add_argument("name", metavar="SERVICE")
     logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.set_defaults(handler=_logs)
     env = sub.add_parser("env", help="print `export OMNIHUB_...` lines for this stack")
     env.set_defaults(handler=_env)
@@ -106,8 +109,29 @@ def _logs(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"error: no log at {path}", file=sys.stderr)
         return 1
-    print(tail(path, args.lines))
+    print(tail(path, args.lines), flush=True)
+    if args.follow:
+        try:
+            follow(path)
+        except KeyboardInterrupt:
+            pass
     return 0
+
+
+def follow(path: Path, poll_s: float = 0.25) -> None:
+    """Print what is appended to ``path`` until interrupted (a restart's new log too)."""
+    position = path.stat().st_size
+    while True:
+        size = path.stat().st_size if path.exists() else 0
+        if size < position:  # truncated or replaced: start over
+            position = 0
+        if size > position:
+            with path.open("rb") as handle:
+                handle.seek(position)
+                sys.stdout.write(handle.read(size - position).decode(errors="replace"))
+                sys.stdout.flush()
+            position = size
+        time.sleep(poll_s)
 
 
 def _env(args: argparse.Namespace) -> int:
