@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
-from api import problems
+from api import problems, telemetry
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.idempotency import RedisIdempotencyStore
@@ -37,9 +37,11 @@ from api.routes import (
     wallet,
 )
 from api.security.services import build_security
+from apps.runtime import setup_telemetry
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
 from projections.killswitch import CachedSwitches
+from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.producer import KafkaEventAppender, LogUnavailable
@@ -61,7 +63,9 @@ def build_state(settings: Settings) -> AppState:
 
     async def temporal() -> TemporalClient:
         return await TemporalClient.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            interceptors=client_interceptors(),
         )
 
     appender = KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s)
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.omnihub = build_state(settings)
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    telemetry.install(app)  # outermost: counts what the body limit refuses too
     app.include_router(health.router)
     app.include_router(goals.router, prefix="/api/v1")
     app.include_router(goals_batch.router, prefix="/api/v1")
@@ -141,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    setup_telemetry("api", settings, serve_metrics_port=False)  # /metrics is on its port
     uvicorn.run(
         "apps.api:create_app",
         factory=True,
@@ -148,5 +154,6 @@ def _run(args: argparse.Namespace) -> int:
         port=args.port or settings.api_port,
         access_log=args.access_log,
         log_level="warning",
+        log_config=None,  # keep the process's logging (JSON lines with trace ids)
     )
     return 0

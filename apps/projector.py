@@ -79,5 +79,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     return serve(
-        lambda stop: run_projector(settings, stop, args.instance_id), level=logging.WARNING
+        lambda stop: run_projector(settings, stop, args.instance_id),
+        level=logging.WARNING,
+        process="projector",
     )

@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.events import ApprovalDenied, ApprovalGranted, Event, GoalReceived, RunCancelRequested
 from omnihub.settings import Settings
 from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
+from sagas.telemetry import bridging
 from sagas.workflow import AgentWorkflow
 from streams.consumer import Record
 
@@ -144,5 +145,6 @@ class SagaBridge:
                 continue
             command = command_for(record.event, self._policy)
             if command is not None:
-                outcome = await self._runs.apply(command)
+                with bridging(record.trace, record.event, command):
+                    outcome = await self._runs.apply(command)
                 self.applied[outcome] = self.applied.get(outcome, 0) + 1

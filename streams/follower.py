@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from streams.consumer import Pipeline, RawRecord, Stopping
 from streams.log_reader import partitions_of
+from streams.telemetry import record_lag
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class LogConsumer(Pipeline):
                 *(self.process(tp.topic, tp.partition, _raws(msgs)) for tp, msgs in batch.items())
             )
             offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if msgs}
+            record_lag(self.name, consumer, offsets)
             try:
                 await consumer.commit(offsets)
             except KafkaError as exc:  # a rebalance: records may come again, harmlessly
