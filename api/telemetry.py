@@ -25,8 +25,17 @@ _UNTRACED = ("/metrics", "/health")
 
 
 def _route(scope: Scope) -> str:
-    route = scope.get("route")
-    return str(getattr(route, "path", None) or UNMATCHED)
+    """The matched route's template with its router's prefix (``/api/v1/runs/{run_id}``).
+
+    An included router's route knows only its own path (``/runs/{run_id}``); the prefix
+    is the request path's leading segments, which hold no parameters here."""
+    template = getattr(scope.get("route"), "path", None)
+    if not template:
+        return UNMATCHED
+    own = template.count("/")
+    segments = scope["path"].rstrip("/").split("/")
+    prefix = "/".join(segments[: len(segments) - own]) if len(segments) > own else ""
+    return prefix + str(template)
 
 
 def _caller_traceparent(scope: Scope) -> bytes | None:

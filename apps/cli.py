@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "apps.commands.keys",
     "apps.commands.contracts",
     "apps.commands.tenants",
+    "apps.commands.trace",
 )
 
 
