@@ -20,6 +20,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     start_http_server,
 )
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 # Seconds: an append acknowledges in milliseconds, a workflow may wait for a human.
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+# A ``_created`` sample per counter and histogram doubles the series and no rule uses it.
+disable_created_metrics()
 
 
 def _instrument(metric: names.Metric, buckets: tuple[float, ...] = _FAST) -> Any:

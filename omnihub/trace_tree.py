@@ -57,7 +57,7 @@ def build_tree(spans: list[dict[str, Any]], trace_ids: set[str]) -> list[Node]:
         target = next((x["span_id"] for x in span.get("links", ()) if x["span_id"] in nodes), None)
         if target is not None:
             nodes.setdefault(span["span_id"], Node(span, linked=True))
-    roots = []
+    roots: list[Node] = []
     for node in nodes.values():
         parent = _parent_of(node, nodes)
         (nodes[parent].children if parent else roots).append(node)
@@ -68,9 +68,9 @@ def build_tree(spans: list[dict[str, Any]], trace_ids: set[str]) -> list[Node]:
 
 def _parent_of(node: Node, nodes: dict[str, Node]) -> str | None:
     if node.linked:
-        return next(x["span_id"] for x in node.span["links"] if x["span_id"] in nodes)
+        return next(str(x["span_id"]) for x in node.span["links"] if x["span_id"] in nodes)
     parent = node.span.get("parent_id")
-    return parent if parent in nodes else None
+    return str(parent) if parent in nodes else None
 
 
 def walk(roots: list[Node], depth: int = 0) -> Iterator[tuple[int, Node]]:

@@ -36,6 +36,7 @@ from temporalio.worker import (
 )
 
 from domain.events import Event
+from domain.plan_cache import DisabledPlanCache
 from omnihub import metrics, tracing
 from omnihub.logs import log_context
 
@@ -131,3 +132,16 @@ def bridging(trace: bytes | None, event: Event, command: object) -> Iterator[Non
             },
         ):
             yield
+
+
+def plan_looked_up(cache: object, hit: bool, planner_uses_model: bool) -> None:
+    """Count a plan-cache lookup: a hit, and the model call it saved when the planner
+    that would have run calls a model; a miss. A disabled cache counts nothing."""
+    if isinstance(cache, DisabledPlanCache):
+        return
+    if not hit:
+        metrics.PLAN_CACHE_MISSES.inc()
+        return
+    metrics.PLAN_CACHE_HITS.inc()
+    if planner_uses_model:
+        metrics.PLAN_CACHE_SAVED_MODEL_CALLS.inc()

@@ -26,6 +26,7 @@ from api.security.limits import LimiterUnavailable
 from api.security.principal import Principal
 from api.security.services import SecurityServices
 from domain import scopes
+from omnihub import metrics
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="omnihub"'}
 
@@ -80,6 +81,7 @@ async def _admit(
     decision = admission.rate
     response.headers.update(decision.headers())
     if not decision.allowed:
+        metrics.RATE_LIMIT_REFUSALS.labels("rate").inc()
         raise Problem(
             429,
             "rate-limited",
@@ -120,6 +122,7 @@ async def _authorize(
 
 
 def _refuse_busy(sec: SecurityServices) -> Problem:
+    metrics.RATE_LIMIT_REFUSALS.labels("concurrency").inc()
     return Problem(
         429,
         "too-many-concurrent-requests",
