@@ -33,8 +33,10 @@ TRACEPARENT = "traceparent"  # the Kafka record header, as W3C Trace Context nam
 TRACER_NAME = "omnihub"
 RUN_ID = "omnihub.run_id"  # the span attribute ``omnihub trace RUN`` looks for
 TENANT_ID = "omnihub.tenant_id"
+MAX_LINKS = 128  # the SDK's default limit of links per span
 
 _state = {"enabled": False}
+_tracer: dict[object, trace.Tracer] = {}  # per provider: the provider is set once
 
 
 def enabled() -> bool:
@@ -43,8 +45,13 @@ def enabled() -> bool:
 
 
 def tracer() -> trace.Tracer:
-    """OmniHub's tracer (the no-op one until :func:`setup_tracing`)."""
-    return trace.get_tracer(TRACER_NAME)
+    """OmniHub's tracer (the no-op one until :func:`setup_tracing`); kept once made,
+    since looking it up costs about as much as starting a span."""
+    cached = _tracer.get(trace.get_tracer_provider())
+    if cached is None:
+        _tracer.clear()
+        cached = _tracer[trace.get_tracer_provider()] = trace.get_tracer(TRACER_NAME)
+    return cached
 
 
 def traces_dir(state_dir: Path) -> Path:
@@ -162,17 +169,18 @@ def context_of(span_context: SpanContext) -> Context:
 def batch_parent(traceparents: Sequence[bytes | None]) -> tuple[Context | None, list[Link]]:
     """Parent and links for a span that handles a batch of records.
 
-    Every distinct record context becomes a link. When they all belong to one trace the
-    first also becomes the parent, so a run's projection sits inside the run's trace;
-    a batch mixing runs starts a trace of its own that links into each of them.
+    Every distinct record context becomes a link (at most :data:`MAX_LINKS`). When they
+    all belong to one trace the first also becomes the parent, so a run's projection
+    sits inside the run's trace; a batch mixing runs starts a trace of its own that
+    links into each of them. The trace ids are compared on the raw header bytes and
+    only the linked values are parsed: this runs once per batch, over every record.
     """
-    seen: dict[tuple[int, int], SpanContext] = {}
-    for value in traceparents:
+    distinct = list(dict.fromkeys(v for v in traceparents if v))
+    links = []
+    for value in distinct[:MAX_LINKS]:
         ctx = parse_traceparent(value)
         if ctx is not None:
-            seen.setdefault((ctx.trace_id, ctx.span_id), ctx)
-    links = [Link(ctx) for ctx in list(seen.values())[:128]]  # the SDK's default link limit
-    traces = {trace_id for trace_id, _ in seen}
-    if len(traces) == 1:
+            links.append(Link(ctx))
+    if links and len({v[3:35] for v in distinct}) == 1:
         return context_of(links[0].context), links
     return None, links
