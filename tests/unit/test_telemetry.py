@@ -7,21 +7,28 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import pytest
 import yaml
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from api import telemetry as api_telemetry
 from infra.config import StackConfig
 from infra.platform import SERVICES
 from omnihub import REPO_ROOT, metric_names, metrics, tracing
 from omnihub.logs import JsonFormatter, log_context, log_format
-from omnihub.trace_tree import build_tree, render, run_trace_ids, walk
+from omnihub.trace_tree import build_tree, read_spans, render, run_trace_ids, walk
 
 TP_A = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TP_A2 = b"00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
@@ -169,3 +176,63 @@ def test_the_stack_gives_each_process_the_metrics_port_prometheus_scrapes(tmp_pa
         port = int(spec.env(StackConfig())[metric_names.METRICS_PORT_ENV])
         assert port == scraped[spec.name] == metric_names.LOCAL_METRICS_PORTS[spec.name]
         assert int(spec.env(moved)[metric_names.METRICS_PORT_ENV]) == port + 35000
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """The OTLP/HTTP traces endpoint of a collector: keeps what it is sent."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+        self.wfile.write(ExportTraceServiceResponse().SerializeToString())
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def test_spans_go_to_an_otlp_collector_when_one_is_configured(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(tracing._exporter("api", tmp_path)))
+        with provider.get_tracer("test").start_as_current_span("POST /api/v1/goals"):
+            pass
+        provider.shutdown()
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "traces").exists()  # not to the span files
+    path, body = _Collector.received[-1]
+    request = ExportTraceServiceRequest.FromString(body)
+    names = [s.name for r in request.resource_spans for ss in r.scope_spans for s in ss.spans]
+    assert (path, names) == ("/v1/traces", ["POST /api/v1/goals"])
+
+
+def test_spans_go_to_a_file_per_process_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(tracing._exporter("worker", tmp_path)))
+    tracer = provider.get_tracer("test")
+    with (
+        tracer.start_as_current_span("a", attributes={"omnihub.run_id": "r1"}),
+        tracer.start_as_current_span("b"),
+    ):
+        pass
+    provider.shutdown()
+    (span_file,) = (tmp_path / "traces").glob("worker-*.jsonl")
+    spans = read_spans(span_file.parent)
+    assert [s["name"] for s in spans] == ["b", "a"]
+    assert spans[0]["parent_id"] == spans[1]["span_id"]
+    assert run_trace_ids(spans, "r1") == {spans[0]["trace_id"]}
