@@ -35,7 +35,7 @@ _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 36
 
 
 # A ``_created`` sample per counter and histogram doubles the series and no rule uses it.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def _instrument(metric: names.Metric, buckets: tuple[float, ...] = _FAST) -> Any:
