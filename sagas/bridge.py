@@ -13,6 +13,7 @@ Temporal being unavailable is retried, never skipped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
 from sagas.telemetry import bridging
 from sagas.workflow import AgentWorkflow
 from streams.consumer import Record
+
+log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
 
@@ -147,4 +150,5 @@ class SagaBridge:
             if command is not None:
                 with bridging(record.trace, record.event, command):
                     outcome = await self._runs.apply(command)
+                    log.info("%s: %s", type(command).__name__, outcome)  # with trace and run
                 self.applied[outcome] = self.applied.get(outcome, 0) + 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -77,7 +77,7 @@ class _ActivityMetrics(ActivityInboundInterceptor):
         name, outcome = info.activity_type, "failed"
         started = time.perf_counter()
         try:
-            with log_context(run_id=info.workflow_id):
+            with log_context(tenant_id=_tenant_of(input.args), run_id=info.workflow_id):
                 result = await super().execute_activity(input)
             outcome = "completed"
             if name in COMPENSATING_ACTIVITIES:
@@ -89,6 +89,13 @@ class _ActivityMetrics(ActivityInboundInterceptor):
         finally:
             elapsed = time.perf_counter() - started
             metrics.ACTIVITY_DURATION.labels(name, outcome).observe(elapsed)
+
+
+def _tenant_of(args: Sequence[Any]) -> str | None:
+    """The tenant of an activity's input (``inp.run.tenant_id`` or ``inp.tenant_id``)."""
+    first = args[0] if args else None
+    tenant = getattr(getattr(first, "run", first), "tenant_id", None)
+    return tenant if isinstance(tenant, str) else None
 
 
 class _WorkflowMetrics(WorkflowInboundInterceptor):

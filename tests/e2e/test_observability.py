@@ -53,10 +53,12 @@ def ports() -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def api(
-    env: dict[str, str], ports: dict[str, int], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    logs = tmp_path_factory.mktemp("observability-logs")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("observability-logs")
+
+
+@pytest.fixture(scope="module")
+def api(env: dict[str, str], ports: dict[str, int], logs: Path) -> Iterator[str]:
     with ExitStack() as stack:
         for name in PROCESSES:
             own = {**env, "OMNIHUB_METRICS_PORT": str(ports[name])}
@@ -111,7 +113,7 @@ def _missing(spans: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_one_goal_yields_one_trace_from_the_request_to_the_projection(
-    api: str, key: CliKey, env: dict[str, str]
+    api: str, key: CliKey, env: dict[str, str], logs: Path
 ) -> None:
     async with httpx.AsyncClient(
         base_url=api, timeout=30, headers={"Authorization": f"Bearer {key.key}"}
@@ -132,6 +134,15 @@ async def test_one_goal_yields_one_trace_from_the_request_to_the_projection(
     assert appends and all(s["depth"] > 1 for s in appends)
     printed = await asyncio.to_thread(omnihub, env, "trace", run_id)
     assert printed.returncode == 0 and "RunWorkflow:AgentWorkflow" in printed.stdout
+    # The bridge's log line about this run is JSON and names the run's trace.
+    lines = [
+        json.loads(x) for x in (logs / "saga-bridge.log").read_text().splitlines() if x[:1] == "{"
+    ]
+    started = [
+        x for x in lines if x.get("run_id") == run_id and x["message"] == "StartRun: started"
+    ]
+    assert started and started[0]["trace_id"] == root["trace_id"]
+    assert started[0]["tenant_id"] and started[0]["level"] == "INFO"
 
 
 # What each process must serve once a goal went through (metric_names.py, METRICS.md).
