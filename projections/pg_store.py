@@ -139,7 +139,9 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
             (*_row(a)[:9], json.dumps(a.details, sort_keys=True), a.sequence, a.prev_hash,
              a.hash) for a in c.audit])
     if c.kpis:
-        await conn.executemany(_KPI_UPSERT, [_row(k) for k in c.kpis.values()])
+        # Sorted: partitions fold side by side and share a tenant's minute rows; one
+        # lock order means they wait for each other instead of deadlocking.
+        await conn.executemany(_KPI_UPSERT, [_row(c.kpis[k]) for k in sorted(c.kpis)])
     if c.durations:
         await conn.executemany(_DURATION_INSERT, [_row(d) for d in c.durations])
 

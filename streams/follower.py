@@ -105,7 +105,10 @@ class LogConsumer(Pipeline):
                 consumer.seek(tp, start)
                 self.applied_below(tp.topic, tp.partition, start)
             else:
-                await consumer.seek_to_beginning(tp)
+                # Not awaited offset lookups: inside the rebalance callback they would
+                # block the group while a partition's leader is down. Offset 0 below the
+                # log's start resets to the earliest (auto_offset_reset).
+                consumer.seek(tp, 0)
 
     async def catch_up(self) -> None:
         """Apply everything up to the log's end as of now, then return."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import grimp
 import httpx
 
-from apps.cli import build_parser
+from apps.cli import COMMANDS, build_parser
 from apps.worker import build_registry
 from domain.killswitch import TOOL_NAMES
 from infra.platform import SERVICES
@@ -73,3 +73,14 @@ async def test_the_kill_switchable_tools_are_the_registered_ones() -> None:
 
 async def _no_pool() -> object:
     raise AssertionError("building the registry must not connect")
+
+
+def _choices(parser: object) -> set[str]:
+    actions = [a for a in parser._actions if a.choices]  # type: ignore[attr-defined]
+    return set(actions[0].choices)
+
+
+def test_each_command_is_registered_by_the_module_the_cli_loads_for_it() -> None:
+    assert _choices(build_parser()) == set(COMMANDS)
+    for command in COMMANDS:
+        assert command in _choices(build_parser(command)), command
