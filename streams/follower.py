@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 
 from streams.consumer import Pipeline, RawRecord, Stopping
 from streams.log_reader import partitions_of
-from streams.telemetry import record_lag
+from streams.telemetry import report_lag
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,13 @@ class LogConsumer(Pipeline):
         )
         await consumer.start()
         self.forget_applied()  # a new session: the stored positions say where we are
+        lag = asyncio.create_task(report_lag(self.name, consumer, self._done))
         try:
             await self._wait_for_topics()
             consumer.subscribe(self._topics, listener=_Seek(self, consumer))
             await self._loop(consumer, stop, ready)
         finally:
+            lag.cancel()
             await consumer.stop()
 
     async def _loop(
@@ -82,7 +84,6 @@ class LogConsumer(Pipeline):
                 *(self.process(tp.topic, tp.partition, _raws(msgs)) for tp, msgs in batch.items())
             )
             offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if msgs}
-            record_lag(self.name, consumer, offsets)
             try:
                 await consumer.commit(offsets)
             except KafkaError as exc:  # a rebalance: records may come again, harmlessly

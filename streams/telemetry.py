@@ -8,15 +8,18 @@ Kept apart from the producer and the consumer so that their hot paths only call 
 - :func:`handling` wraps one handler's batch: one span, parented on the records' trace
   when the batch belongs to one trace, linked to each record's context otherwise (no
   span per event);
-- :func:`record_lag` sets the lag gauge from what the consumer already knows (its
-  positions and the high watermarks of its last fetch, no extra request).
+- :func:`report_lag` keeps the lag gauge current beside the loop (one end-offsets
+  request every few seconds, none per batch).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +27,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from domain.events import Event
 from omnihub import metrics, tracing
+
+log = logging.getLogger(__name__)
 
 
 def traceparent_of(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
@@ -113,11 +118,37 @@ def dead_lettered(consumer: str, reason: str) -> None:
     metrics.DEADLETTERS.labels(consumer, reason).inc()
 
 
-def record_lag(consumer: str, client: Any, positions: dict[Any, int]) -> None:
-    """Set ``omnihub_consumer_lag`` for partitions whose next offset is in ``positions``,
-    against the high watermark the client saw in its last fetch."""
-    for tp, position in positions.items():
-        high = client.highwater(tp)
-        if high is not None:
-            lag = max(high - position, 0)
-            metrics.CONSUMER_LAG.labels(consumer, tp.topic, str(tp.partition)).set(lag)
+async def report_lag(
+    consumer: str, client: Any, applied: Mapping[tuple[str, int], int], every_s: float = 5.0
+) -> None:
+    """Keep ``omnihub_consumer_lag`` current for the client's assigned partitions until
+    cancelled: the log's end offset less what every handler applied (``applied``, else
+    the fetch position). It runs beside the loop, so a consumer stuck on a batch shows
+    its lag growing; partitions given away lose their series."""
+    shown: set[tuple[str, int]] = set()
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            async with asyncio.timeout(every_s):
+                now = await _set_lag(consumer, client, applied)
+        except Exception as exc:  # metrics never stop a consumer; the next round retries
+            log.warning("%s: cannot read the lag (%r)", consumer, exc)
+            continue
+        for topic, partition in shown - now:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(consumer, topic, str(partition))
+        shown = now
+
+
+async def _set_lag(
+    consumer: str, client: Any, applied: Mapping[tuple[str, int], int]
+) -> set[tuple[str, int]]:
+    parts = list(client.assignment())
+    ends = await client.end_offsets(parts) if parts else {}
+    for tp in parts:
+        position = applied.get((tp.topic, tp.partition))
+        if position is None:
+            position = await client.position(tp)
+        lag = max(ends[tp] - position, 0)
+        metrics.CONSUMER_LAG.labels(consumer, tp.topic, str(tp.partition)).set(lag)
+    return {(tp.topic, tp.partition) for tp in parts}
