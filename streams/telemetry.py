@@ -122,8 +122,9 @@ async def report_lag(
     consumer: str, client: Any, applied: Mapping[tuple[str, int], int], every_s: float = 5.0
 ) -> None:
     """Keep ``omnihub_consumer_lag`` current for the client's assigned partitions until
-    cancelled: the log's end offset less what every handler applied (``applied``, else
-    the fetch position). It runs beside the loop, so a consumer stuck on a batch shows
+    cancelled: the log's end offset less what every handler applied (``applied``, else,
+    before a session's first batch of the partition is applied, the fetch position,
+    which is past that batch). It runs beside the loop, so a consumer stuck on a batch shows
     its lag growing; partitions given away lose their series."""
     shown: set[tuple[str, int]] = set()
     while True:
