@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
-from api import docs, openapi, problems
+from api import docs, openapi, problems, telemetry
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.edge import EdgeMiddleware
@@ -38,9 +38,11 @@ from api.routes import (
     wallet,
 )
 from api.security.services import build_security
+from apps.runtime import setup_telemetry
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
 from projections.killswitch import CachedSwitches
+from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.producer import KafkaEventAppender, LogUnavailable
@@ -62,7 +64,9 @@ def build_state(settings: Settings) -> AppState:
 
     async def temporal() -> TemporalClient:
         return await TemporalClient.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            interceptors=client_interceptors(),
         )
 
     appender = KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s)
@@ -118,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(EdgeMiddleware)
     docs.install(app)
+    telemetry.install(app)  # outermost: counts what the body limit refuses too
     app.include_router(health.router)
     app.include_router(goals.router, prefix="/api/v1")
     app.include_router(goals_batch.router, prefix="/api/v1")
@@ -148,6 +153,7 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    setup_telemetry("api", settings, serve_metrics_port=False)  # /metrics is on its port
     uvicorn.run(
         "apps.api:create_app",
         factory=True,
@@ -155,5 +161,6 @@ def _run(args: argparse.Namespace) -> int:
         port=args.port or settings.api_port,
         access_log=args.access_log,
         log_level="warning",
+        log_config=None,  # keep the process's logging (JSON lines with trace ids)
     )
     return 0

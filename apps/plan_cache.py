@@ -61,4 +61,4 @@ def register(sub: Any) -> None:
 
 def _run(_: argparse.Namespace) -> int:
     settings = get_settings()
-    return serve(lambda stop: run_plan_cache(settings, stop))
+    return serve(lambda stop: run_plan_cache(settings, stop), process="plan-cache")

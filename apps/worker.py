@@ -31,6 +31,7 @@ from sagas.activities import SagaActivities
 from sagas.killswitch import KillSwitches, RedisKillSwitches
 from sagas.plan_source import PlanSource
 from sagas.planner import Planner, RuleBasedPlanner
+from sagas.telemetry import MetricsInterceptor, client_interceptors
 from sagas.tools import ToolRegistry
 from sagas.tools.http_call import HttpCallTool
 from sagas.tools.pg_record import PgRecordTool
@@ -143,12 +144,17 @@ def build_worker(client: Client, settings: Settings, acts: SagaActivities) -> Wo
         workflows=[AgentWorkflow],
         activities=activity_methods(acts),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        interceptors=[MetricsInterceptor()],  # tracing comes with the client's interceptors
     )
 
 
 async def connect(settings: Settings) -> Client:
     """A Temporal client for the settings' address and namespace."""
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        interceptors=client_interceptors(),
+    )
 
 
 async def migrate_tool_tables(settings: Settings) -> list[str]:
@@ -198,4 +204,4 @@ def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.task_queue:
         settings = settings.model_copy(update={"temporal_task_queue": args.task_queue})
-    return serve(lambda stop: run_worker(settings, stop))
+    return serve(lambda stop: run_worker(settings, stop), process="worker")

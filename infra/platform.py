@@ -20,6 +20,7 @@ from infra.config import HOST, StackConfig
 from infra.probes import tcp_open
 from infra.services import ServiceSpec
 from omnihub import REPO_ROOT
+from omnihub.metric_names import LOCAL_METRICS_PORTS, METRICS_PORT_ENV
 from omnihub.readiness import READY_FILE_ENV
 from streams.topology import PROCESSES
 
@@ -61,10 +62,18 @@ def processor(name: str, argv: Sequence[str], endpoint: str) -> ServiceSpec:
         ),
         health=lambda cfg: _ready_file(cfg, name).exists(),
         prepare=prepare,
-        env=lambda cfg: {READY_FILE_ENV: str(_ready_file(cfg, name))},
+        env=lambda cfg: {READY_FILE_ENV: str(_ready_file(cfg, name)), **_metrics_env(cfg, name)},
         start_timeout_s=120.0,  # the worker and plan cache load the embedding model first
         version=code_version,
     )
+
+
+def _metrics_env(cfg: StackConfig, name: str) -> dict[str, str]:
+    """The process's own /metrics port, moved by the stack's port offset."""
+    if name not in LOCAL_METRICS_PORTS:
+        return {}
+    offset = cfg.api_port - StackConfig.api_port
+    return {METRICS_PORT_ENV: str(LOCAL_METRICS_PORTS[name] + offset)}
 
 
 def omnihub(process: str, *extra: str) -> list[str]:

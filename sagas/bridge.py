@@ -13,6 +13,7 @@ Temporal being unavailable is retried, never skipped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,8 +25,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.events import ApprovalDenied, ApprovalGranted, Event, GoalReceived, RunCancelRequested
 from omnihub.settings import Settings
 from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
+from sagas.telemetry import bridging
 from sagas.workflow import AgentWorkflow
 from streams.consumer import Record
+
+log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
 
@@ -144,5 +148,7 @@ class SagaBridge:
                 continue
             command = command_for(record.event, self._policy)
             if command is not None:
-                outcome = await self._runs.apply(command)
+                with bridging(record.trace, record.event, command):
+                    outcome = await self._runs.apply(command)
+                    log.info("%s: %s", type(command).__name__, outcome)  # with trace and run
                 self.applied[outcome] = self.applied.get(outcome, 0) + 1

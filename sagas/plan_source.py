@@ -18,6 +18,7 @@ from domain.plan_cache import PlanCache
 from sagas.killswitch import KillSwitches
 from sagas.plan import validate_plan
 from sagas.planner import Planner, PlanRequest
+from sagas.telemetry import plan_looked_up
 from sagas.tools import ToolRegistry
 
 WARM_UP_TENANT = "_warmup"  # never a real tenant: those start alphanumeric
@@ -70,6 +71,7 @@ class PlanSource:
     async def plan(self, run: RunIds, goal: str, context: Mapping[str, str]) -> MadePlan:
         """A validated plan for ``goal``; raises ``PlanInvalid`` or ``PlannerUnavailable``."""
         lookup = await self._cache.lookup(run.tenant_id, goal)
+        plan_looked_up(self._cache, lookup.hit is not None, hasattr(self._planner, "model"))
         known = self._tools.compensations()
         if lookup.hit is not None:
             hit = lookup.hit

@@ -27,6 +27,7 @@ from domain.events import Event
 from omnihub.settings import Settings
 from streams.codec import DecodeError, EventCodec
 from streams.deadletter import DeadLetter, DeadLetterWriter, KafkaDeadLetterWriter
+from streams.telemetry import dead_lettered, folded, handling, traceparent_of
 from streams.topics import topic_name
 from streams.topology import Subscription
 
@@ -52,6 +53,7 @@ class Record:
 
     offset: int
     event: Event | None
+    trace: bytes | None = None  # the appender's ``traceparent``: carry the trace on
 
 
 class Handler(Protocol):
@@ -128,10 +130,13 @@ class Pipeline:
         if not raws:
             return
         records = [await self._decode(topic, partition, raw) for raw in raws]
+        traces = [r.trace for r in records if r.event is not None]
         for handler in self.handlers:
-            await self._apply(handler, topic, partition, records, raws)
+            with handling(self.name, handler.name, topic, partition, traces):
+                await self._apply(handler, topic, partition, records, raws)
         self._done[(topic, partition)] = raws[-1].offset + 1
         self.stats.records += len(raws)
+        folded(self.name, len(raws))
 
     def forget_applied(self) -> None:
         """Trust only the handlers' stored positions from now on (a new session)."""
@@ -155,7 +160,7 @@ class Pipeline:
             return Record(raw.offset, None)
         if types is not None and event.EVENT_TYPE not in types:
             return Record(raw.offset, None)
-        return Record(raw.offset, event)
+        return Record(raw.offset, event, traceparent_of(raw.headers))
 
     async def _apply(
         self,
@@ -239,6 +244,7 @@ class Pipeline:
             await self._pause(delay)
             delay = min(delay * 2, 10.0)
         self.stats.dead_letters[reason] = self.stats.dead_letters.get(reason, 0) + 1
+        dead_lettered(self.name, reason)
 
     def _deadletters(self) -> DeadLetterWriter:
         if self._dlq is None:

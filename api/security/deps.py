@@ -27,6 +27,7 @@ from api.security.limits import Admission, LimiterUnavailable, RateDecision
 from api.security.principal import Principal
 from api.security.services import SecurityServices
 from domain import scopes
+from omnihub import metrics
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="omnihub"'}
 
@@ -81,6 +82,7 @@ async def _admit(
     decision = admission.rate
     response.headers.update(decision.headers())
     if not decision.allowed:
+        metrics.RATE_LIMIT_REFUSALS.labels("rate").inc()
         raise Problem(
             429,
             "rate-limited",
@@ -121,6 +123,7 @@ async def _authorize(
 
 
 def _refuse_busy(sec: SecurityServices, rate: RateDecision) -> Problem:
+    metrics.RATE_LIMIT_REFUSALS.labels("concurrency").inc()
     # The rate headers too: a client backing off reads them on every 429 alike.
     return Problem(
         429,
