@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from apps.runtime import serve
 from domain.plan_cache import DisabledPlanCache, PlanCache
+from domain.risk_policy import policies_from
 from omnihub.lazy import Lazy
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
@@ -72,7 +73,7 @@ def build_registry(
 def build_planner(settings: Settings) -> Planner:
     """The LLM planner when a model is configured, else the documented rules."""
     if not settings.llm_model:
-        return RuleBasedPlanner()
+        return RuleBasedPlanner(policies_from(settings.tenant_policies))
     from sagas.llm_planner import LiteLLMPlanner
 
     return LiteLLMPlanner(
@@ -110,15 +111,17 @@ async def saga_activities(
         stack.push_async_callback(redis.aclose)
         switches = kill_switches or RedisKillSwitches(redis)
         tools = build_registry(postgres, http, settings)
+        policies = policies_from(settings.tenant_policies)
         plans = PlanSource(
             build_plan_cache(settings, postgres),
             planner or build_planner(settings),
-            RuleBasedPlanner(),
+            RuleBasedPlanner(policies),
             tools,
             switches,
+            policies,
         )
         await plans.warm_up()
-        yield SagaActivities(appender, tools, plans, switches)
+        yield SagaActivities(appender, tools, plans, switches, policies=policies)
 
 
 def activity_methods(acts: SagaActivities) -> list[Callable[..., object]]:

@@ -6,6 +6,7 @@ activities in :mod:`sagas.step_activities`; shared plumbing in :mod:`sagas.activ
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -36,7 +37,8 @@ class SagaActivities(StepActivities):
     async def assess_goal(self, inp: m.AssessInput) -> m.AssessOutput:
         """Guardian check: sanitise, score and apply the ``runs`` kill switch."""
         engaged = [RUNS] if await self._switches.is_engaged(RUNS) else []
-        verdict = assess(inp.goal, self._guardian, engaged)
+        guardian = replace(self._guardian, risk=self._policies.of(inp.run.tenant_id))
+        verdict = assess(inp.goal, guardian, engaged)
         event = GoalAssessed(
             self._envelope(GoalAssessed, inp.run),
             verdict.sanitized_goal,

@@ -16,6 +16,7 @@ from temporalio import activity
 
 from domain import ids
 from domain.events import Envelope, Event, PlanStep
+from domain.risk_policy import TenantPolicies
 from sagas import messages as m
 from sagas.guardian import GuardianPolicy
 from sagas.killswitch import KillSwitches
@@ -42,12 +43,14 @@ class ActivityBase:
         plans: PlanSource,
         kill_switches: KillSwitches,
         guardian: GuardianPolicy | None = None,
+        policies: TenantPolicies | None = None,
     ) -> None:
         self._appender = appender
         self._tools = tools
         self._plans = plans
         self._switches = kill_switches
         self._guardian = guardian or GuardianPolicy()
+        self._policies = policies or TenantPolicies()
 
     def _call(
         self,

@@ -9,10 +9,10 @@ goal landed or a problem.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AppState, StateDep
 from api.idempotency import IdempotencyUnavailable, request_fingerprint
@@ -28,6 +28,7 @@ from api.routes.goals import (
 from api.security.principal import Principal
 from domain import ids
 from domain.events import GoalReceived
+from domain.goal_text import require_words
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["goals"])
@@ -38,7 +39,7 @@ class BatchItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    goal: str = Field(min_length=1, max_length=2000)
+    goal: Annotated[str, AfterValidator(require_words)] = Field(min_length=1, max_length=2000)
     context: Context = Field(default_factory=dict, max_length=64)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
 

@@ -17,7 +17,7 @@ FINAL = {"run_completed", "run_failed", "run_cancelled"}
 # With no model configured the rule-based planner (sagas/planner.py) makes this a DAG: an
 # echo, then an upper-case transform and a Postgres record side by side, then a wait.
 DEMO_GOAL = (
-    "Collect this week's incident notes then shout the headline and also save the summary "
+    "Say this week's incident notes are in then shout the headline and also save the summary "
     "for the ops team then wait 1 seconds"
 )
 
