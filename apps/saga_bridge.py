@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import Client
 
 from apps.runtime import serve
+from domain.risk_policy import policies_from
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 from sagas.bridge import SagaBridge, TemporalRuns, policy_from
@@ -38,7 +39,11 @@ async def run_bridge(
     client = client or await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace
     )
-    bridge = SagaBridge(TemporalRuns(client, settings.temporal_task_queue), policy_from(settings))
+    bridge = SagaBridge(
+        TemporalRuns(client, settings.temporal_task_queue),
+        policy_from(settings),
+        policies_from(settings.tenant_policies),
+    )
     consumer = LogConsumer(
         settings,
         SAGA_BRIDGE,

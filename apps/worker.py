@@ -134,6 +134,7 @@ def activity_methods(acts: SagaActivities) -> list[Callable[..., object]]:
         acts.compensate_step,
         acts.request_approval,
         acts.record_approval_timeout,
+        acts.record_approval_withdrawn,
         acts.finish_run,
     ]
 
