@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -241,7 +242,7 @@ async def test_approval_granted_lets_the_risky_step_run(sagas: Sagas) -> None:
 
 
 async def test_approval_denied_compensates(sagas: Sagas) -> None:
-    run_id = await sagas.submit("save the draft then delete everything")
+    run_id = await sagas.submit("save the draft then pay 40 EUR to bob")
     request = of_type(await sagas.tap.wait_for(run_id, "approval_requested"), ApprovalRequested)[0]
     await sagas.appender.append(decision(ApprovalDenied, request, "bob", "too broad"))  # type: ignore[arg-type]
     events = await sagas.finished(run_id, "run_failed")
@@ -250,6 +251,60 @@ async def test_approval_denied_compensates(sagas: Sagas) -> None:
     assert failed.failed_step_id == "s2" and "denied by bob: too broad" in failed.reason
     assert failed.compensated_step_ids == ("s1",)
     assert [e.step_id for e in of_type(events, StepCompensated)] == ["s1"]  # type: ignore[attr-defined]
+
+
+async def test_money_moving_goal_waits_for_approval_with_what_is_approved(sagas: Sagas) -> None:
+    # Issue 17: the guardian said "moves money" and the run completed without approval.
+    run_id = await sagas.submit("refund 500 EUR to account 42 then pay 900 EUR to bob")
+    events = await sagas.tap.wait_for(run_id, "approval_requested")
+    first = of_type(events, ApprovalRequested)[0]
+    assert isinstance(first, ApprovalRequested) and first.step_id == "s1"
+    assert "step_started" not in [e.envelope.event_type for e in events]
+    assert first.goal == "refund 500 EUR to account 42 then pay 900 EUR to bob"
+    assert first.requested_by == "test"  # the goal_received envelope's actor
+    assert json.loads(first.arguments_json)["record"]["instruction"].startswith("refund 500")
+    assert "payment_instructions" in first.compensation and "moves money" in first.reasons
+    await sagas.appender.append(decision(ApprovalGranted, first, "alice", "ok"))
+    events = await sagas.tap.wait_for(run_id, "approval_requested", count=2)
+    second = of_type(events, ApprovalRequested)[1]
+    assert isinstance(second, ApprovalRequested) and second.step_id == "s2"
+    assert set(json.loads(second.inputs_json)) == {"s1"}  # what the earlier step returned
+    await sagas.appender.append(decision(ApprovalGranted, second, "alice", "ok"))
+    await sagas.finished(run_id, "run_completed")
+
+
+async def test_a_large_amount_needs_two_distinct_approvers_never_the_requester(
+    sagas: Sagas,
+) -> None:
+    run_id = await sagas.submit("wire 5000 USD to account 42")
+    request = of_type(await sagas.tap.wait_for(run_id, "approval_requested"), ApprovalRequested)[0]
+    assert isinstance(request, ApprovalRequested) and request.required_approvals == 2
+    for approver in ("alice", "alice"):
+        await sagas.appender.append(decision(ApprovalGranted, request, approver, "ok"))
+    await sagas.appender.append(requester_grant(request))
+    await asyncio.sleep(3)  # time enough to start the step, were one grant enough
+    assert "step_started" not in sagas.tap.types(run_id)
+    await sagas.appender.append(decision(ApprovalGranted, request, "bob", "ok too"))
+    events = await sagas.finished(run_id, "run_completed")
+    by_bob = [i for i, e in enumerate(events) if getattr(e, "approver", "") == "bob"]
+    assert index(events, "step_started", "s1") > by_bob[0]
+
+
+async def test_a_failing_run_withdraws_its_pending_approval_at_once(sagas: Sagas) -> None:
+    sagas.hooks.hooks["/refuse-sibling"].statuses = [422]
+    url = f"{sagas.hooks.base_url}/refuse-sibling"
+    run_id = await sagas.submit(f"say go then post to {url} and also pay 5 EUR to bob")
+    started = time.monotonic()
+    events = await sagas.finished(run_id, "run_failed", timeout_s=60)
+    assert time.monotonic() - started < 30  # not the approval's 3600 s timeout
+    denied = of_type(events, ApprovalDenied)
+    assert [(d.approver, d.step_id) for d in denied] == [("system:withdrawn", "s3")]  # type: ignore[attr-defined]
+    assert "step s2 failed" in denied[0].reason  # type: ignore[attr-defined]
+    assert "s3" not in [
+        getattr(e, "step_id", "") for e in events if e.envelope.event_type == "step_started"
+    ]
+    failed = of_type(events, RunFailed)[0]
+    assert isinstance(failed, RunFailed) and failed.failed_step_id == "s2"
 
 
 async def test_approval_timeout_denies_and_compensates(sagas: Sagas) -> None:
@@ -414,6 +469,20 @@ async def test_long_runs_continue_as_new_carrying_state(sagas: Sagas) -> None:
     events = await sagas.finished(run_id, "run_completed")
     assert [e.envelope.event_type for e in events].count("plan_generated") == 1
     assert json.loads(of_type(events, RunCompleted)[0].result_json)["s9"]["inserted"] is True  # type: ignore[attr-defined]
+
+
+def requester_grant(request: ApprovalRequested) -> Event:
+    """A grant in the requester's own name: the workflow must not count it."""
+    env = request.envelope
+    envelope = ids.envelope(
+        ApprovalGranted,
+        run_id=env.run_id,
+        tenant_id=env.tenant_id,
+        actor=request.requested_by,
+        correlation_id=env.run_id,
+        discriminator=(request.approval_id, "self"),
+    )
+    return ApprovalGranted(envelope, request.approval_id, request.step_id, request.requested_by)
 
 
 def decision(
