@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -139,6 +140,13 @@ def activity_methods(acts: SagaActivities) -> list[Callable[..., object]]:
     ]
 
 
+# A run's workflow tasks go to the worker that last ran it (its sticky queue); when that
+# worker is gone they move to the shared queue after this long (SDK default: 10 s).
+STICKY_TIMEOUT = timedelta(seconds=3)
+# On SIGTERM, steps in flight get this long to finish before they are cancelled.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+
 def build_worker(client: Client, settings: Settings, acts: SagaActivities) -> Worker:
     """A worker serving ``AgentWorkflow`` and its activities on the settings' task queue."""
     return Worker(
@@ -147,6 +155,8 @@ def build_worker(client: Client, settings: Settings, acts: SagaActivities) -> Wo
         workflows=[AgentWorkflow],
         activities=activity_methods(acts),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 
