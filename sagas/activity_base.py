@@ -59,6 +59,7 @@ class ActivityBase:
         attempt: int,
         arguments: dict[str, object],
         inputs: dict[str, object],
+        mark: tuple[object, ...] = (),
     ) -> ToolCall:
         return ToolCall(
             run_id=run.run_id,
@@ -68,7 +69,8 @@ class ActivityBase:
             idempotency_key=idempotency_key(run.run_id, step_id),
             arguments=arguments,
             inputs=inputs,
-            heartbeat=activity.heartbeat,
+            # A tool's own heartbeats carry the attempt's mark (see heartbeating).
+            heartbeat=lambda *_: activity.heartbeat(*mark),
         )
 
     def _envelope(self, cls: type[Event], run: m.RunRef, *discriminator: str | int) -> Envelope:
@@ -102,12 +104,17 @@ def to_wire(step: PlanStep) -> m.WireStep:
 
 
 @asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while the body runs, so a lost worker is noticed within the timeout."""
+async def heartbeating(*mark: object) -> AsyncIterator[None]:
+    """Heartbeat while the body runs, so a lost worker is noticed within the timeout.
+
+    ``mark`` travels as the heartbeat's details: the next attempt of the same activity
+    reads the last one (``activity.info().heartbeat_details``) and so learns whether
+    this attempt was lost in flight (see :func:`sagas.compensation.unknown_before`).
+    """
 
     async def pump() -> None:
         while True:
-            activity.heartbeat()
+            activity.heartbeat(*mark)
             await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     task = asyncio.create_task(pump())

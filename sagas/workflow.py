@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.approval_view import WITHDRAWN_BY
     from sagas import messages as m
     from sagas.activities import SagaActivities
-    from sagas.compensation import to_undo, unknown_outcome
+    from sagas.compensation import says_unknown, to_undo, unknown_outcome
     from sagas.options import COMPENSATE, COMPENSATION_ATTEMPTS, EMIT, PLAN, step_options
     from sagas.plan import ready_steps
 
@@ -35,6 +35,8 @@ WORKFLOW_NAME = "AgentWorkflow"
 UNDO_UNKNOWN_PATCH = "compensate-unknown-outcomes"
 # Runs started before it left a sibling's approval pending after a step failed for good.
 WITHDRAW_PATCH = "withdraw-approvals-on-failure"
+# Runs started before it did not undo a failed step one of whose attempts timed out.
+UNKNOWN_ATTEMPTS_PATCH = "compensate-unknown-attempts"
 
 
 @dataclass
@@ -234,6 +236,14 @@ class AgentWorkflow:
                 if (entry := unknown_outcome(step_input)) is not None:
                     self._unknown[step.step_id] = entry
                 await self._record_failure(ref, step, type(exc.cause).__name__, _cause(exc))
+            elif (
+                says_unknown(exc.cause.details)
+                and workflow.patched(UNKNOWN_ATTEMPTS_PATCH)
+                and (entry := unknown_outcome(step_input)) is not None
+            ):
+                # It reported a failure, but an attempt before (or its own call) may have
+                # acted: a read timeout, an attempt timed out or lost with its worker.
+                self._unknown[step.step_id] = entry
             return _Outcome(step.step_id, error=_cause(exc))
         done = m.CompletedStep(
             step_id=step.step_id,

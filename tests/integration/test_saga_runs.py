@@ -377,6 +377,92 @@ async def test_cancel_undoes_the_call_in_flight_before_what_completed(sagas: Sag
     assert row is not None and row["compensated_at"] is not None
 
 
+async def run_scripted(sagas: Sagas, plan: str, terminal: str) -> tuple[str, list[Event]]:
+    """Run ``plan`` (from a scripted planner on a worker of its own) to ``terminal``."""
+    run_id = unique("run")
+    settings = sagas.settings.model_copy(update={"temporal_task_queue": unique("saga-scripted")})
+    async with (
+        saga_worker.saga_activities(settings, planner=ScriptedPlanner(plan)) as acts,
+        saga_worker.build_worker(sagas.client, settings, acts),
+    ):
+        await sagas.client.start_workflow(
+            AgentWorkflow.run,
+            RunInput(
+                run_id=run_id,
+                tenant_id=unique("t"),
+                goal="scripted",
+                goal_event_id="no-goal-event",
+                policy=RunPolicy(),
+            ),
+            id=run_id,
+            task_queue=settings.temporal_task_queue,
+        )
+        return run_id, await sagas.finished(run_id, terminal)
+
+
+def record_then_call(base: str, path: str, **step: object) -> str:
+    return plan_json(
+        {"id": "s1", "tool": "pg_record", "arguments": {"collection": "notes", "record": {}}},
+        {
+            "id": "s2",
+            "tool": "http_call",
+            "depends_on": ["s1"],
+            **step,
+            "arguments": {
+                "url": f"{base}{path}",
+                "compensate_url": f"{base}{path}/undo",
+                **step.get("arguments", {}),  # type: ignore[dict-item]
+            },
+        },
+    )
+
+
+async def test_a_timed_out_attempt_then_a_reported_failure_is_undone(sagas: Sagas) -> None:
+    # Issue 16: attempt 1 timed out (it may have acted), attempt 2 failed: undo the step.
+    hook, undo = sagas.hooks.hooks["/late-then-fail"], sagas.hooks.hooks["/late-then-fail/undo"]
+    hook.delay_s, hook.statuses = 6.0, [200, 422]
+    plan = record_then_call(sagas.hooks.base_url, "/late-then-fail", timeout_s=2, max_attempts=2)
+
+    async def answer_the_retry_at_once() -> None:
+        await wait_until(lambda: len(hook.requests) == 1, 60, "the first attempt")
+        hook.delay_s = 0.0
+
+    quick = asyncio.create_task(answer_the_retry_at_once())
+    run_id, events = await run_scripted(sagas, plan, "run_failed")
+    await quick
+    assert [r["key"] for r in hook.requests] == [f"{run_id}:s2", f"{run_id}:s2"]
+    assert compensations(events) == [("s2", "unknown"), ("s1", "completed")]
+    assert [r["key"] for r in undo.requests] == [f"{run_id}:s2:compensate"]
+
+
+async def test_attempts_that_all_reported_failure_are_not_undone(sagas: Sagas) -> None:
+    hook = sagas.hooks.hooks["/fail-twice"]
+    hook.statuses = [503, 422]
+    plan = record_then_call(sagas.hooks.base_url, "/fail-twice", max_attempts=2)
+    _, events = await run_scripted(sagas, plan, "run_failed")
+    assert len(hook.requests) == 2
+    assert compensations(events) == [("s1", "completed")]
+
+
+async def test_an_http_read_timeout_is_an_unknown_outcome_and_is_undone(sagas: Sagas) -> None:
+    # Issue 16: the request may have landed; it used to count as a reported failure.
+    hook, undo = sagas.hooks.hooks["/no-answer"], sagas.hooks.hooks["/no-answer/undo"]
+    hook.delay_s = 5.0
+    plan = record_then_call(
+        sagas.hooks.base_url,
+        "/no-answer",
+        arguments={"timeout_s": 1},
+        timeout_s=20,
+        max_attempts=1,
+    )
+    run_id, events = await run_scripted(sagas, plan, "run_failed")
+    assert [r["key"] for r in hook.requests] == [f"{run_id}:s2"]
+    finals = [(e.step_id, e.error_type) for e in of_type(events, StepFailed) if e.final]  # type: ignore[attr-defined]
+    assert finals == [("s2", "ToolOutcomeUnknown")]
+    assert compensations(events) == [("s2", "unknown"), ("s1", "completed")]
+    assert [json.loads(r["body"])["step_outcome"] for r in undo.requests] == ["unknown"]
+
+
 async def test_a_step_abandoned_on_timeout_while_a_sibling_fails_is_undone(sagas: Sagas) -> None:
     base, run_id = sagas.hooks.base_url, unique("run")
     sagas.hooks.hooks["/sibling-refuse"].statuses = [422]
