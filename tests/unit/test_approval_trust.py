@@ -16,8 +16,9 @@ import pytest
 from domain.approval_context import REDACTED, compensation_effect, redact, redacted_json
 from domain.approval_view import WITHDRAWN_BY, ApprovalView, evolve_approval
 from domain.decisions import PendingApproval, decider_refusal, is_final_grant
-from domain.events import ApprovalDenied, ApprovalGranted, ApprovalRequested
+from domain.events import ApprovalDenied, ApprovalGranted, ApprovalRequested, GoalReceived
 from omnihub import REPO_ROOT
+from projections.fold import Loaded, fold_batch
 from streams.codec import EventCodec
 from streams.schema_registry import SchemaRegistry
 from tests.factories import AT, env
@@ -159,3 +160,18 @@ def test_v1_approval_requested_bytes_read_as_v2_with_defaults(codec: EventCodec)
     )
     again = codec.decode(codec.encode(requested(2)))
     assert isinstance(again, ApprovalRequested) and again.required_approvals == 2
+
+
+def test_the_run_keeps_waiting_after_the_first_of_two_grants() -> None:
+    goal = GoalReceived(env(GoalReceived, "run-1"), "wire 5000 USD", {}, None)  # type: ignore[arg-type]
+    first = fold_batch(Loaded(), [goal, requested(2), granted(BOB)])
+    run = first.runs["run-1"]
+    assert (run.status, run.pending_approvals, run.approval_state) == (
+        "awaiting_approval",
+        1,
+        "pending",
+    )
+    assert first.approvals["a1"].approvers == (BOB,)
+    second = fold_batch(Loaded(runs=first.runs, approvals=first.approvals), [granted(CAROL)])
+    run = second.runs["run-1"]
+    assert (run.pending_approvals, run.approval_state) == (0, "granted")
