@@ -174,8 +174,9 @@ class AgentWorkflow:
                 cancelled = True
                 if self._approving:
                     self._withdraw(f"run cancelled: {self._cancel.reason}")
-                for task in tasks.values():
-                    task.cancel()
+                for step_id, task in tasks.items():
+                    if not (self._withdrawing and step_id in self._awaiting):
+                        task.cancel()  # a withdrawn approval's task was cancelled once
             waiting: list[asyncio.Future[object]] = list(tasks.values())  # type: ignore[arg-type]
             if not cancel_seen.done():
                 waiting.append(cancel_seen)  # type: ignore[arg-type]

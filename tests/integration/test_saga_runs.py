@@ -307,6 +307,19 @@ async def test_a_failing_run_withdraws_its_pending_approval_at_once(sagas: Sagas
     assert isinstance(failed, RunFailed) and failed.failed_step_id == "s2"
 
 
+async def test_a_cancelled_run_withdraws_its_pending_approval(sagas: Sagas) -> None:
+    run_id = await sagas.submit("save the note then pay 5 EUR to bob")
+    events = await sagas.tap.wait_for(run_id, "approval_requested")
+    tenant = events[0].envelope.tenant_id
+    await sagas.appender.append(cancel_request(run_id, tenant, "not now", "user:carol"))
+    events = await sagas.finished(run_id, "run_cancelled", timeout_s=60)
+    denied = of_type(events, ApprovalDenied)
+    assert [(d.approver, d.reason) for d in denied] == [  # type: ignore[attr-defined]
+        ("system:withdrawn", "withdrawn: run cancelled: not now")
+    ]
+    assert compensations(events) == [("s1", "completed")]
+
+
 async def test_approval_timeout_denies_and_compensates(sagas: Sagas) -> None:
     run_id, tenant = unique("run"), unique("t")
     policy = RunPolicy(approval_threshold=0.7, approval_timeout_s=1.5)
