@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import Client
 
 from apps.runtime import serve
+from domain.risk_policy import policies_from
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 from sagas.bridge import SagaBridge, TemporalRuns, policy_from
@@ -41,7 +42,11 @@ async def run_bridge(
         namespace=settings.temporal_namespace,
         interceptors=client_interceptors(),
     )
-    bridge = SagaBridge(TemporalRuns(client, settings.temporal_task_queue), policy_from(settings))
+    bridge = SagaBridge(
+        TemporalRuns(client, settings.temporal_task_queue),
+        policy_from(settings),
+        policies_from(settings.tenant_policies),
+    )
     consumer = LogConsumer(
         settings,
         SAGA_BRIDGE,

@@ -6,7 +6,9 @@ resource scopes listed under it. Two scopes are deliberately implied by nothing:
 - ``audit:read`` is granted only by ``admin`` or explicitly, so an ordinary writer
   cannot read who did what;
 - ``platform:killswitch`` is granted only explicitly: a kill switch stops a feature for
-  every tenant, so no tenant's ``admin`` may hold it by implication.
+  every tenant, so no tenant's ``admin`` may hold it by implication;
+- ``approvals:decide`` is granted only explicitly (four eyes): the keys that post goals
+  are not, by default, the keys that approve them. It is not even in ``admin``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable, Mapping
 
 IMPLIES: Mapping[str, frozenset[str]] = {
     "admin": frozenset({"write", "audit:read", "keys:admin", "wallets:link"}),
-    "write": frozenset({"read", "goals:write", "approvals:decide", "runs:cancel"}),
+    "write": frozenset({"read", "goals:write", "runs:cancel"}),
     "read": frozenset({"runs:read", "approvals:read", "kpis:read", "keys:read"}),
     "keys:admin": frozenset({"keys:read"}),
     "goals:write": frozenset(),

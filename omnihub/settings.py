@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # wildcards allowed, comma-separated (see sagas/tools/url_policy.py).
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     approval_timeout_s: float = Field(default=3600.0, gt=0.0)
+    # Each tenant's risk policy and approval quorum as JSON, "*" for every tenant, e.g.
+    # {"*": {"amount_limit": 500}, "acme": {"approve": ["financial"], "approvers": 3}}
+    # (domain/risk_policy.py); read by the worker and the saga bridge at start.
+    tenant_policies: str = ""
     llm_model: str | None = None  # e.g. "openai/gpt-4o-mini"; None -> rule-based planner
     llm_api_base: str | None = None
     llm_api_key: str | None = None

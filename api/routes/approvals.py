@@ -23,7 +23,7 @@ async def list_approvals(
     state: StateDep,
     probe: FreshnessDep,
     p: ApprovalReader,
-    status: Literal["pending", "granted", "denied", "expired", "any"] = "pending",
+    status: Literal["pending", "granted", "denied", "expired", "withdrawn", "any"] = "pending",
     cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:

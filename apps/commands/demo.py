@@ -12,19 +12,25 @@ from typing import Any
 import httpx
 
 from omnihub.settings import Settings, get_settings
+from sagas.planner import UNDERSTOOD
 
 FINAL = {"run_completed", "run_failed", "run_cancelled"}
 # With no model configured the rule-based planner (sagas/planner.py) makes this a DAG: an
 # echo, then an upper-case transform and a Postgres record side by side, then a wait.
 DEMO_GOAL = (
-    "Collect this week's incident notes then shout the headline and also save the summary "
+    "Say this week's incident notes are in then shout the headline and also save the summary "
     "for the ops team then wait 1 seconds"
 )
 
 
 def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="post a demo goal and show its events as they flow")
-    demo.add_argument("--goal", default=DEMO_GOAL)
+    demo.add_argument(
+        "--goal",
+        default=DEMO_GOAL,
+        help="without a model, the rules planner plans only what it understands: "
+        + UNDERSTOOD.replace("%", "%%"),
+    )
     demo.add_argument("--tenant", default="demo")
     demo.add_argument("--seconds", type=float, default=60, help="how long to follow the run")
     demo.add_argument(
