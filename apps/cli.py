@@ -29,6 +29,7 @@ COMMANDS = {
     "audit": "apps.commands.keys",
     "contracts": "apps.commands.contracts",
     "tenants": "apps.commands.tenants",
+    "config": "apps.commands.config",
     "trace": "apps.commands.trace",
 }
 

@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("up", _up, "start services (default: all) and wait until healthy"),
         ("down", _down, "stop services (default: all), in reverse order"),
         ("status", _status, "show state, pid and endpoint; exit 1 unless all are running"),
+        ("restart", _restart, "stop, then start services (default: OmniHub's processes)"),
     )
     for name, handler, text in commands:
         command = sub.add_parser(name, help=text, description=text)
@@ -73,6 +74,21 @@ def _up(args: argparse.Namespace) -> int:
         known = _known(args.services)
         if known is not None:
             _print(stack.status(cfg, known))
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    """Down then up: by default OmniHub's own processes, not the servers holding data."""
+    from infra.platform import SERVICES as PROCESSES
+
+    cfg = StackConfig.from_env()
+    names = args.services or [spec.name for spec in PROCESSES]
+    try:
+        stack.down(cfg, names)
+        _print(stack.up(cfg, names))
+    except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,19 @@ def test_each_command_is_registered_by_the_module_the_cli_loads_for_it() -> None
     assert _choices(build_parser()) == set(COMMANDS)
     for command in COMMANDS:
         assert command in _choices(build_parser(command)), command
+
+
+def test_config_show_redacts_secrets_and_dsn_passwords() -> None:
+    from apps.commands.config import redacted
+
+    shown = redacted(
+        Settings(
+            secret_key="s3cr3t-value",
+            llm_api_key="sk-abc",
+            postgres_dsn="postgresql://app:hunter2@db:5432/omnihub",
+        )
+    )
+    text = json.dumps(shown)
+    assert "s3cr3t-value" not in text and "sk-abc" not in text and "hunter2" not in text
+    assert shown["OMNIHUB_POSTGRES_DSN"] == "postgresql://app:***@db:5432/omnihub"
+    assert shown["OMNIHUB_KAFKA_BOOTSTRAP"] == Settings().kafka_bootstrap
