@@ -26,7 +26,7 @@ COMMANDS = {
     "demo": "apps.commands.demo",
     "projections": "apps.commands.projections",
     "keys": "apps.commands.keys",
-    "audit": "apps.commands.keys",
+    "audit": "apps.commands.audit",
     "contracts": "apps.commands.contracts",
     "tenants": "apps.commands.tenants",
     "config": "apps.commands.config",
