@@ -101,6 +101,7 @@ class Pipeline:
         max_records: int | None = None,
         retry_delay_s: float = 0.5,
         max_attempts: int = 3,
+        announce_deadletters: bool = True,
     ) -> None:
         self.name = subscription.consumer
         self.subscription = subscription
@@ -116,6 +117,9 @@ class Pipeline:
         self._max_records = max_records or settings.consumer_max_records
         self._retry_delay_s = retry_delay_s
         self._max_attempts = max_attempts
+        # A rebuild replays records the live consumer dead-lettered already: it counts
+        # them, and an error line for each would cry wolf.
+        self._announce = announce_deadletters
         self._topics = [topic_name(settings, t) for t in subscription.topics]
         self._stop = asyncio.Event()
         # Per partition, the offset every handler has applied up to in this process:
@@ -222,15 +226,16 @@ class Pipeline:
     async def _dead_letter(
         self, topic: str, partition: int, raw: RawRecord, reason: str, detail: str
     ) -> None:
-        log.error(
-            "%s: dead-lettering %s:%d:%d: %s %s",
-            self.name,
-            topic,
-            partition,
-            raw.offset,
-            reason,
-            detail,
-        )
+        if self._announce:
+            log.error(
+                "%s: dead-lettering %s:%d:%d: %s %s",
+                self.name,
+                topic,
+                partition,
+                raw.offset,
+                reason,
+                detail,
+            )
         letter = DeadLetter(
             topic, partition, raw.offset, reason, detail, raw.key, raw.value, raw.headers
         )

@@ -93,10 +93,33 @@ def _rebuild(args: argparse.Namespace) -> int:
             f"{name}: {report.events} events in {report.seconds:.1f}s "
             f"({report.events_per_s:.0f}/s); {verdict}; {action}"
         )
+        for line in compared(report):
+            print(f"  {line}")
+        if report.poison:
+            print(f"  {report.poison} records skipped: undecodable or unfoldable, dead-lettered"
+                  " by the live projector already (see omnihub.deadletter.v1)")  # fmt: skip
         for line in report.differences:
             print(f"  {line}", file=sys.stderr)
         ok = ok and (report.equal or report.swapped)
     return 0 if ok else 1
+
+
+def compared(report: Any) -> list[str]:
+    """What the verdict rests on: each table's rows and content checksum, both sides."""
+    lines = []
+    for key in sorted(set(report.live) | set(report.rebuilt)):
+        if key == "positions":
+            continue
+        live, rebuilt = report.live.get(key), report.rebuilt.get(key)
+        same = "same" if live == rebuilt else "DIFFERENT"
+        lines.append(f"{key}: live {_sum(live)}, rebuilt {_sum(rebuilt)} ({same})")
+    return lines
+
+
+def _sum(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]} rows, md5 {value[1]}"
+    return str(value)
 
 
 def _instant(text: str) -> datetime:
