@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grimp
 import httpx
+import pytest
 
 from apps.cli import COMMANDS, build_parser
 from apps.worker import build_registry
@@ -101,3 +102,16 @@ def test_config_show_redacts_secrets_and_dsn_passwords() -> None:
     assert "s3cr3t-value" not in text and "sk-abc" not in text and "hunter2" not in text
     assert shown["OMNIHUB_POSTGRES_DSN"] == "postgresql://app:***@db:5432/omnihub"
     assert shown["OMNIHUB_KAFKA_BOOTSTRAP"] == Settings().kafka_bootstrap
+
+
+def test_a_changed_configuration_changes_what_a_running_process_is_compared_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infra.config import StackConfig
+    from infra.platform import running_version
+
+    cfg = StackConfig()
+    before = running_version(cfg)
+    assert running_version(cfg) == before
+    monkeypatch.setenv("OMNIHUB_APPROVAL_THRESHOLD", "0.5")
+    assert running_version(cfg) != before
