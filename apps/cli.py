@@ -30,6 +30,7 @@ COMMANDS = {
     "contracts": "apps.commands.contracts",
     "tenants": "apps.commands.tenants",
     "config": "apps.commands.config",
+    "deadletters": "apps.commands.deadletters",
     "trace": "apps.commands.trace",
 }
 
