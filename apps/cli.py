@@ -31,6 +31,7 @@ COMMANDS = {
     "tenants": "apps.commands.tenants",
     "config": "apps.commands.config",
     "deadletters": "apps.commands.deadletters",
+    "doctor": "apps.commands.doctor",
     "trace": "apps.commands.trace",
 }
 

@@ -125,9 +125,7 @@ async def _run_one(conn: asyncpg.Connection, schema: str, m: Migration) -> None:
     ident = quote_ident(schema)
     try:
         async with conn.transaction():
-            await conn.execute(
-                "SELECT set_config('search_path', $1, true)", f"{ident}, public"
-            )
+            await conn.execute("SELECT set_config('search_path', $1, true)", f"{ident}, public")
             await conn.execute(m.sql)
             await conn.execute(
                 f"INSERT INTO {ident}.{TRACKING_TABLE} (name, checksum) VALUES ($1, $2)",
@@ -141,3 +139,12 @@ async def _run_one(conn: asyncpg.Connection, schema: str, m: Migration) -> None:
 def quote_ident(name: str) -> str:
     """``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+async def pending_migrations(conn: asyncpg.Connection, schema: str = "public") -> list[str]:
+    """Migrations not yet applied in ``schema`` (or in ``public``, where the saga tools'
+    tables live), and applied ones edited since: what a doctor reports."""
+    applied = {**await _applied(conn, "public"), **await _applied(conn, schema)}
+    wanted = load_migrations()
+    edited = [f"{m.name} (edited)" for m in wanted if applied.get(m.name, m.checksum) != m.checksum]
+    return [m.name for m in wanted if m.name not in applied] + edited

@@ -56,6 +56,19 @@ class LiteLLMPlanner:
         """Import litellm now (seconds), not inside the first activity."""
         _litellm()
 
+    async def ping(self) -> None:
+        """One small call to the model: raises if it cannot be reached or refuses."""
+        litellm = _litellm()
+        await litellm.acompletion(
+            model=self.model,
+            messages=[{"role": "user", "content": "Answer with the word ok."}],
+            api_base=self._api_base,
+            api_key=resolve_api_key(self.model, self._api_base, self._api_key, os.environ),
+            timeout=self._timeout_s,
+            max_tokens=5,
+            num_retries=0,
+        )
+
     async def propose(self, request: PlanRequest) -> Mapping[str, Any]:
         litellm = _litellm()
         try:

@@ -103,6 +103,13 @@ async def ensure_topics(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) 
     return mismatches
 
 
+async def check_topics(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> list[str]:
+    """How the cluster differs from the declaration, changing nothing (missing topics too)."""
+    existing = set(await admin.list_topics())
+    missing = [f"{s.name}: missing" for s in specs if s.name not in existing]
+    return missing + await _mismatches(admin, [s for s in specs if s.name in existing])
+
+
 async def _create(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> set[str]:
     """Create ``specs``; the names this call really created.
 

@@ -85,18 +85,19 @@ def platform(stack: StackConfig, tmp_path_factory: pytest.TempPathFactory) -> It
             chaos.start(name)
         stack_.callback(chaos.stop_all)
         api = stack_.enter_context(running_api(env, logs))
-        yield chaos, api, cli_key(env, "chaos", "write")
+        yield chaos, api, cli_key(env, unique("chaos"), "write")
 
 
 async def _post_goals(client: httpx.AsyncClient) -> list[str]:
     accepted = []
+    batch = unique("chaos")  # idempotency keys are remembered in Redis across test runs
     for i in range(GOALS):
         started = time.monotonic()
         for _ in range(20):  # the API stays up; a 503 while Kafka is busy is retried
             r = await client.post(
                 "/api/v1/goals",
                 json={"goal": f"say hi {i} then save the result"},
-                headers={"Idempotency-Key": f"chaos-{i}"},
+                headers={"Idempotency-Key": f"{batch}-{i}"},
             )
             if r.status_code == 202:
                 accepted.append(r.json()["run_id"])
