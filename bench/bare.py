@@ -60,9 +60,7 @@ async def bare_producer_rate(config: Mapping[str, object], topic: str, n: int) -
     try:
         await producer.send_and_wait(topic, BODY, key=b"warm")
         started = time.perf_counter()
-        futures = [
-            await producer.send(topic, BODY, key=uuid.uuid4().bytes) for _ in range(n)
-        ]
+        futures = [await producer.send(topic, BODY, key=uuid.uuid4().bytes) for _ in range(n)]
         await asyncio.gather(*futures)
         return n / (time.perf_counter() - started)
     finally:

@@ -61,7 +61,9 @@ def env_for(cfg: StackConfig, tag: str) -> dict[str, str]:
     }
 
 
-async def http_figures(cfg: StackConfig, tag: str, logs: Path, a: argparse.Namespace) -> dict[str, Any]:
+async def http_figures(
+    cfg: StackConfig, tag: str, logs: Path, a: argparse.Namespace
+) -> dict[str, Any]:
     env = env_for(cfg, tag)
     with bare.running_uvicorn("bench.bare:create_app", env, logs) as url:
         bare_http = await pp.http_rate(url, "none", a.http_seconds, a.concurrency)
@@ -76,9 +78,14 @@ async def http_figures(cfg: StackConfig, tag: str, logs: Path, a: argparse.Names
     print(f"HTTP ingestion {http['per_s']:,.0f}/s (p99 {http['p99_ms']:.0f} ms) vs bare "
           f"FastAPI {bare_http['per_s']:,.0f}/s [{http['generator']}]; bare producer "
           f"{producer:,.0f}/s; CPU % {cpu}")  # fmt: skip
-    return {"http_goals_per_s": round(http["per_s"], 1), "bare_http_per_s": round(bare_http["per_s"], 1),
-            "http_p99_ms": round(http["p99_ms"], 1), "bare_producer_per_s": round(producer),
-            "load_generator": http["generator"], "http_cpu_percent": cpu}  # fmt: skip
+    return {
+        "http_goals_per_s": round(http["per_s"], 1),
+        "bare_http_per_s": round(bare_http["per_s"], 1),
+        "http_p99_ms": round(http["p99_ms"], 1),
+        "bare_producer_per_s": round(producer),
+        "load_generator": http["generator"],
+        "http_cpu_percent": cpu,
+    }
 
 
 async def projection_figures(tag: str, a: argparse.Namespace) -> dict[str, Any]:
@@ -100,7 +107,9 @@ async def projection_figures(tag: str, a: argparse.Namespace) -> dict[str, Any]:
             "lag_p99_ms_at_2000": round(p99, 1)}  # fmt: skip
 
 
-async def e2e_figures(cfg: StackConfig, tag: str, logs: Path, a: argparse.Namespace) -> dict[str, Any]:
+async def e2e_figures(
+    cfg: StackConfig, tag: str, logs: Path, a: argparse.Namespace
+) -> dict[str, Any]:
     env = env_for(cfg, tag)
     names = ["gateway", "saga-bridge", "worker", "projector"]
     best: dict[str, Any] = {"goals_per_s": 0.0, "e2e_p99_ms": None}
@@ -112,7 +121,10 @@ async def e2e_figures(cfg: StackConfig, tag: str, logs: Path, a: argparse.Namesp
             before, t0 = pp.cpu_seconds(procs), time.perf_counter()
             got = await pp.offer(url, key, rate, a.window, a.window * 2)
             row = pp.summarize(got, a.window) | {
-                "cpu_percent": pp.cpu_percent(before, pp.cpu_seconds(procs), time.perf_counter() - t0)}
+                "cpu_percent": pp.cpu_percent(
+                    before, pp.cpu_seconds(procs), time.perf_counter() - t0
+                )
+            }
             steps.append(row)
             print(f"offered {rate}/s: {json.dumps(row)}")
             if not row["sustained"]:

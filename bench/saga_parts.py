@@ -26,18 +26,22 @@ from sagas.workflow import AgentWorkflow
 from streams.admin import ensure_declared_topics
 
 
-async def activity_ms(client: Client, workflow_ids: Sequence[str]) -> list[float]:
-    """Scheduled -> completed milliseconds of every activity of these workflows."""
-    out: list[float] = []
+async def activity_ms(client: Client, workflow_ids: Sequence[str]) -> dict[str, list[float]]:
+    """Scheduled -> completed milliseconds of every activity of these workflows, by type."""
+    out: dict[str, list[float]] = {}
     for wid in workflow_ids:
         history = await client.get_workflow_handle(wid).fetch_history()
         scheduled = {}
         for ev in history.events:
             if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                scheduled[ev.event_id] = ev.event_time.ToDatetime()
+                attrs = ev.activity_task_scheduled_event_attributes
+                scheduled[ev.event_id] = (attrs.activity_type.name, ev.event_time.ToDatetime())
             elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                began = scheduled[ev.activity_task_completed_event_attributes.scheduled_event_id]
-                out.append((ev.event_time.ToDatetime() - began).total_seconds() * 1000)
+                kind, began = scheduled[
+                    ev.activity_task_completed_event_attributes.scheduled_event_id
+                ]
+                ms = (ev.event_time.ToDatetime() - began).total_seconds() * 1000
+                out.setdefault(kind, []).append(ms)
     return out
 
 
@@ -56,9 +60,12 @@ async def sequential(client: Client, queue: str, bare_queue: str, n: int) -> dic
         wid = f"bare-{uuid.uuid4()}"
         await client.execute_workflow(bare.BareWorkflow.run, id=wid, task_queue=bare_queue)
         plain.append(wid)
-    o, b = await activity_ms(client, omni), await activity_ms(client, plain)
-    return {"activity_p95_ms": round(p95(o), 1), "bare_activity_p95_ms": round(p95(b), 1),
-            "activity_overhead_p95_ms": round(p95(o) - p95(b), 1),
+    kinds, b = await activity_ms(client, omni), await activity_ms(client, plain)
+    o = [ms for values in kinds.values() for ms in values]
+    plain_ms = [ms for values in b.values() for ms in values]
+    return {"activity_p95_ms": round(p95(o), 1), "bare_activity_p95_ms": round(p95(plain_ms), 1),
+            "activity_overhead_p95_ms": round(p95(o) - p95(plain_ms), 1),
+            "activity_p95_ms_by_type": {k: round(p95(v), 1) for k, v in kinds.items()},
             "activities_per_run": round(len(o) / n, 1)}  # fmt: skip
 
 
@@ -84,7 +91,8 @@ async def saga_figures(settings: Settings, runs: int, concurrent: int) -> dict[s
           f"{bare_rate:.2f}/s ({runs} at once, one worker); {many['completed']}/{concurrent} "
           f"started at once completed in {many['seconds']} s; activity p95 "
           f"{seq['activity_p95_ms']} ms vs no-op {seq['bare_activity_p95_ms']} ms "
-          f"({seq['activities_per_run']} activities per run); worker CPU "
+          f"({seq['activities_per_run']} activities per run: {seq['activity_p95_ms_by_type']}); "
+          f"worker CPU "
           f"{time.process_time() - cpu0:.1f} s")  # fmt: skip
     await asyncio.sleep(0)
     return {"saga_runs_per_s": omni["runs_per_s_per_worker"],
