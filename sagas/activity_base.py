@@ -9,7 +9,7 @@ consumers recognise as the same facts. Tool effects carry the idempotency key
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from temporalio import activity
@@ -82,17 +82,6 @@ class ActivityBase:
     async def _append(self, event: Event) -> None:
         # LogUnavailable propagates: the activity is retried and appends the same ids.
         await self._appender.append(event)
-
-    async def _append_pipelined(self, event: Event) -> Awaitable[object]:
-        """Enqueue ``event`` ahead of the activity's next append and return its
-        acknowledgement to await before the activity returns: one Kafka round trip per
-        activity instead of one per event. An appender without ``enqueue`` appends now."""
-        enqueue = getattr(self._appender, "enqueue", None)
-        if enqueue is None:
-            await self._append(event)
-            return asyncio.sleep(0)
-        ack: Awaitable[object] = await enqueue(event)
-        return ack
 
 
 def to_wire(step: PlanStep) -> m.WireStep:

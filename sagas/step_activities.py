@@ -30,7 +30,7 @@ class StepActivities(ActivityBase):
         """Run one step's tool once per attempt, appending started and completed/failed."""
         attempt = activity.info().attempt
         step, run = inp.step, inp.run
-        started_ack = await self._append_pipelined(
+        await self._append(
             StepStarted(
                 self._envelope(StepStarted, run, step.step_id, attempt),
                 step.step_id,
@@ -38,13 +38,6 @@ class StepActivities(ActivityBase):
                 attempt,
             )
         )
-        try:
-            return await self._run_started(inp, attempt)
-        finally:
-            await started_ack  # acknowledged before the activity completes, as before
-
-    async def _run_started(self, inp: m.StepInput, attempt: int) -> m.StepOutput:
-        step, run = inp.step, inp.run
         started = time.monotonic()
         try:
             arguments, result = await self._invoke(inp, attempt)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -108,25 +108,6 @@ class KafkaEventAppender:
             AppendResult(e.envelope.event_id, m.topic, m.partition, m.offset)
             for e, m in zip(events, metas, strict=True)
         ]
-
-    async def enqueue(self, event: Event) -> Awaitable[AppendResult]:
-        """Hand ``event`` to the producer now, fixing its place before whatever is
-        appended next for its run; await the result for the acknowledgement (same
-        guarantees as :meth:`append`). Raises :class:`LogUnavailable`."""
-        producer = await self._ensure_producer()
-        try:
-            future = await self._send(producer, event)
-        except KafkaError as exc:
-            raise LogUnavailable(f"Kafka did not take the append: {exc!r}") from exc
-        return self._acknowledged(event, future)
-
-    async def _acknowledged(self, event: Event, future: asyncio.Future) -> AppendResult:  # type: ignore[type-arg]
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                meta = await future
-        except (KafkaError, TimeoutError) as exc:
-            raise LogUnavailable(f"Kafka did not acknowledge the append: {exc!r}") from exc
-        return AppendResult(event.envelope.event_id, meta.topic, meta.partition, meta.offset)
 
     async def _send(self, producer: AIOKafkaProducer, event: Event) -> asyncio.Future:  # type: ignore[type-arg]
         env = event.envelope
