@@ -40,5 +40,6 @@ bench: up
 	$(VENV)/python bench/bench_ingest.py
 	$(VENV)/python bench/bench_projections.py
 	$(VENV)/python bench/bench_sagas.py
+	$(VENV)/python bench/bench_temporal_sqlite.py
 	$(VENV)/python bench/bench_plan_cache.py
 	$(VENV)/python bench/bench_pipeline.py $(if $(QUICK),--quick,)

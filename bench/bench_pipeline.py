@@ -66,18 +66,26 @@ async def http_figures(
 ) -> dict[str, Any]:
     env = env_for(cfg, tag)
     with bare.running_uvicorn("bench.bare:create_app", env, logs) as url:
+        server = {"bare": pp.listening(url)}
+        before = pp.cpu_seconds(server)
         bare_http = await pp.http_rate(url, "none", a.http_seconds, a.concurrency)
+        bare_cpu_s = pp.cpu_seconds(server)["bare"] - before["bare"]
     with pp.omnihub(env, logs, ["gateway"]) as (url, key, procs):
         before, t0 = pp.cpu_seconds(procs), time.perf_counter()
         http = await pp.http_rate(url, key, a.http_seconds, a.concurrency)
-        cpu = pp.cpu_percent(before, pp.cpu_seconds(procs), time.perf_counter() - t0)
+        after = pp.cpu_seconds(procs)
+        cpu = pp.cpu_percent(before, after, time.perf_counter() - t0)
+    # CPU per request: what the share of a loaded machine's cores does not change.
+    api_ms = 1000 * (after["api"] - before["api"]) / max(http["requests"], 1)
+    bare_ms = 1000 * bare_cpu_s / max(bare_http["requests"], 1)
     os.environ.update(env)
     settings = Settings()
     topic = topic_name(settings, Topic.RUNS)
     producer = await bare.bare_producer_rate(producer_config(settings), topic, a.produce)
     print(f"HTTP ingestion {http['per_s']:,.0f}/s (p99 {http['p99_ms']:.0f} ms) vs bare "
           f"FastAPI {bare_http['per_s']:,.0f}/s [{http['generator']}]; bare producer "
-          f"{producer:,.0f}/s; CPU % {cpu}")  # fmt: skip
+          f"{producer:,.0f}/s; CPU % {cpu}; server CPU per request {api_ms:.2f} ms vs bare "
+          f"{bare_ms:.2f} ms")  # fmt: skip
     return {
         "http_goals_per_s": round(http["per_s"], 1),
         "bare_http_per_s": round(bare_http["per_s"], 1),
@@ -85,6 +93,8 @@ async def http_figures(
         "bare_producer_per_s": round(producer),
         "load_generator": http["generator"],
         "http_cpu_percent": cpu,
+        "api_cpu_ms_per_request": round(api_ms, 2),
+        "bare_http_cpu_ms_per_request": round(bare_ms, 2),
     }
 
 

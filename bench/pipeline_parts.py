@@ -49,7 +49,7 @@ def omnihub(
             for name in names
         }
         url = stack.enter_context(running_api(env, logs))
-        procs["api"] = _listening(url) or procs.get("gateway", psutil.Process())
+        procs["api"] = listening(url)
         yield url, create_key_with(env, "write"), procs
 
 
@@ -58,12 +58,13 @@ def create_key_with(env: Mapping[str, str], scopes: str) -> str:
     return create_key(dict(env), scopes)
 
 
-def _listening(url: str) -> psutil.Process | None:
+def listening(url: str) -> psutil.Process:
+    """The process listening on ``url``'s port."""
     port = int(url.rsplit(":", 1)[1])
     for conn in psutil.net_connections("tcp"):
         if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
             return psutil.Process(conn.pid)
-    return None
+    raise RuntimeError(f"nothing listens on {url}")
 
 
 def cpu_seconds(procs: Mapping[str, psutil.Process]) -> dict[str, float]:
@@ -90,7 +91,7 @@ async def http_rate(url: str, key: str, seconds: float, concurrency: int) -> dic
     if shutil.which("wrk"):
         wrk = await asyncio.to_thread(bench_wrk, url, key, int(seconds), concurrency)
         return {"per_s": wrk["requests"] / wrk["seconds"], "p99_ms": wrk["p99_us"] / 1000,
-                "generator": "wrk"}  # fmt: skip
+                "generator": "wrk", "requests": wrk["requests"]}  # fmt: skip
     return await _httpx_rate(url, key, seconds, concurrency)
 
 
@@ -113,7 +114,7 @@ async def _httpx_rate(url: str, key: str, seconds: float, concurrency: int) -> d
         await asyncio.gather(*(loop() for _ in range(concurrency)))
         took = time.perf_counter() - began
     return {"per_s": len(lat) / took, "p99_ms": pct(lat, 99) * 1000, "generator": "httpx",
-            "retried": retried}  # fmt: skip
+            "retried": retried, "requests": len(lat)}  # fmt: skip
 
 
 def _client(url: str, key: str, concurrency: int) -> httpx.AsyncClient:
