@@ -176,8 +176,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     q = a.quick
     a.http_seconds, a.concurrency, a.produce = (5 if q else 10), 32, (10000 if q else 50000)
     a.backlog_runs, a.lag_seconds = (1000 if q else 4000), (5 if q else 15)
-    a.runs, a.concurrent = (60 if q else 200), (100 if q else 1000)
-    a.start_rate, a.max_rate, a.window = 1, (4 if q else 64), (8 if q else 20)
+    a.runs, a.concurrent = (50 if q else 200), (100 if q else 1000)
+    a.start_rate, a.max_rate, a.window = 1, (4 if q else 64), (6 if q else 20)
     return a
 
 
