@@ -102,10 +102,7 @@ async def saga_activities(
     unless one is given."""
     async with AsyncExitStack() as stack:
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-        # An activity awaits each append before its next step: a linger would only add
-        # its wait to every step (two appends per step). Concurrent activities still
-        # share produce requests, batched while one is in flight.
-        appender = KafkaEventAppender(settings.model_copy(update={"producer_linger_ms": 0}), codec)
+        appender = KafkaEventAppender(settings, codec)
         stack.push_async_callback(appender.stop)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(30.0)))
         postgres = Lazy(_pool_factory(settings), _close_pool)
