@@ -36,6 +36,7 @@ from bench import bare
 from bench import bench_projections as bp
 from bench import pipeline_parts as pp
 from bench.saga_parts import saga_figures
+from bench.scale_parts import projectors_rate
 from infra.backing import SERVICES
 from infra.stack import StackConfig, up
 from omnihub.settings import Settings
@@ -145,6 +146,25 @@ async def e2e_figures(
             "e2e_p99_ms": best["e2e_p99_ms"], "e2e_steps": steps}  # fmt: skip
 
 
+async def scale_figures(
+    cfg: StackConfig, tag: str, logs: Path, a: argparse.Namespace
+) -> dict[str, Any]:
+    """One projector process, then two, on the same backlog (fresh topics each)."""
+    rows = {}
+    for n in (1, 2):
+        env = env_for(cfg, f"{tag}x{n}")
+        settings = Settings(topic_prefix=env["OMNIHUB_TOPIC_PREFIX"], projections_schema=env[
+            "OMNIHUB_PROJECTIONS_SCHEMA"], projections_redis_prefix=env[
+            "OMNIHUB_PROJECTIONS_REDIS_PREFIX"], topic_partitions=6)  # fmt: skip
+        env["OMNIHUB_TOPIC_PARTITIONS"] = "6"
+        rows[n] = await projectors_rate(env, settings, logs, n, 4000)  # ~25,600 events
+        print(f"{n} projector process(es): {json.dumps(rows[n])}")
+    return {"projectors_1_events_per_s": rows[1]["events_per_s"],
+            "projectors_2_events_per_s": rows[2]["events_per_s"],
+            "projectors_2_over_1": round(rows[2]["events_per_s"] / rows[1]["events_per_s"], 2),
+            "projectors_cpu_percent": {n: r["cpu_percent"] for n, r in rows.items()}}  # fmt: skip
+
+
 async def main(a: argparse.Namespace) -> None:
     cfg = StackConfig.from_env()
     up(cfg, BACKING)
@@ -161,6 +181,8 @@ async def main(a: argparse.Namespace) -> None:
         result |= await saga_figures(Settings(), a.runs, a.concurrent)
     if "e2e" in a.stages:
         result |= await e2e_figures(cfg, tag + "e", logs, a)
+    if "scale" in a.stages:
+        result |= await scale_figures(cfg, tag, logs, a)
     result["loadavg_before"] = [round(x, 2) for x in load_before]
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(f"machine: {os.cpu_count()} cores, load average {result['loadavg_before']} before, "
@@ -171,9 +193,10 @@ async def main(a: argparse.Namespace) -> None:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short windows: under 3 minutes")
-    p.add_argument("--stages", default="http,projections,sagas,e2e", help="which, comma-separated")
+    p.add_argument("--stages", help="comma-separated; default: all (--quick: all but scale)")
     a = p.parse_args(argv)
     q = a.quick
+    a.stages = a.stages or ("http,projections,sagas,e2e" + ("" if q else ",scale"))
     a.http_seconds, a.concurrency, a.produce = (5 if q else 10), 32, (10000 if q else 50000)
     a.backlog_runs, a.lag_seconds = (1000 if q else 4000), (5 if q else 15)
     a.runs, a.concurrent = (50 if q else 200), (100 if q else 1000)

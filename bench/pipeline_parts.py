@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import statistics
 import time
@@ -65,6 +66,16 @@ def listening(url: str) -> psutil.Process:
         if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
             return psutil.Process(conn.pid)
     raise RuntimeError(f"nothing listens on {url}")
+
+
+def servers(state_dir: Path) -> dict[str, psutil.Process]:
+    """The stack's Kafka, Postgres, Redis and Temporal processes (from their pid files)."""
+    out = {}
+    for name in ("kafka", "postgres", "redis", "temporal"):
+        with contextlib.suppress(OSError, ValueError, KeyError, psutil.Error):
+            pid = json.loads((state_dir / "run" / f"{name}.pid").read_text())["pid"]
+            out[name] = psutil.Process(int(pid))
+    return out
 
 
 def cpu_seconds(procs: Mapping[str, psutil.Process]) -> dict[str, float]:
