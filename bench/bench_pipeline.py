@@ -32,11 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from apps import worker as saga_worker
 from bench import bare
 from bench import bench_projections as bp
 from bench import pipeline_parts as pp
 from bench.saga_parts import saga_figures
-from bench.scale_parts import projectors_rate
+from bench.scale_parts import projectors_rate, workers_rate
 from infra.backing import SERVICES
 from infra.stack import StackConfig, up
 from omnihub.settings import Settings
@@ -159,7 +160,17 @@ async def scale_figures(
         env["OMNIHUB_TOPIC_PARTITIONS"] = "6"
         rows[n] = await projectors_rate(env, settings, logs, n, 4000)  # ~25,600 events
         print(f"{n} projector process(es): {json.dumps(rows[n])}")
-    return {"projectors_1_events_per_s": rows[1]["events_per_s"],
+    client = await saga_worker.connect(Settings())
+    workers = {}
+    for n in (1, 2):
+        env = env_for(cfg, f"{tag}w{n}")
+        workers[n] = await workers_rate(env, client, logs, n, a.runs)
+        print(f"{n} worker process(es): {json.dumps(workers[n])}")
+    return {"workers_1_runs_per_s": workers[1]["runs_per_s"],
+            "workers_2_runs_per_s": workers[2]["runs_per_s"],
+            "workers_2_over_1": round(workers[2]["runs_per_s"] / workers[1]["runs_per_s"], 2),
+            "workers_cpu_percent": {n: r["cpu_percent"] for n, r in workers.items()},
+            "projectors_1_events_per_s": rows[1]["events_per_s"],
             "projectors_2_events_per_s": rows[2]["events_per_s"],
             "projectors_2_over_1": round(rows[2]["events_per_s"] / rows[1]["events_per_s"], 2),
             "projectors_cpu_percent": {n: r["cpu_percent"] for n, r in rows.items()}}  # fmt: skip

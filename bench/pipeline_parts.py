@@ -94,7 +94,8 @@ def cpu_percent(
     before: Mapping[str, float], after: Mapping[str, float], wall: float
 ) -> dict[str, float]:
     """Percent of one core each process used between two :func:`cpu_seconds`."""
-    return {k: round(100 * (after[k] - before.get(k, 0.0)) / wall, 1) for k in after}
+    # max(0): a server whose child exited (a Postgres backend) loses its CPU time
+    return {k: round(max(0.0, 100 * (after[k] - before.get(k, 0.0)) / wall), 1) for k in after}
 
 
 async def http_rate(url: str, key: str, seconds: float, concurrency: int) -> dict[str, Any]:

@@ -18,9 +18,14 @@ from typing import Any
 
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from bench import bench_projections as bp
 from bench import pipeline_parts as pp
+from bench.bench_sagas import throughput
 from infra.launch import omnihub_argv, running
 from omnihub.settings import Settings
 from streams.admin import ensure_declared_topics
@@ -84,3 +89,43 @@ async def _group_stable(settings: Settings, group: str, n: int, wait_s: float = 
         raise RuntimeError(f"{group}: {n} members never became stable")
     finally:
         await admin.close()
+
+
+async def workers_rate(
+    env: Mapping[str, str], client: Client, logs: Path, n: int, runs: int
+) -> dict[str, Any]:
+    """Runs/s of ``runs`` three-step runs started at once on ``n`` worker processes."""
+    queue = env["OMNIHUB_TEMPORAL_TASK_QUEUE"]
+    await ensure_declared_topics(Settings(topic_prefix=env["OMNIHUB_TOPIC_PREFIX"]))
+    with contextlib.ExitStack() as stack:
+        procs = {
+            f"worker{i}": psutil.Process(
+                stack.enter_context(
+                    running(omnihub_argv("worker", "run"), env, logs / f"workers-{n}-{i}.log")
+                ).pid
+            )
+            for i in range(n)
+        }
+        await _pollers(client, queue, n)
+        await throughput(client, queue, 5)  # warm-up: every worker's sandbox and clients
+        procs |= pp.servers(Path(env["OMNIHUB_STATE_DIR"]))
+        before, t0 = pp.cpu_seconds(procs), time.perf_counter()
+        got = await throughput(client, queue, runs)
+        cpu = pp.cpu_percent(before, pp.cpu_seconds(procs), time.perf_counter() - t0)
+    return {"runs_per_s": got["runs_per_s_per_worker"], "completed": got["completed"],
+            "cpu_percent": cpu}  # fmt: skip
+
+
+async def _pollers(client: Client, queue: str, n: int, wait_s: float = 120) -> None:
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        found = await client.workflow_service.describe_task_queue(request)
+        if len({p.identity for p in found.pollers}) >= n:
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"{queue}: {n} workers never polled")
