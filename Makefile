@@ -34,5 +34,12 @@ unit: setup
 test: lint
 	$(VENV)/pytest -q -ra
 
+# Every benchmark, each figure beside its bare baseline from the same run (wrk is used
+# when installed, httpx otherwise). QUICK=1 keeps bench_pipeline under 3 minutes.
 bench: up
 	$(VENV)/python bench/bench_ingest.py
+	$(VENV)/python bench/bench_projections.py
+	$(VENV)/python bench/bench_sagas.py
+	$(VENV)/python bench/bench_temporal_sqlite.py
+	$(VENV)/python bench/bench_plan_cache.py
+	$(VENV)/python bench/bench_pipeline.py $(if $(QUICK),--quick,)

@@ -83,7 +83,18 @@ async def bench_http(url: str, key: str, n: int, concurrency: int) -> tuple[floa
             (await client.post("/api/v1/goals", json=body)).raise_for_status()
 
         async def post(i: int) -> None:
-            r = await client.post("/api/v1/goals", json=body)
+            # The server may close a kept-alive connection under a request (httpx.ReadError,
+            # the crash seen without wrk): retry with the same Idempotency-Key, so the goal
+            # is still appended once.
+            headers = {"Idempotency-Key": uuid.uuid4().hex}
+            for attempt in range(5):
+                try:
+                    r = await client.post("/api/v1/goals", json=body, headers=headers)
+                    break
+                except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
+                    await asyncio.sleep(0.05 * (attempt + 1))
+            else:
+                raise RuntimeError("the API closed the connection 5 times in a row")
             if r.status_code != 202:
                 raise RuntimeError(f"{r.status_code} {r.text}")
 
@@ -163,8 +174,8 @@ def gateway_processor(env: dict[str, str], log: Path) -> Iterator[None]:
         yield
 
 
-def create_key(env: dict[str, str]) -> str:
-    """A ``goals:write`` key from ``omnihub keys create`` (it waits for the projection)."""
+def create_key(env: dict[str, str], scopes: str = "goals:write") -> str:
+    """A key from ``omnihub keys create`` (it waits for the projection)."""
     deadline = time.monotonic() + 90
     while True:
         done = subprocess.run(
@@ -177,7 +188,7 @@ def create_key(env: dict[str, str]) -> str:
                 "--tenant",
                 "bench",
                 "--scopes",
-                "goals:write",
+                scopes,
             ],
             env={**os.environ, **env},
             capture_output=True,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, replace
+import operator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -78,7 +79,7 @@ class RunView:
 
     def to_json(self) -> str:
         """A compact JSON form (for Redis), read back by :meth:`from_json`."""
-        data = dataclasses.asdict(self)
+        data = dict(zip(_NAMES, _VALUES(self), strict=True))  # flat: no asdict deep copy
         for key in ("created_at", "updated_at", "ended_at"):
             data[key] = data[key].isoformat() if data[key] else None
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -89,6 +90,20 @@ class RunView:
         for key in ("created_at", "updated_at", "ended_at"):
             data[key] = datetime.fromisoformat(data[key]) if data[key] else None
         return cls(**data)
+
+
+_NAMES = tuple(f.name for f in dataclasses.fields(RunView))
+_INDEX = {name: i for i, name in enumerate(_NAMES)}
+_VALUES = operator.attrgetter(*_NAMES)
+
+
+def replace(run: RunView, **changes: Any) -> RunView:
+    """``dataclasses.replace`` for a run, at half its cost: the projector calls it a few
+    times per event, and the generic one looks up the fields on every call."""
+    values = list(_VALUES(run))
+    for name, value in changes.items():
+        values[_INDEX[name]] = value
+    return RunView(*values)
 
 
 def evolve_run(run: RunView | None, event: Event) -> RunView:

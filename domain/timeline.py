@@ -82,16 +82,25 @@ def audit_entry(event: AuditRecorded) -> AuditEntry:
 
 def payload(event: Event) -> dict[str, Any]:
     """The event's own fields (not its envelope) as JSON-ready values."""
-    return {
-        f.name: _jsonable(getattr(event, f.name))
-        for f in dataclasses.fields(event)
-        if f.name != "envelope"
-    }
+    return {name: _jsonable(getattr(event, name)) for name in _names(type(event), "envelope")}
+
+
+# Field names per dataclass, looked up once: the projector folds every event through here.
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type, skip: str = "") -> tuple[str, ...]:
+    found = _NAMES.get(cls)
+    if found is None:
+        found = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return tuple(n for n in found if n != skip) if skip else found
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: _jsonable(getattr(value, name)) for name in _names(type(value))}
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -144,16 +145,30 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
         await conn.executemany(_AUDIT_INSERT, [
             (*_row(a)[:9], json.dumps(a.details, sort_keys=True), a.sequence, a.prev_hash,
              a.hash) for a in c.audit])
-    if c.kpis:
-        # Sorted: partitions fold side by side and share a tenant's minute rows; one
-        # lock order means they wait for each other instead of deadlocking.
-        await conn.executemany(_KPI_UPSERT, [_row(c.kpis[k]) for k in sorted(c.kpis)])
     if c.durations:
         await conn.executemany(_DURATION_INSERT, [_row(d) for d in c.durations])
+    if c.kpis:
+        # Every partition's batch adds to the same (tenant, minute) rows: lock them last
+        # (shortest hold) and in one order (no deadlock between partitions).
+        await conn.executemany(_KPI_UPSERT, [_row(c.kpis[k]) for k in sorted(c.kpis)])
+
+
+# Row getters per dataclass, built once: the generic fields() lookup per row cost more
+# than the SQL it fed.
+_GETTERS: dict[type, tuple[tuple[str, ...], Any]] = {}
 
 
 def _row(obj: Any, **override: Any) -> tuple[Any, ...]:
-    return tuple(override.get(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj))
+    found = _GETTERS.get(type(obj))
+    if found is None:
+        names = tuple(f.name for f in dataclasses.fields(obj))
+        get = operator.attrgetter(*names) if len(names) > 1 else lambda o: (getattr(o, names[0]),)
+        found = _GETTERS[type(obj)] = (names, get)
+    names, values = found
+    row = values(obj)
+    if not override:
+        return tuple(row)
+    return tuple(override.get(n, v) for n, v in zip(names, row, strict=True))
 
 
 async def positions(

@@ -7,9 +7,11 @@ not at each call.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypedDict
+from typing import Any, TypedDict, TypeVar
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
@@ -46,6 +48,32 @@ COMPENSATE = ActivityOptions(
     heartbeat_timeout=HEARTBEAT_TIMEOUT,
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=0),
 )
+
+
+class LocalActivityOptions(TypedDict, total=False):
+    """The options of a local activity call."""
+
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+# Emit-only activities (the guardian's verdict, the terminal event) as local activities:
+# they run in the worker that runs the workflow, with no activity task through the
+# server, which on the dev server's SQLite costs more than the append itself
+# (bench/bench_pipeline.py, README "Throughput"). Same timeout and retries as EMIT.
+LOCAL_EMITS_PATCH = "local-emit-activities"
+LOCAL_EMIT = LocalActivityOptions(start_to_close_timeout=EMIT_TIMEOUT, retry_policy=EMIT_RETRY)
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+async def emit(method: Callable[[Any, In], Awaitable[Out]], arg: In) -> Out:
+    """Call an emit-only activity method from the workflow: local on the patched path,
+    a regular activity for runs whose history has it so."""
+    if workflow.patched(LOCAL_EMITS_PATCH):
+        return await workflow.execute_local_activity_method(method, arg, **LOCAL_EMIT)
+    return await workflow.execute_activity_method(method, arg, **EMIT)
 
 
 def step_options(step: m.WireStep) -> ActivityOptions:

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from sagas import messages as m
     from sagas.activities import SagaActivities
     from sagas.compensation import says_unknown, to_undo, unknown_outcome
-    from sagas.options import COMPENSATE, COMPENSATION_ATTEMPTS, EMIT, PLAN, step_options
+    from sagas.options import COMPENSATE, COMPENSATION_ATTEMPTS, EMIT, PLAN, emit, step_options
     from sagas.plan import ready_steps
 
 WORKFLOW_NAME = "AgentWorkflow"
@@ -105,10 +105,9 @@ class AgentWorkflow:
     async def _prepare(self, inp: m.RunInput) -> m.CarriedState | m.RunResult:
         started_ms = _ms_now()
         self._phase = "assessing"
-        assessed = await workflow.execute_activity_method(
+        assessed = await emit(
             SagaActivities.assess_goal,
             m.AssessInput(m.RunRef(inp.run_id, inp.tenant_id, inp.goal_event_id), inp.goal),
-            **EMIT,
         )
         fresh = m.CarriedState(
             plan_id="", steps=[], plan_event_id=assessed.event_id, started_at_ms=started_ms
@@ -434,11 +433,7 @@ class AgentWorkflow:
         self, inp: m.RunInput, state: m.CarriedState, finish: m.FinishInput
     ) -> None:
         finish.duration_ms = max(0, _ms_now() - state.started_at_ms)
-        await workflow.execute_activity_method(
-            SagaActivities.finish_run,
-            finish,
-            **EMIT,
-        )
+        await emit(SagaActivities.finish_run, finish)
 
 
 def _ref(inp: m.RunInput, state: m.CarriedState) -> m.RunRef:

@@ -31,6 +31,7 @@ EXPECTED = {
     "cancelled_in_flight",
     "continue_as_new",
     "refused",
+    "local_emits",
 }
 
 
