@@ -145,9 +145,7 @@ def verify(
     return reports
 
 
-def missing_tail(
-    reports: Mapping[str, TenantReport], stored: Mapping[str, ChainHead]
-) -> list[str]:
+def missing_tail(reports: Mapping[str, TenantReport], stored: Mapping[str, ChainHead]) -> list[str]:
     """What the log lacks against the chainer's stored heads (pure).
 
     The chainer moves a tenant's head only after its record was appended, so the log

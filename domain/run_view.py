@@ -38,9 +38,21 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 ENDING = TERMINAL | {"rejected"}
 
 RUN_EVENTS: tuple[type[Event], ...] = (
-    GoalReceived, GoalAssessed, PlanGenerated, StepStarted, StepCompleted, StepFailed,
-    StepCompensated, StepCompensationFailed, ApprovalRequested, ApprovalGranted,
-    ApprovalDenied, RunCancelRequested, RunCompleted, RunFailed, RunCancelled,
+    GoalReceived,
+    GoalAssessed,
+    PlanGenerated,
+    StepStarted,
+    StepCompleted,
+    StepFailed,
+    StepCompensated,
+    StepCompensationFailed,
+    ApprovalRequested,
+    ApprovalGranted,
+    ApprovalDenied,
+    RunCancelRequested,
+    RunCompleted,
+    RunFailed,
+    RunCancelled,
 )
 """The events of a run's lifecycle: the ones that make up ``runs`` and timelines."""
 
@@ -130,14 +142,25 @@ def _apply(run: RunView, e: Event) -> RunView:  # one arm per event type
         case GoalReceived():
             return replace(run, goal=e.goal)
         case GoalAssessed(allowed=False):
-            return replace(_status(run, "rejected"), risk_score=e.risk_score,
-                           outcome_reason="; ".join(e.reasons) or "goal not allowed")
+            return replace(
+                _status(run, "rejected"),
+                risk_score=e.risk_score,
+                outcome_reason="; ".join(e.reasons) or "goal not allowed",
+            )
         case GoalAssessed():
             return _status(replace(run, risk_score=e.risk_score), "assessed")
         case PlanGenerated():
-            return _status(replace(run, plan_id=e.plan_id, planner=e.planner,
-                                   cache_hit=e.from_cache, cache_similarity=e.cache_similarity,
-                                   steps_planned=len(e.steps)), "planned")
+            return _status(
+                replace(
+                    run,
+                    plan_id=e.plan_id,
+                    planner=e.planner,
+                    cache_hit=e.from_cache,
+                    cache_similarity=e.cache_similarity,
+                    steps_planned=len(e.steps),
+                ),
+                "planned",
+            )
         case StepStarted():
             run = replace(run, steps_started=run.steps_started + (e.attempt == 1))
             return _status(run, "running") if run.pending_approvals == 0 else run
@@ -146,11 +169,13 @@ def _apply(run: RunView, e: Event) -> RunView:  # one arm per event type
         case StepFailed():
             return replace(run, steps_failed=run.steps_failed + e.final)
         case StepCompensated():
-            return _status(replace(run, steps_compensated=run.steps_compensated + 1),
-                           "compensating")
+            return _status(
+                replace(run, steps_compensated=run.steps_compensated + 1), "compensating"
+            )
         case ApprovalRequested():
-            run = replace(run, pending_approvals=run.pending_approvals + 1,
-                          approval_state="pending")
+            run = replace(
+                run, pending_approvals=run.pending_approvals + 1, approval_state="pending"
+            )
             return _status(run, "awaiting_approval")
         case ApprovalGranted() | ApprovalDenied():
             return _decided(run, e)

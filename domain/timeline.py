@@ -66,17 +66,34 @@ def timeline_entry(event: Event, seq: int) -> TimelineEntry:
     """``event`` as the ``seq``-th entry of its run's timeline."""
     env = event.envelope
     return TimelineEntry(
-        env.event_id, env.run_id, env.tenant_id, seq, env.event_type,
-        env.occurred_at, env.actor, summarize(event), payload(event),
+        env.event_id,
+        env.run_id,
+        env.tenant_id,
+        seq,
+        env.event_type,
+        env.occurred_at,
+        env.actor,
+        summarize(event),
+        payload(event),
     )
 
 
 def audit_entry(event: AuditRecorded) -> AuditEntry:
     env = event.envelope
     return AuditEntry(
-        env.event_id, env.tenant_id, env.occurred_at, env.actor, event.category,
-        event.action, event.outcome, event.subject, event.resource, dict(event.details),
-        event.sequence, event.prev_hash, event.hash,
+        env.event_id,
+        env.tenant_id,
+        env.occurred_at,
+        env.actor,
+        event.category,
+        event.action,
+        event.outcome,
+        event.subject,
+        event.resource,
+        dict(event.details),
+        event.sequence,
+        event.prev_hash,
+        event.hash,
     )
 
 

@@ -43,8 +43,12 @@ class PidRecord:
         """The record, or None when the file is missing or unreadable."""
         try:
             data = json.loads(path.read_text())
-            return cls(int(data["pid"]), int(data["start_ticks"]), str(data["endpoint"]),
-                       str(data.get("version", "")))
+            return cls(
+                int(data["pid"]),
+                int(data["start_ticks"]),
+                str(data["endpoint"]),
+                str(data.get("version", "")),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

@@ -85,8 +85,7 @@ async def _bounds(
     try:
         starts = await consumer.beginning_offsets(parts)
         ends = await consumer.end_offsets(parts)
-        found = await consumer.offsets_for_times({tp: int(at.timestamp() * 1000)
-                                                  for tp in parts})
+        found = await consumer.offsets_for_times({tp: int(at.timestamp() * 1000) for tp in parts})
     finally:
         await consumer.stop()
     stops = {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in parts}
@@ -103,6 +102,7 @@ def report(known: KnownAt, *, with_timeline: bool = True) -> dict[str, Any]:
         "unreadable": known.unreadable,
         "runs": [dataclasses.asdict(r) for r in runs],
         "timeline": [dataclasses.asdict(t) for t in known.timeline] if with_timeline else [],
-        "pending_approvals": [dataclasses.asdict(a) for a in
-                              sorted(pending, key=lambda a: a.requested_at)],
+        "pending_approvals": [
+            dataclasses.asdict(a) for a in sorted(pending, key=lambda a: a.requested_at)
+        ],
     }

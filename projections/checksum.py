@@ -30,7 +30,8 @@ async def columns(conn: asyncpg.Connection, schema: str, table: str) -> list[str
     rows = await conn.fetch(
         "SELECT column_name FROM information_schema.columns"
         " WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
-        schema, table,
+        schema,
+        table,
     )
     return [r["column_name"] for r in rows]
 

@@ -49,8 +49,11 @@ class FreshnessProbe:
             parts.append(_part(p, None if ends is None else (end or 0) <= p["next_offset"]))
         if ends is not None:  # partitions the projector has not touched yet
             seen = {(p["topic"], p["partition"]) for p in positions}
-            parts += [_part({"topic": t, "partition": n}, False)
-                      for (t, n), e in sorted(ends.items()) if (t, n) not in seen and e]
+            parts += [
+                _part({"topic": t, "partition": n}, False)
+                for (t, n), e in sorted(ends.items())
+                if (t, n) not in seen and e
+            ]
         return {
             "last_applied_at": _latest(p["applied_at"] for p in parts),
             "last_event_time": _latest(p["event_time"] for p in parts),
@@ -60,9 +63,13 @@ class FreshnessProbe:
 
 
 def _part(position: dict[str, Any], caught_up: bool | None) -> dict[str, Any]:
-    return {"topic": position["topic"], "partition": position["partition"],
-            "applied_at": position.get("applied_at"), "event_time": position.get("event_time"),
-            "caught_up": caught_up}
+    return {
+        "topic": position["topic"],
+        "partition": position["partition"],
+        "applied_at": position.get("applied_at"),
+        "event_time": position.get("event_time"),
+        "caught_up": caught_up,
+    }
 
 
 def _latest(values: Any) -> datetime | None:

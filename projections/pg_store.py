@@ -41,9 +41,7 @@ def _upsert(table: str, columns: Sequence[str], key: str, jsonb: Sequence[str] =
 
 
 _RUN_UPSERT = _upsert("runs", RUN_COLUMNS, "run_id")
-_APPROVAL_UPSERT = _upsert(
-    "approvals", APPROVAL_COLUMNS, "approval_id", ("reasons", "approvers")
-)
+_APPROVAL_UPSERT = _upsert("approvals", APPROVAL_COLUMNS, "approval_id", ("reasons", "approvers"))
 _TIMELINE_INSERT = (
     "INSERT INTO run_events (event_id, run_id, tenant_id, seq, event_type, occurred_at, actor,"
     " summary, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
@@ -111,8 +109,7 @@ async def _load(conn: asyncpg.Connection, events: Sequence[Event]) -> Loaded:
         f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ANY($1::text[])", run_ids
     )
     approvals = await conn.fetch(
-        f"SELECT {', '.join(APPROVAL_COLUMNS)} FROM approvals"
-        " WHERE approval_id = ANY($1::text[])",
+        f"SELECT {', '.join(APPROVAL_COLUMNS)} FROM approvals WHERE approval_id = ANY($1::text[])",
         approval_ids,
     )
     return Loaded(
@@ -139,12 +136,24 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
         ]
         await conn.executemany(_APPROVAL_UPSERT, rows)
     if c.timeline:
-        await conn.executemany(_TIMELINE_INSERT, [
-            (*_row(t)[:-1], json.dumps(t.payload, sort_keys=True)) for t in c.timeline])
+        await conn.executemany(
+            _TIMELINE_INSERT,
+            [(*_row(t)[:-1], json.dumps(t.payload, sort_keys=True)) for t in c.timeline],
+        )
     if c.audit:
-        await conn.executemany(_AUDIT_INSERT, [
-            (*_row(a)[:9], json.dumps(a.details, sort_keys=True), a.sequence, a.prev_hash,
-             a.hash) for a in c.audit])
+        await conn.executemany(
+            _AUDIT_INSERT,
+            [
+                (
+                    *_row(a)[:9],
+                    json.dumps(a.details, sort_keys=True),
+                    a.sequence,
+                    a.prev_hash,
+                    a.hash,
+                )
+                for a in c.audit
+            ],
+        )
     if c.durations:
         await conn.executemany(_DURATION_INSERT, [_row(d) for d in c.durations])
     if c.kpis:
@@ -180,5 +189,7 @@ async def positions(
         f" FROM {quote_ident(schema)}.projector_positions WHERE projector = $1",
         projector,
     )
-    return {(r["topic"], r["partition"]): (r["next_offset"], r["event_time"], r["applied_at"])
-            for r in rows}
+    return {
+        (r["topic"], r["partition"]): (r["next_offset"], r["event_time"], r["applied_at"])
+        for r in rows
+    }

@@ -21,12 +21,14 @@ Row = dict[str, Any]
 
 
 @asynccontextmanager
-async def projection_conn(pool: asyncpg.Pool, schema: str = "public") -> AsyncIterator[
-        asyncpg.Connection]:
+async def projection_conn(
+    pool: asyncpg.Pool, schema: str = "public"
+) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection in a read-only transaction whose search path is ``schema``."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        await conn.execute("SELECT set_config('search_path', $1, true)",
-                           f"{quote_ident(schema)}, public")
+        await conn.execute(
+            "SELECT set_config('search_path', $1, true)", f"{quote_ident(schema)}, public"
+        )
         yield conn
 
 
@@ -72,7 +74,9 @@ async def run_timeline(conn: asyncpg.Connection, run_id: str) -> list[Row]:
     """A run's events in order."""
     rows = await conn.fetch(
         "SELECT seq, event_id, event_type, occurred_at, actor, summary, payload"
-        " FROM run_events WHERE run_id = $1 ORDER BY seq", run_id)
+        " FROM run_events WHERE run_id = $1 ORDER BY seq",
+        run_id,
+    )
     return [_row(r, "payload") for r in rows]
 
 
@@ -89,8 +93,12 @@ async def list_runs(
     """Runs newest first, filtered; returns the page and the next page's cursor."""
     where: list[str] = ["true"]
     args: list[Any] = []
-    for clause, value in (("tenant_id = ${}", tenant_id), ("status = ${}", status),
-                          ("created_at >= ${}", since), ("created_at < ${}", until)):
+    for clause, value in (
+        ("tenant_id = ${}", tenant_id),
+        ("status = ${}", status),
+        ("created_at >= ${}", since),
+        ("created_at < ${}", until),
+    ):
         if value is not None:
             args.append(value)
             where.append(clause.format(len(args)))
@@ -100,7 +108,9 @@ async def list_runs(
     args.append(limit + 1)
     rows = await conn.fetch(
         f"SELECT * FROM runs WHERE {' AND '.join(where)}"
-        f" ORDER BY created_at DESC, run_id DESC LIMIT ${len(args)}", *args)
+        f" ORDER BY created_at DESC, run_id DESC LIMIT ${len(args)}",
+        *args,
+    )
     page = [_row(r) for r in rows[:limit]]
     more = len(rows) > limit
     return page, encode_cursor(page[-1]["created_at"], page[-1]["run_id"]) if more else None
@@ -133,7 +143,9 @@ async def list_approvals(
     args.append(limit + 1)
     rows = await conn.fetch(
         f"SELECT * FROM approvals WHERE {' AND '.join(where)}"
-        f" ORDER BY requested_at, approval_id LIMIT ${len(args)}", *args)
+        f" ORDER BY requested_at, approval_id LIMIT ${len(args)}",
+        *args,
+    )
     page = [_approval_row(r) for r in rows[:limit]]
     more = len(rows) > limit
     last = page[-1] if page else None
@@ -166,7 +178,11 @@ async def kpis(
         " AND ($2::timestamptz IS NULL OR k.minute >= $2)"
         " AND ($3::timestamptz IS NULL OR k.minute < $3)"
         " ORDER BY k.minute DESC, k.tenant_id LIMIT $4",
-        tenant_id, since, until, limit)
+        tenant_id,
+        since,
+        until,
+        limit,
+    )
     return [_row(r) for r in rows]
 
 
@@ -174,5 +190,7 @@ async def freshness(conn: asyncpg.Connection, projector: str = "postgres") -> li
     """The projector's position per partition: next offset, last event and apply time."""
     rows = await conn.fetch(
         "SELECT topic, partition, next_offset, event_time, applied_at"
-        " FROM projector_positions WHERE projector = $1 ORDER BY topic, partition", projector)
+        " FROM projector_positions WHERE projector = $1 ORDER BY topic, partition",
+        projector,
+    )
     return [_row(r) for r in rows]

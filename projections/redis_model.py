@@ -140,9 +140,20 @@ def redis_commands(
     expiries: list[Command] = []
     recent_keys: set[str] = set()
     for run in changes.runs.values():
-        cmds.append(["HSET", ks.run(run.run_id), "status", run.status,
-                     "tenant_id", run.tenant_id, "updated_at", run.updated_at.isoformat(),
-                     "view", run.to_json()])
+        cmds.append(
+            [
+                "HSET",
+                ks.run(run.run_id),
+                "status",
+                run.status,
+                "tenant_id",
+                run.tenant_id,
+                "updated_at",
+                run.updated_at.isoformat(),
+                "view",
+                run.to_json(),
+            ]
+        )
         score = int(run.created_at.timestamp() * 1000)
         for key in (ks.recent(), ks.recent(run.tenant_id)):
             cmds.append(["ZADD", key, score, run.run_id])
@@ -150,8 +161,9 @@ def redis_commands(
         cmds.append(["SADD", ks.tenants, run.tenant_id])
         if (due := retention.run_due(run)) is not None:
             at = retention.expire_at(due, now)
-            expiries += [["EXPIREAT", key, at] for key in (ks.run(run.run_id),
-                                                          ks.run_seen(run.run_id))]
+            expiries += [
+                ["EXPIREAT", key, at] for key in (ks.run(run.run_id), ks.run_seen(run.run_id))
+            ]
         before = changes.runs_before.get(run.run_id)
         pending = run.pending_approvals - (before.pending_approvals if before else 0)
         if pending:

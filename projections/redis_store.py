@@ -74,8 +74,12 @@ class RedisProjection:
     @classmethod
     def of(cls, redis: Redis, settings: Settings, gen: str | None = None) -> RedisProjection:
         """The projection ``settings`` configure (prefix and retention)."""
-        return cls(redis, settings.projections_redis_prefix, gen,
-                   retention=Retention(timedelta(seconds=settings.live_retention_s)))
+        return cls(
+            redis,
+            settings.projections_redis_prefix,
+            gen,
+            retention=Retention(timedelta(seconds=settings.live_retention_s)),
+        )
 
     async def keyspace(self) -> Keyspace:
         """The generation this projection writes (the live one unless fixed)."""
@@ -99,13 +103,23 @@ class RedisProjection:
             events = [r.event for r in fresh if r.event is not None]
             changes = fold_batch(await self._load(ks, events), events)
             last = max((e.envelope.occurred_at for e in events), default=None)
-            outcome = await self._script(args=[
-                ks.pointer, ks.gen, ks.paused, ks.positions, ks.position_times, field,
-                str(current), str(fresh[-1].offset + 1), last.isoformat() if last else "",
-                json.dumps(redis_commands(ks, changes, events, self._retention,
-                                          datetime.now(UTC))),
-                "0" if self._fixed_gen else "1",
-            ])
+            outcome = await self._script(
+                args=[
+                    ks.pointer,
+                    ks.gen,
+                    ks.paused,
+                    ks.positions,
+                    ks.position_times,
+                    field,
+                    str(current),
+                    str(fresh[-1].offset + 1),
+                    last.isoformat() if last else "",
+                    json.dumps(
+                        redis_commands(ks, changes, events, self._retention, datetime.now(UTC))
+                    ),
+                    "0" if self._fixed_gen else "1",
+                ]
+            )
             outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
             if outcome == "ok":
                 return ApplyResult(len(fresh), len(records) - len(fresh), changes.duplicates)
@@ -124,9 +138,13 @@ class RedisProjection:
                 pipe.smismember(key, ids)
             out = await pipe.execute()
         views = {r: RunView.from_json(v) for r, v in zip(run_ids, out, strict=False) if v}
-        hits = out[len(run_ids):]
-        seen = {i for ids, found in zip(by_set.values(), hits, strict=True)
-                for i, hit in zip(ids, found, strict=True) if hit}
+        hits = out[len(run_ids) :]
+        seen = {
+            i
+            for ids, found in zip(by_set.values(), hits, strict=True)
+            for i, hit in zip(ids, found, strict=True)
+            if hit
+        }
         return Loaded(runs=views, applied_ids=seen)
 
     async def live(self, tenant_id: str, limit: int = 50) -> dict[str, Any]:
@@ -164,15 +182,21 @@ class RedisProjection:
         now = now or datetime.now(UTC)
         ks = await self.keyspace()
         skip = {ks.positions, ks.position_times}
-        keys = sorted(k for k in [_s(k) async for k in self._redis.scan_iter(ks.pattern, 500)]
-                      if k not in skip)
+        keys = sorted(
+            k
+            for k in [_s(k) async for k in self._redis.scan_iter(ks.pattern, 500)]
+            if k not in skip
+        )
         digest = hashlib.sha256()
         strip = len(ks.pattern) - 1
         counted = 0
         for key in keys:
             name = key[strip:]
-            run_id = name.removeprefix("seen:run:") if name.startswith("seen:run:") else (
-                name.removeprefix("run:") if name.startswith("run:") else None)
+            run_id = (
+                name.removeprefix("seen:run:")
+                if name.startswith("seen:run:")
+                else (name.removeprefix("run:") if name.startswith("run:") else None)
+            )
             view = await self._redis.hget(ks.run(run_id), "view") if run_id else None
             if self._retention.past_due(name, view, now):
                 continue
@@ -183,11 +207,13 @@ class RedisProjection:
     async def _dump(self, key: str) -> str:
         kind = _s(await self._redis.type(key))
         if kind == "hash":
-            value: object = sorted((_s(k), _s(v)) for k, v in
-                                   (await self._redis.hgetall(key)).items())
+            value: object = sorted(
+                (_s(k), _s(v)) for k, v in (await self._redis.hgetall(key)).items()
+            )
         elif kind == "zset":
-            pairs = cast(list[tuple[Any, float]],
-                         await self._redis.zrange(key, 0, -1, withscores=True))
+            pairs = cast(
+                list[tuple[Any, float]], await self._redis.zrange(key, 0, -1, withscores=True)
+            )
             value = [(_s(m), s) for m, s in pairs]
         elif kind == "set":
             value = sorted(_s(m) for m in await self._redis.smembers(key))

@@ -30,8 +30,12 @@ async def list_approvals(
     """The caller's approvals oldest request first; by default the pending queue."""
     async with read_models(state, p) as conn:
         page, next_cursor = await queries.list_approvals(
-            conn, tenant_id=p.tenant_id, status=None if status == "any" else status,
-            after=parse_cursor(cursor), limit=limit)
+            conn,
+            tenant_id=p.tenant_id,
+            status=None if status == "any" else status,
+            after=parse_cursor(cursor),
+            limit=limit,
+        )
     return {"items": page, "next_cursor": next_cursor, "freshness": await fresh(state, probe)}
 
 

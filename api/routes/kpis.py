@@ -29,6 +29,7 @@ async def get_kpis(
     """Per minute: goals, outcomes, compensations, run p50/p95, plan cache hit rate and
     the model calls it saved."""
     async with read_models(state, p) as conn:
-        rows = await queries.kpis(conn, tenant_id=p.tenant_id, since=since, until=until,
-                                  limit=limit)
+        rows = await queries.kpis(
+            conn, tenant_id=p.tenant_id, since=since, until=until, limit=limit
+        )
     return {"items": rows, "freshness": await fresh(state, probe)}

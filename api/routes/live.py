@@ -34,11 +34,20 @@ async def live(
         view = await projection.live(p.tenant_id, limit)
         positions = await projection.positions()
     except (RedisError, OSError) as exc:
-        raise Problem(503, "projections-unavailable", f"live view unavailable: {exc}",
-                      headers={"Retry-After": "5"}) from exc
+        raise Problem(
+            503,
+            "projections-unavailable",
+            f"live view unavailable: {exc}",
+            headers={"Retry-After": "5"},
+        ) from exc
     rows = [
-        {"topic": t, "partition": n, "next_offset": offset, "applied_at": None,
-         "event_time": datetime.fromisoformat(when) if when else None}
+        {
+            "topic": t,
+            "partition": n,
+            "next_offset": offset,
+            "applied_at": None,
+            "event_time": datetime.fromisoformat(when) if when else None,
+        }
         for (t, n), (offset, when) in sorted(positions.items())
     ]
     return {
@@ -50,9 +59,15 @@ async def live(
 
 def _run(view: RunView) -> dict[str, Any]:
     return {
-        "run_id": view.run_id, "status": view.status, "goal": view.goal,
-        "created_at": view.created_at, "updated_at": view.updated_at,
-        "ended_at": view.ended_at, "steps_planned": view.steps_planned,
-        "steps_completed": view.steps_completed, "steps_failed": view.steps_failed,
-        "pending_approvals": view.pending_approvals, "cache_hit": view.cache_hit,
+        "run_id": view.run_id,
+        "status": view.status,
+        "goal": view.goal,
+        "created_at": view.created_at,
+        "updated_at": view.updated_at,
+        "ended_at": view.ended_at,
+        "steps_planned": view.steps_planned,
+        "steps_completed": view.steps_completed,
+        "steps_failed": view.steps_failed,
+        "pending_approvals": view.pending_approvals,
+        "cache_hit": view.cache_hit,
     }

@@ -23,9 +23,19 @@ from streams.topics import Topic, topic_name
 
 router = APIRouter(tags=["runs"])
 
-RunStatus = Literal["received", "assessed", "rejected", "planned", "running",
-                    "awaiting_approval", "compensating", "cancelling", "completed",
-                    "failed", "cancelled"]
+RunStatus = Literal[
+    "received",
+    "assessed",
+    "rejected",
+    "planned",
+    "running",
+    "awaiting_approval",
+    "compensating",
+    "cancelling",
+    "completed",
+    "failed",
+    "cancelled",
+]
 
 
 async def get_freshness(request: Request) -> FreshnessProbe:
@@ -58,8 +68,12 @@ async def read_models(state: AppState, p: Principal) -> AsyncIterator[asyncpg.Co
 
 
 def _unavailable(exc: Exception) -> Problem:
-    return Problem(503, "projections-unavailable", f"read models unavailable: {exc}",
-                   headers={"Retry-After": "5"})
+    return Problem(
+        503,
+        "projections-unavailable",
+        f"read models unavailable: {exc}",
+        headers={"Retry-After": "5"},
+    )
 
 
 async def fresh(state: AppState, probe: FreshnessProbe) -> dict[str, Any]:
@@ -101,14 +115,21 @@ async def list_runs(
     after = parse_cursor(cursor)
     async with read_models(state, p) as conn:
         page, next_cursor = await queries.list_runs(
-            conn, tenant_id=p.tenant_id, status=status, since=since, until=until,
-            after=after, limit=limit)
+            conn,
+            tenant_id=p.tenant_id,
+            status=status,
+            since=since,
+            until=until,
+            after=after,
+            limit=limit,
+        )
     return {"items": page, "next_cursor": next_cursor, "freshness": await fresh(state, probe)}
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: Text, state: StateDep, probe: FreshnessDep, p: RunReader
-                  ) -> dict[str, Any]:
+async def get_run(
+    run_id: Text, state: StateDep, probe: FreshnessDep, p: RunReader
+) -> dict[str, Any]:
     """One run with its ordered event timeline."""
     async with read_models(state, p) as conn:
         run = await queries.get_run(conn, run_id)
@@ -116,8 +137,12 @@ async def get_run(run_id: Text, state: StateDep, probe: FreshnessDep, p: RunRead
             run["timeline"] = await queries.run_timeline(conn, run_id)
     freshness = await fresh(state, probe)
     if run is None:
-        raise Problem(404, "run-not-found", f"no run {run_id} for this tenant (yet)",
-                      freshness=_jsonable(freshness))
+        raise Problem(
+            404,
+            "run-not-found",
+            f"no run {run_id} for this tenant (yet)",
+            freshness=_jsonable(freshness),
+        )
     return {**run, "freshness": freshness}
 
 

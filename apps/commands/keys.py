@@ -39,7 +39,6 @@ def register(sub: Any) -> None:
         p.set_defaults(handler=_run, op=op)
 
 
-
 def _run(args: argparse.Namespace) -> int:
     code: int = asyncio.run(args.op(get_settings(), args))
     return code
