@@ -34,6 +34,7 @@ from api.routes import (
     kpis,
     live,
     runs,
+    stream,
     wallet,
 )
 from api.security.services import build_security
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
     app.include_router(wallet.router, prefix="/api/v1")
+    app.include_router(stream.router, prefix="/api/v1")
     return app
 
 
