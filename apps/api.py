@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
-from api import problems
+from api import dashboard, problems
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.idempotency import RedisIdempotencyStore
@@ -33,6 +33,7 @@ from api.routes import (
     keys,
     kpis,
     live,
+    operations,
     runs,
     stream,
     wallet,
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live.router, prefix="/api/v1")
     app.include_router(wallet.router, prefix="/api/v1")
     app.include_router(stream.router, prefix="/api/v1")
+    app.include_router(operations.router, prefix="/api/v1")
+    dashboard.install(app)
     return app
 
 
