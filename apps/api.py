@@ -33,6 +33,7 @@ from api.routes import (
     keys,
     kpis,
     live,
+    notifications,
     operations,
     runs,
     stream,
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(wallet.router, prefix="/api/v1")
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(operations.router, prefix="/api/v1")
+    app.include_router(notifications.router, prefix="/api/v1")
     dashboard.install(app)
     return app
 

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "apps.saga_bridge",
     "apps.plan_cache",
     "apps.projector",
+    "apps.notifier",
     "apps.commands.stack",
     "apps.commands.log",
     "apps.commands.demo",

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     stream_send_timeout_s: float = Field(default=10.0, gt=0.0)  # one frame's write
     session_ttl_s: int = Field(default=8 * 3600, ge=60)
     dashboard_url: str | None = None  # links in notifications; default the API's address
+    notify_attempts: int = Field(default=4, ge=1)  # per channel, then a dead letter
+    notify_backoff_s: float = Field(default=0.5, gt=0.0)  # doubling between attempts
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_from: str = "omnihub@localhost"
 
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod

@@ -50,4 +50,6 @@ def test_demo_runs_its_goal_to_completion_and_shows_the_read_model(
     assert re.search(r"^  status\s+completed$", out, re.MULTILINE), out
     assert re.search(r"^\s+\d+ run_completed\s+run completed", out, re.MULTILINE), out
     assert re.search(r"^GET /api/v1/live .*goals=\d+", out, re.MULTILINE), out
-    assert re.search(r"^OmniDash: http://\S+/dashboard/ \(sign in with the key omh_", out, re.M), out
+    assert re.search(r"^OmniDash: http://\S+/dashboard/ \(sign in with the key omh_", out, re.M), (
+        out
+    )
