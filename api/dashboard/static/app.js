@@ -407,6 +407,11 @@ const PAGES = {
   admin: adminPage, audit: auditPage, operations: operationsPage, notifications: notificationsPage,
 };
 
+// Signing out forgets the data saved for offline use: the next person sees none of it.
+document.querySelector(".signout")?.addEventListener("submit", () => {
+  if (window.caches) caches.delete("omnidash-data-v1");
+});
+
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/dashboard/sw.js", { scope: "/dashboard/" }).catch(() => {});
 }
