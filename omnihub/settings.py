@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_from: str = "omnihub@localhost"
+    vapid_private_key: str | None = None  # PEM (EC P-256) that signs Web Push
+    vapid_subject: str = "mailto:approvals@omnihub.invalid"
 
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ notifier's Redis view (``sagas.notify.channels``)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from domain import ids
 from domain.events import NotificationChannelSet
 from domain.notify import channel_secret
 from sagas.notify.channels import RedisChannels
+from sagas.notify.senders import vapid_public_key
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["notifications"])
@@ -31,8 +33,12 @@ class ChannelIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["webhook", "email"]
-    target: str = Field(min_length=3, max_length=2000, description="A URL or an address.")
+    kind: Literal["webhook", "email", "webpush"]
+    target: str = Field(
+        min_length=3,
+        max_length=4000,
+        description="A URL, an address, or a browser's push subscription as JSON.",
+    )
 
     @model_validator(mode="after")
     def _target_fits_kind(self) -> ChannelIn:
@@ -40,7 +46,21 @@ class ChannelIn(BaseModel):
             raise ValueError("a webhook's target is an http(s) URL")
         if self.kind == "email" and ("@" not in self.target or " " in self.target):
             raise ValueError("an email channel's target is an address")
+        if self.kind == "webpush" and not _is_subscription(self.target):
+            raise ValueError("a webpush target is a PushSubscription's JSON")
         return self
+
+
+def _is_subscription(text: str) -> bool:
+    try:
+        sub = json.loads(text)
+        keys = sub["keys"]
+        endpoint = str(sub["endpoint"])
+        return endpoint.startswith(("https://", "http://")) and bool(
+            keys["p256dh"] and keys["auth"]
+        )
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _channels(state: AppState) -> RedisChannels:
@@ -54,6 +74,15 @@ async def list_channels(state: StateDep, p: Reader) -> dict[str, Any]:
         return {"items": await _channels(state).of(p.tenant_id)}
     except (RedisError, OSError) as exc:
         raise Problem(503, "projections-unavailable", f"channels unavailable: {exc}") from exc
+
+
+@router.get("/notifications/vapid")
+async def vapid_key(state: StateDep, p: Reader) -> dict[str, Any]:
+    """The key a browser subscribes to Web Push with (``applicationServerKey``)."""
+    pem = state.settings.vapid_private_key
+    if not pem:
+        raise Problem(404, "webpush-not-configured", "OMNIHUB_VAPID_PRIVATE_KEY is not set")
+    return {"public_key": vapid_public_key(pem)}
 
 
 @router.post("/notifications/channels", status_code=status.HTTP_201_CREATED)

@@ -72,6 +72,10 @@ class Notifier:
             await senders.webhook(self.http, target, secret, msg)
         elif kind == "email":
             await senders.email(s.smtp_host, s.smtp_port, s.smtp_from, target, msg)
+        elif kind == "webpush":
+            if not s.vapid_private_key:
+                raise ValueError("no VAPID key (OMNIHUB_VAPID_PRIVATE_KEY) to sign a push with")
+            await senders.webpush(target, s.vapid_private_key, s.vapid_subject, msg)
         else:
             raise ValueError(f"no sender for channel kind {kind!r}")
 

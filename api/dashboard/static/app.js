@@ -399,6 +399,17 @@ async function notificationsPage() {
       load();
     } catch (err) { say(`refused: ${err.message}`); }
   });
+  $("#push-here").addEventListener("click", async () => {
+    try {
+      const { public_key: key } = await api("/api/v1/notifications/vapid");
+      if ((await Notification.requestPermission()) !== "granted") throw new Error("permission refused");
+      const reg = await navigator.serviceWorker.ready;
+      const raw = Uint8Array.from(atob(key.replaceAll("-", "+").replaceAll("_", "/")), (c) => c.charCodeAt(0));
+      const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: raw });
+      await api("/api/v1/notifications/channels", { method: "POST", body: { kind: "webpush", target: JSON.stringify(sub) } });
+      load();
+    } catch (err) { say(`push not enabled: ${err.message}`); }
+  });
   await load().catch((err) => say(err.message));
 }
 

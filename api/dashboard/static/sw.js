@@ -48,3 +48,16 @@ self.addEventListener("fetch", (event) => {
   }
 });
 
+
+// Web Push from the notifier: show it, and open the approval's page on a click.
+self.addEventListener("push", (event) => {
+  const data = event.data ? event.data.json() : {};
+  event.waitUntil(self.registration.showNotification(data.title || "OmniHub", {
+    body: data.body || "", data: { url: data.url || "/dashboard/approvals" },
+  }));
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(self.clients.openWindow(event.notification.data.url));
+});
