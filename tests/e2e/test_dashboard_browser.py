@@ -47,6 +47,7 @@ def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
         stack.enter_context(omnihub_process(env, logs / "projector.log", "projector", "run"))
         stack.enter_context(omnihub_process(env, logs / "worker.log", "worker", "run"))
         stack.enter_context(omnihub_process(env, logs / "bridge.log", "saga-bridge", "run"))
+        stack.enter_context(omnihub_process(env, logs / "notifier.log", "notifier", "run"))
         yield stack.enter_context(running_api(env, logs))
 
 
@@ -174,6 +175,17 @@ async def test_dashboard_live_runs_approvals_and_pwa(
     assert manifest["start_url"] == "/dashboard/runs" and manifest["icons"]
     scope = await page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
     assert scope.endswith("/dashboard/")
+
+    # A channel for approvers, from the notifications page; and one approval left
+    # pending, so that the approvals page has something to show.
+    await page.goto("/dashboard/notifications")
+    await page.get_by_label("Target").fill("https://hooks.example/omnihub")
+    await page.get_by_role("button", name="Add channel").click()
+    await expect(page.locator("#channels tbody")).to_contain_text("https://hooks.example/omnihub")
+    waiting = await post_goal(page, "Prepare the invoice then send the payment to ACME")
+    await expect(page.locator(f'#runs tr[data-run="{waiting}"] .status')).to_have_text(
+        "awaiting_approval", timeout=WAIT_MS
+    )
 
     # Every page: no serious accessibility violation; the main ones into docs/.
     axe = AXE.read_text()

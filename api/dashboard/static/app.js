@@ -279,6 +279,14 @@ function chart(title, points, fmt = (v) => String(v)) {
   const top = svg("text", { x: 2, y: 14, class: "tick" });
   top.textContent = fmt(max);
   root.append(top);
+  const minute = (p) => new Date(p.t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (points.length) {
+    const first = svg("text", { x: pad, y: H - 10, class: "tick" });
+    first.textContent = minute(points[0]);
+    const last = svg("text", { x: W - 5, y: H - 10, class: "tick", "text-anchor": "end" });
+    last.textContent = minute(points[points.length - 1]);
+    root.append(first, last);
+  }
   return el("figure", { class: "card chart" }, el("figcaption", { text: title }), root);
 }
 
