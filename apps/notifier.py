@@ -19,6 +19,7 @@ from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 from sagas.notify.channels import RedisChannels
 from sagas.notify.handler import Notifier
+from sagas.tools.url_policy import UrlPolicy
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.deadletter import KafkaDeadLetterWriter
@@ -41,9 +42,9 @@ async def run_notifier(
     await letters.start()
     try:
         async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
-            notifier = Notifier(
-                settings, RedisChannels(redis, settings.topic_prefix), appender, http, letters
-            )
+            channels = RedisChannels(redis, settings.topic_prefix)
+            policy = UrlPolicy(settings.webhook_allowed_hosts)
+            notifier = Notifier(settings, channels, appender, http, letters, policy)
             consumer = LogConsumer(settings, NOTIFIER, codec, [notifier])
             mark_ready()
             await consumer.run(stop, ready)

@@ -9,8 +9,9 @@ a channel that never answered also gets a dead letter with the reason.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from redis.exceptions import RedisError
@@ -21,6 +22,7 @@ from domain.notify import channel_secret, message
 from omnihub.settings import Settings
 from sagas.notify import senders
 from sagas.notify.channels import RedisChannels
+from sagas.tools.url_policy import UrlPolicy
 from streams.consumer import Partition, Record
 from streams.deadletter import DeadLetter, DeadLetterWriter
 from streams.producer import EventAppender, LogUnavailable
@@ -35,6 +37,8 @@ class Notifier:
     appender: EventAppender
     http: httpx.AsyncClient
     deadletters: DeadLetterWriter | None = None
+    # Targets are tenants' input: the http_call tool's guard against request forgery.
+    policy: UrlPolicy = field(default_factory=UrlPolicy)
     name: str = "notifier"
     transient: tuple[type[BaseException], ...] = (RedisError, LogUnavailable)
 
@@ -67,6 +71,8 @@ class Notifier:
 
     async def _send(self, channel: dict[str, str], msg: dict[str, object]) -> None:
         s, kind, target = self.settings, channel["kind"], channel["target"]
+        if kind in ("webhook", "webpush"):
+            await self.policy.check(json.loads(target)["endpoint"] if kind == "webpush" else target)
         if kind == "webhook":
             secret = channel_secret(s.secret_key, channel["channel_id"])
             await senders.webhook(self.http, target, secret, msg)

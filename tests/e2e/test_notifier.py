@@ -136,6 +136,7 @@ def env(stack: StackConfig, mailbox: tuple[int, Mailbox], vapid: Vapid02) -> dic
         OMNIHUB_VAPID_SUBJECT="mailto:ops@acme.example",
         OMNIHUB_RATE_LIMIT_PER_MINUTE="100000",
         OMNIHUB_SMTP_PORT=str(mailbox[0]),
+        OMNIHUB_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
         OMNIHUB_NOTIFY_ATTEMPTS="3",
         OMNIHUB_NOTIFY_BACKOFF_S="0.1",
         OMNIHUB_DASHBOARD_URL="http://dash.example",
@@ -181,6 +182,7 @@ async def test_an_approval_request_reaches_every_channel_once(
         for kind, target in (
             ("webhook", f"{base}/ok"),
             ("webhook", f"{base}/down"),
+            ("webhook", "http://169.254.169.254/latest/meta-data"),  # never called
             ("email", "approver@acme.example"),
             ("webpush", json.dumps(browser.subscription)),
         ):
@@ -238,10 +240,12 @@ async def test_an_approval_request_reaches_every_channel_once(
             return [d for d in ops["dead_letters"] if d["reason"] == "notify_failed:webhook"]
 
         deadline = time.monotonic() + 30
-        while not (found := await letters()):
+        while len(found := await letters()) < 2:
             assert time.monotonic() < deadline, "no dead letter for the dead webhook"
             await asyncio.sleep(0.5)
-        assert "503" in found[0]["detail"] and found[0]["consumer"] == "notifier"
+        details = sorted(d["detail"] for d in found)
+        assert len(found) == 2 and all(d["consumer"] == "notifier" for d in found)
+        assert "503" in details[0] and "non-public address 169.254.169.254" in details[1]
 
     # Each delivery, and the giving up, is an event in the log.
     settings = settings_of(env)
@@ -255,6 +259,7 @@ async def test_an_approval_request_reaches_every_channel_once(
     ]
     assert sorted((e.kind, e.outcome, e.attempts) for e in recorded) == [
         ("email", "delivered", 1),
+        ("webhook", "dead_lettered", 3),
         ("webhook", "dead_lettered", 3),
         ("webhook", "delivered", 1),
         ("webpush", "delivered", 1),
