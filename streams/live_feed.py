@@ -144,6 +144,7 @@ class LiveFeed:
             return False  # the consumers dead-letter it; a dashboard has nothing to show
         view, known = self._folds.apply(event)
         data = run_event_data(event, view, known)
+        data["log"] = f"{msg.topic}:{msg.partition}:{msg.offset}"  # where this record is
         return self._offer(sse_frame("run_event", data, format_position(self.position)))
 
     def _offer(self, frame: bytes) -> bool:
