@@ -95,7 +95,7 @@ async def _waiting_approval(client: httpx.AsyncClient, settings: Settings, tenan
     )
     if r.status_code == 202:
         print(f"POST /api/v1/goals -> 202: run {r.json()['run_id']} will wait for approval")
-    return await operator_key(settings, tenant, ["write"], "demo-dashboard")
+    return await operator_key(settings, tenant, ["admin"], "demo-dashboard")
 
 
 def _summary(view: dict[str, Any]) -> str:
