@@ -7,14 +7,24 @@ Any console error or Content-Security-Policy violation fails the test, and axe-c
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    async_playwright,
+    expect,
+)
 
 from infra.launch import running_api
 from infra.stack import StackConfig
@@ -23,7 +33,9 @@ from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_proces
 from tests.saga_support import omnihub_process, unique
 
 AXE = REPO_ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
-DOCS = REPO_ROOT / "docs"
+# Screenshots go to docs/ (the README shows them) only when asked, so a test run leaves
+# the tree clean: OMNIHUB_DASHBOARD_SCREENSHOTS=1.
+SHOTS = REPO_ROOT / "docs" if os.environ.get("OMNIHUB_DASHBOARD_SCREENSHOTS") else None
 PAGES = ("runs", "approvals", "kpis", "live", "admin", "audit", "operations", "notifications")
 WAIT_MS = 90_000
 
@@ -63,13 +75,15 @@ class Watch:
         self.errors: list[str] = []
 
     def attach(self, page: Page) -> None:
-        page.on(
-            "console",
-            lambda m: (
-                m.type == "error" and self.errors.append(f"{m.text} @ {m.location.get('url')}")
-            ),
-        )
-        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        page.on("console", self._console)
+        page.on("pageerror", self._uncaught)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"{message.text} @ {message.location.get('url')}")
+
+    def _uncaught(self, error: Error) -> None:
+        self.errors.append(f"uncaught: {error}")
 
     async def csp(self, page: Page) -> list[Any]:
         found: list[Any] = await page.evaluate("window.__csp || []")
@@ -81,6 +95,11 @@ window.__csp = [];
 document.addEventListener('securitypolicyviolation',
   (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
 """
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    return SHOTS or tmp_path
 
 
 @pytest.fixture
@@ -134,7 +153,7 @@ async def decide(page: Page, run_id: str, button: str, reason: str) -> None:
 
 
 async def test_dashboard_live_runs_approvals_and_pwa(
-    browser: Browser, api: str, key: CliKey
+    browser: Browser, api: str, key: CliKey, shots: Path
 ) -> None:
     watch = Watch()
     context, page = await signed_in(browser, api, key, watch)
@@ -168,7 +187,7 @@ async def test_dashboard_live_runs_approvals_and_pwa(
     await expect(page.locator("#compensations li")).to_have_count(1, timeout=WAIT_MS)
     await expect(page.locator("#summary .badge")).to_have_text("failed", timeout=WAIT_MS)
     await expect(page.locator('#timeline li[data-type="approval_denied"]')).to_have_count(1)
-    await page.screenshot(path=str(DOCS / "dashboard-run.png"), full_page=True)
+    await page.screenshot(path=str(shots / "dashboard-run.png"), full_page=True)
 
     # The PWA: the manifest is served and the service worker controls the dashboard.
     manifest = await page.evaluate("fetch('/dashboard/manifest.webmanifest').then(r => r.json())")
@@ -199,7 +218,7 @@ async def test_dashboard_live_runs_approvals_and_pwa(
         )
         assert serious == [], f"{name}: {serious}"
         assert await watch.csp(page) == [], name
-        await page.screenshot(path=str(DOCS / f"dashboard-{name}.png"), full_page=True)
+        await page.screenshot(path=str(shots / f"dashboard-{name}.png"), full_page=True)
 
     # Offline, a page opened before shows its last data, marked stale.
     await page.goto("/dashboard/runs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 from api.problems import Problem
@@ -97,9 +97,9 @@ async def test_a_write_that_never_finishes_ends_the_response() -> None:
         await asyncio.Event().wait()
         return {}
 
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
         if len(sent) > 3:
             await asyncio.Event().wait()  # the client stopped reading

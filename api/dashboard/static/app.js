@@ -274,9 +274,10 @@ function chart(title, points, fmt = (v) => String(v)) {
     "aria-label": `${title}: last ${fmt(points.length ? points[points.length - 1].v : 0)}` });
   root.append(svg("line", { x1: pad, y1: H - pad, x2: W - 5, y2: H - pad, class: "axis" }));
   const x = (i) => pad + (i * (W - pad - 5)) / Math.max(1, points.length - 1);
-  const y = (v) => H - pad - (v / max) * (H - pad - 10);
+  const y = (v) => H - pad - (v / max) * (H - pad - 24);  // the top label sits above the plot
   root.append(svg("polyline", { points: points.map((p, i) => `${x(i)},${y(p.v)}`).join(" "), class: "series" }));
-  const top = svg("text", { x: 2, y: 14, class: "tick" });
+  points.forEach((p, i) => root.append(svg("circle", { cx: x(i), cy: y(p.v), r: 3, class: "point" })));
+  const top = svg("text", { x: 2, y: 11, class: "tick" });
   top.textContent = fmt(max);
   root.append(top);
   const minute = (p) => new Date(p.t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
