@@ -4,9 +4,10 @@ Each stream reads the runs topic itself (no consumer group: nothing to rebalance
 the browser holds the position), from its ``Last-Event-ID`` or from the log's end.
 Records of other tenants, runs or types are skipped on their headers and key, without
 decoding. What passes is decoded, folded into the run's status, and queued as an SSE
-frame for the writer. The queue is bounded: a client that falls ``queue_max`` frames
-behind is cut (the queue is dropped, a last ``cut`` frame says so) and reconnects from
-the last frame it did receive, so cutting loses nothing.
+frame for the writer. The queue is bounded (``queue_max``): when it is full the feed
+stops reading Kafka and waits for the client, and a client that has not made room within
+``stall_s`` is cut (the queue is dropped, a last ``cut`` frame says so). It reconnects
+from the last frame it did receive, so cutting loses nothing.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ END = b""  # the queue's end marker: the writer stops after it
 class FeedOptions:
     """How a stream paces itself."""
 
-    queue_max: int = 256  # frames waiting for a slow client before it is cut
+    queue_max: int = 256  # frames that may wait for the client
     heartbeat_s: float = 15.0
+    stall_s: float = 10.0  # how long a full queue may wait for the client before the cut
 
 
 class LiveFeed:
@@ -57,7 +59,7 @@ class LiveFeed:
     ) -> None:
         self._bootstrap, self._topic, self._codec = bootstrap, topic, codec
         self._filter, self._start, self._options = flt, start, options
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=options.queue_max + 1)
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max(options.queue_max, 2))
         self.position: Position = {}
         self.cut = False
         self._folds = RunFolds()
@@ -77,7 +79,7 @@ class LiveFeed:
         except BaseException:
             await consumer.stop()
             raise
-        self._offer(
+        self.queue.put_nowait(
             sse_frame(
                 "ready",
                 {"position": format_position(self.position)},
@@ -122,16 +124,16 @@ class LiveFeed:
             batch = await consumer.getmany(timeout_ms=500, max_records=500)
             for msgs in batch.values():
                 for msg in msgs:
-                    if self._take(msg):
+                    if await self._take(msg):
                         quiet_since = loop.time()
             if loop.time() - quiet_since >= self._options.heartbeat_s:
                 # The heartbeat carries the position too: records skipped for other
                 # tenants are behind the client, and a reconnect need not read them again.
                 pos = format_position(self.position)
-                self._offer(sse_frame("heartbeat", {"position": pos}, pos))
+                await self._offer(sse_frame("heartbeat", {"position": pos}, pos))
                 quiet_since = loop.time()
 
-    def _take(self, msg: ConsumerRecord[bytes, bytes]) -> bool:
+    async def _take(self, msg: ConsumerRecord[bytes, bytes]) -> bool:
         """Queue ``msg`` as a frame if the stream carries it; whether it did."""
         self.position[(msg.topic, msg.partition)] = msg.offset + 1
         headers = {k: v.decode(errors="replace") for k, v in (msg.headers or ())}
@@ -145,13 +147,15 @@ class LiveFeed:
         view, known = self._folds.apply(event)
         data = run_event_data(event, view, known)
         data["log"] = f"{msg.topic}:{msg.partition}:{msg.offset}"  # where this record is
-        return self._offer(sse_frame("run_event", data, format_position(self.position)))
+        return await self._offer(sse_frame("run_event", data, format_position(self.position)))
 
-    def _offer(self, frame: bytes) -> bool:
-        if self.queue.qsize() >= self._options.queue_max:
+    async def _offer(self, frame: bytes) -> bool:
+        """Queue ``frame``, waiting for room at most ``stall_s``; else cut the client."""
+        try:
+            await asyncio.wait_for(self.queue.put(frame), self._options.stall_s)
+        except TimeoutError:
             self._cut()
             return False
-        self.queue.put_nowait(frame)
         return True
 
     def _cut(self) -> None:

@@ -132,7 +132,9 @@ async def stream(
         state.codec,
         flt,
         start,
-        FeedOptions(settings.stream_queue_max, settings.stream_heartbeat_s),
+        FeedOptions(
+            settings.stream_queue_max, settings.stream_heartbeat_s, settings.stream_send_timeout_s
+        ),
     )
     give_back = slots_of(request, state).take(p.key_id)  # a refusal is a plain 429
     return EventStreamResponse(_frames(feed), settings.stream_send_timeout_s, give_back)

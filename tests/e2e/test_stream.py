@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from domain import ids
+from domain.events import GoalReceived
 from infra.launch import running_api
 from infra.stack import StackConfig
 from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_processor
@@ -28,6 +31,8 @@ def env(stack: StackConfig) -> dict[str, str]:
         OMNIHUB_CONCURRENCY_LIMIT="50",
         OMNIHUB_STREAM_MAX_PER_KEY="3",
         OMNIHUB_STREAM_HEARTBEAT_S="1",
+        OMNIHUB_STREAM_QUEUE_MAX="16",
+        OMNIHUB_STREAM_SEND_TIMEOUT_S="2",
     )
 
 
@@ -150,3 +155,47 @@ async def test_heartbeats_and_a_limit_of_streams_per_key(api: str, keys: dict[st
 async def test_stream_needs_a_key_with_runs_read(api: str) -> None:
     async with httpx.AsyncClient(base_url=api) as client:
         assert (await client.get("/api/v1/stream")).status_code == 401
+
+
+async def test_a_client_that_stops_reading_is_cut(
+    api: str, keys: dict[str, CliKey], env: dict[str, str]
+) -> None:
+    """A client that never reads: the server's writes stall, its queue fills, and the
+    stream is ended instead of buffered (the connection closes)."""
+    host, port = api.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.connect((host, int(port)))
+    request = (
+        f"GET /api/v1/stream HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {keys['tenant-a'].key}\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    await asyncio.sleep(2)  # the stream is open and positioned
+    tag = uuid.uuid4().hex[:8]
+    padding = {"note": "x" * 1500}
+    events = [
+        GoalReceived(
+            ids.envelope(
+                GoalReceived,
+                run_id=f"slow-{tag}-{i}",
+                tenant_id="tenant-a",
+                actor="test",
+                correlation_id=tag,
+            ),
+            "g",
+            padding,
+            None,
+        )
+        for i in range(4000)
+    ]
+    await append(settings_of(env), events)  # ~7 MB of frames for a client reading nothing
+    await asyncio.sleep(5)
+    sock.settimeout(30)
+    received = b""
+    while chunk := await asyncio.to_thread(sock.recv, 65536):  # b"": the server closed it
+        received += chunk
+    sock.close()
+    print(f"slow client: {len(received)} bytes before the stream was ended")
+    assert received.startswith(b"HTTP/1.1 200") and b"event: ready" in received
+    assert len(received) < 4_500_000  # far less than was written: the rest never queued

@@ -57,10 +57,16 @@ def test_run_folds_are_bounded() -> None:
     assert len(folds._runs) == 2
 
 
-def test_a_client_too_far_behind_is_cut_and_the_queue_dropped() -> None:
-    feed = LiveFeed("x:1", "t", None, StreamFilter("a"), None, FeedOptions(queue_max=3))  # type: ignore[arg-type]
-    assert all(feed._offer(sse_frame("run_event", {"n": n})) for n in range(3))
-    assert not feed._offer(sse_frame("run_event", {"n": 3}))
+async def test_a_full_queue_waits_for_the_client_then_cuts_it() -> None:
+    options = FeedOptions(queue_max=3, stall_s=0.2)
+    feed = LiveFeed("x:1", "t", None, StreamFilter("a"), None, options)  # type: ignore[arg-type]
+    assert all([await feed._offer(sse_frame("run_event", {"n": n})) for n in range(3)])
+    # A client that takes one frame makes room: the next offer waits, then goes in.
+    later = asyncio.get_running_loop().call_later(0.05, feed.queue.get_nowait)
+    assert await feed._offer(sse_frame("run_event", {"n": 3}))
+    later.cancel()
+    # One that takes nothing is cut after stall_s: its queue dropped, a cut frame, the end.
+    assert not await feed._offer(sse_frame("run_event", {"n": 4}))
     assert feed.cut and feed.queue.qsize() == 2
     assert b"event: cut" in feed.queue.get_nowait()
     assert feed.queue.get_nowait() is END
