@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.allow import allowed_methods
 from domain.decisions import Refused
+from domain.storable import storable_text
 from streams.producer import LogUnavailable
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://omnihub.dev/problems/"
 LOG_RETRY_AFTER_S = 5
+
+
+class InvalidParam(BaseModel):
+    """One reason a request was refused as invalid."""
+
+    location: list[str | int] = Field(description='Where, e.g. ["body", "goal"].')
+    message: str
+    type: str | None = None
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details: the body of every error answer.
+
+    Some problems carry more members (``errors`` on a 422 validation error, ``needed``
+    on a 403, ``freshness`` on a 404 of a read)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int
+    detail: str = Field(description="What went wrong, for a human.")
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[InvalidParam] | None = Field(
+        default=None, description="Every invalid parameter (validation errors only)."
+    )
 
 
 class Problem(Exception):
@@ -76,7 +108,11 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+        {
+            "location": [_part(p) for p in e.get("loc", ())],
+            "message": e.get("msg", ""),
+            "type": e.get("type"),
+        }
         for e in exc.errors()
     ]
     first = errors[0] if errors else {"location": [], "message": "invalid request"}
@@ -86,11 +122,29 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _part(part: Any) -> str | int:
+    # A dict key that names the invalid field may itself be the invalid text.
+    return part if isinstance(part, int) else storable_text(str(part))
+
+
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # the router names one route's methods; a path may have more
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+    return problem_response(exc.status_code, slug, str(exc.detail), request.url.path, headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's outermost middleware sends this one, past NoSniffMiddleware: say it here.
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
-        exc.status_code, slug, str(exc.detail), request.url.path, dict(exc.headers or {})
+        500,
+        "internal-error",
+        "an unexpected error; it was logged",
+        request.url.path,
+        {"X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -108,6 +162,7 @@ async def _on_log_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem details."""
+    app.add_exception_handler(Exception, _on_unexpected)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(LogUnavailable, _on_log_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)

@@ -19,9 +19,10 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
-from api import dashboard, problems
+from api import dashboard, docs, openapi, problems, telemetry
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
+from api.edge import EdgeMiddleware
 from api.idempotency import RedisIdempotencyStore
 from api.routes import (
     admin,
@@ -40,9 +41,11 @@ from api.routes import (
     wallet,
 )
 from api.security.services import build_security
+from apps.runtime import setup_telemetry
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
 from projections.killswitch import CachedSwitches
+from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.producer import KafkaEventAppender, LogUnavailable
@@ -64,7 +67,9 @@ def build_state(settings: Settings) -> AppState:
 
     async def temporal() -> TemporalClient:
         return await TemporalClient.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            interceptors=client_interceptors(),
         )
 
     appender = KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s)
@@ -111,10 +116,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Event-sourced orchestration of AI agent runs.",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves them with local assets
+        redoc_url=None,
     )
     app.state.omnihub = build_state(settings)
     problems.install(app)
+    # Added last is outermost: nosniff lands on every answer, a 413 too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeMiddleware)
+    docs.install(app)
+    telemetry.install(app)  # outermost: counts what the body limit refuses too
     app.include_router(health.router)
     app.include_router(goals.router, prefix="/api/v1")
     app.include_router(goals_batch.router, prefix="/api/v1")
@@ -130,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
     dashboard.install(app)
+    openapi.install(app)
     return app
 
 
@@ -148,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    setup_telemetry("api", settings, serve_metrics_port=False)  # /metrics is on its port
     uvicorn.run(
         "apps.api:create_app",
         factory=True,
@@ -155,5 +168,6 @@ def _run(args: argparse.Namespace) -> int:
         port=args.port or settings.api_port,
         access_log=args.access_log,
         log_level="warning",
+        log_config=None,  # keep the process's logging (JSON lines with trace ids)
     )
     return 0

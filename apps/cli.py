@@ -7,37 +7,48 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Modules exposing ``register(subparsers)``; each adds its commands with a ``handler``.
-# First the processes (``omnihub <process> run``, see streams.topology.PROCESSES), then
-# the operators' commands.
-COMMAND_MODULES = (
-    "apps.api",
-    "apps.gateway",
-    "apps.worker",
-    "apps.saga_bridge",
-    "apps.plan_cache",
-    "apps.projector",
-    "apps.notifier",
-    "apps.commands.stack",
-    "apps.commands.log",
-    "apps.commands.demo",
-    "apps.commands.projections",
-    "apps.commands.keys",
-    "apps.commands.contracts",
-    "apps.commands.tenants",
-)
+# Each command and the module that registers it (``register(subparsers)`` adds its
+# commands with a ``handler``): first the processes (``omnihub <process> run``, see
+# streams.topology.PROCESSES), then the operators' commands. Only the module of the
+# command asked for is imported, so a process starts without loading the others
+# (web3, FastAPI, Temporal...); ``--help`` loads them all.
+COMMANDS = {
+    "api": "apps.api",
+    "gateway": "apps.gateway",
+    "worker": "apps.worker",
+    "saga-bridge": "apps.saga_bridge",
+    "plan-cache": "apps.plan_cache",
+    "projector": "apps.projector",
+    "notifier": "apps.notifier",
+    "stack": "apps.commands.stack",
+    "schemas": "apps.commands.log",
+    "topics": "apps.commands.log",
+    "tail": "apps.commands.tail",
+    "demo": "apps.commands.demo",
+    "projections": "apps.commands.projections",
+    "keys": "apps.commands.keys",
+    "audit": "apps.commands.audit",
+    "contracts": "apps.commands.contracts",
+    "tenants": "apps.commands.tenants",
+    "config": "apps.commands.config",
+    "deadletters": "apps.commands.deadletters",
+    "trace": "apps.commands.trace",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` alone, or for every command."""
     parser = argparse.ArgumentParser(prog="omnihub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
+    wanted = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for name in dict.fromkeys(wanted):
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     code: int = args.handler(args)
     return code
 

@@ -101,4 +101,4 @@ def register(sub: Any) -> None:
 
 def _run(_: argparse.Namespace) -> int:
     settings = get_settings()
-    return serve(lambda stop: run_gateway(settings, stop))
+    return serve(lambda stop: run_gateway(settings, stop), process="gateway")

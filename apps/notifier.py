@@ -66,4 +66,4 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    return serve(lambda stop: run_notifier(settings, stop))
+    return serve(lambda stop: run_notifier(settings, stop), process="notifier")

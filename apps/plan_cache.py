@@ -20,7 +20,7 @@ from apps.commands import plan_cache as ops
 from apps.runtime import serve
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
-from projections.plan_cache.embedder import SentenceTransformerEmbedder
+from projections.plan_cache.adapter import embedder_for
 from projections.plan_cache.projector import PlanCacheFolder
 from projections.plan_cache.store import PgPlanCacheStore, migrate
 from streams.codec import EventCodec
@@ -36,7 +36,7 @@ async def plan_cache_consumer(settings: Settings) -> AsyncIterator[LogConsumer]:
     try:
         await migrate(pool, settings.projections_schema)
         store = PgPlanCacheStore(pool, schema=settings.projections_schema)
-        embedder = SentenceTransformerEmbedder(settings.plan_cache_model_path)
+        embedder = embedder_for(settings)
         folder = PlanCacheFolder(store, embedder, ttl_s=settings.plan_cache_ttl_s)
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
         yield LogConsumer(settings, PLAN_CACHE, codec, [folder])
@@ -61,4 +61,4 @@ def register(sub: Any) -> None:
 
 def _run(_: argparse.Namespace) -> int:
     settings = get_settings()
-    return serve(lambda stop: run_plan_cache(settings, stop))
+    return serve(lambda stop: run_plan_cache(settings, stop), process="plan-cache")

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from apps.runtime import serve
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
+from projections.approval_gauge import keep_approval_gauges
 from projections.migrate import apply_migrations
 from projections.pg_store import PostgresProjection
 from projections.redis_store import RedisProjection
@@ -51,7 +52,11 @@ async def projector(
             PostgresSink(pool, PostgresProjection(schema=settings.projections_schema)),
             RedisSink(RedisProjection.of(redis, settings)),
         ]
-        yield LogConsumer(settings, PROJECTOR, codec, handlers, instance_id=instance_id)
+        gauges = asyncio.create_task(keep_approval_gauges(pool, settings.projections_schema))
+        try:
+            yield LogConsumer(settings, PROJECTOR, codec, handlers, instance_id=instance_id)
+        finally:
+            gauges.cancel()
     finally:
         await redis.aclose()
         await pool.close()
@@ -79,5 +84,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     return serve(
-        lambda stop: run_projector(settings, stop, args.instance_id), level=logging.WARNING
+        lambda stop: run_projector(settings, stop, args.instance_id),
+        level=logging.WARNING,
+        process="projector",
     )

@@ -13,9 +13,11 @@ from typing import Any
 from temporalio.client import Client
 
 from apps.runtime import serve
+from domain.risk_policy import policies_from
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 from sagas.bridge import SagaBridge, TemporalRuns, policy_from
+from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.follower import LogConsumer
@@ -36,9 +38,15 @@ async def run_bridge(
     await ensure_declared_topics(settings)
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     client = client or await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        interceptors=client_interceptors(),
     )
-    bridge = SagaBridge(TemporalRuns(client, settings.temporal_task_queue), policy_from(settings))
+    bridge = SagaBridge(
+        TemporalRuns(client, settings.temporal_task_queue),
+        policy_from(settings),
+        policies_from(settings.tenant_policies),
+    )
     consumer = LogConsumer(
         settings,
         SAGA_BRIDGE,
@@ -69,5 +77,6 @@ def _run(args: argparse.Namespace) -> int:
     return serve(
         lambda stop: run_bridge(
             settings, stop, group_id=args.group, start_at_latest=args.from_latest
-        )
+        ),
+        process="saga-bridge",
     )

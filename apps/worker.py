@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ from temporalio.worker import Worker
 
 from apps.runtime import serve
 from domain.plan_cache import DisabledPlanCache, PlanCache
+from domain.risk_policy import policies_from
 from omnihub.lazy import Lazy
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
@@ -31,6 +33,7 @@ from sagas.activities import SagaActivities
 from sagas.killswitch import KillSwitches, RedisKillSwitches
 from sagas.plan_source import PlanSource
 from sagas.planner import Planner, RuleBasedPlanner
+from sagas.telemetry import MetricsInterceptor, client_interceptors
 from sagas.tools import ToolRegistry
 from sagas.tools.http_call import HttpCallTool
 from sagas.tools.pg_record import PgRecordTool
@@ -72,7 +75,7 @@ def build_registry(
 def build_planner(settings: Settings) -> Planner:
     """The LLM planner when a model is configured, else the documented rules."""
     if not settings.llm_model:
-        return RuleBasedPlanner()
+        return RuleBasedPlanner(policies_from(settings.tenant_policies))
     from sagas.llm_planner import LiteLLMPlanner
 
     return LiteLLMPlanner(
@@ -110,15 +113,17 @@ async def saga_activities(
         stack.push_async_callback(redis.aclose)
         switches = kill_switches or RedisKillSwitches(redis)
         tools = build_registry(postgres, http, settings)
+        policies = policies_from(settings.tenant_policies)
         plans = PlanSource(
             build_plan_cache(settings, postgres),
             planner or build_planner(settings),
-            RuleBasedPlanner(),
+            RuleBasedPlanner(policies),
             tools,
             switches,
+            policies,
         )
         await plans.warm_up()
-        yield SagaActivities(appender, tools, plans, switches)
+        yield SagaActivities(appender, tools, plans, switches, policies=policies)
 
 
 def activity_methods(acts: SagaActivities) -> list[Callable[..., object]]:
@@ -131,8 +136,16 @@ def activity_methods(acts: SagaActivities) -> list[Callable[..., object]]:
         acts.compensate_step,
         acts.request_approval,
         acts.record_approval_timeout,
+        acts.record_approval_withdrawn,
         acts.finish_run,
     ]
+
+
+# A run's workflow tasks go to the worker that last ran it (its sticky queue); when that
+# worker is gone they move to the shared queue after this long (SDK default: 10 s).
+STICKY_TIMEOUT = timedelta(seconds=3)
+# On SIGTERM, steps in flight get this long to finish before they are cancelled.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
 def build_worker(client: Client, settings: Settings, acts: SagaActivities) -> Worker:
@@ -143,12 +156,19 @@ def build_worker(client: Client, settings: Settings, acts: SagaActivities) -> Wo
         workflows=[AgentWorkflow],
         activities=activity_methods(acts),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        interceptors=[MetricsInterceptor()],  # tracing comes with the client's interceptors
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 
 async def connect(settings: Settings) -> Client:
     """A Temporal client for the settings' address and namespace."""
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        interceptors=client_interceptors(),
+    )
 
 
 async def migrate_tool_tables(settings: Settings) -> list[str]:
@@ -198,4 +218,4 @@ def _run(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.task_queue:
         settings = settings.model_copy(update={"temporal_task_queue": args.task_queue})
-    return serve(lambda stop: run_worker(settings, stop))
+    return serve(lambda stop: run_worker(settings, stop), process="worker")

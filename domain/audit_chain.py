@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -143,3 +143,30 @@ def verify(
         report = reports.setdefault(tenant, TenantReport(tenant))
         verify_one(report, record, location, trimmed=trimmed)
     return reports
+
+
+def missing_tail(
+    reports: Mapping[str, TenantReport], stored: Mapping[str, ChainHead]
+) -> list[str]:
+    """What the log lacks against the chainer's stored heads (pure).
+
+    The chainer moves a tenant's head only after its record was appended, so the log
+    must reach every stored head: a log that ends earlier, or at the head's sequence with
+    another hash, lost its newest records (or was rewritten). Verifying the log alone
+    cannot see that.
+    """
+    problems = []
+    for tenant, head in sorted(stored.items()):
+        report = reports.get(tenant)
+        if report is None:
+            problems.append(f"{tenant}: no audit records in the log, the stored head is at "
+                            f"sequence {head.sequence} {head.hash}")  # fmt: skip
+        elif report.broken is None and (
+            report.head.sequence < head.sequence
+            or (report.head.sequence == head.sequence and report.head.hash != head.hash)
+        ):  # a log ahead of the head is a record appended before its head moved
+            problems.append(
+                f"{tenant}: the log ends at sequence {report.head.sequence} "
+                f"{report.head.hash}, the stored head is at {head.sequence} {head.hash}"
+            )
+    return problems

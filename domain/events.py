@@ -134,13 +134,22 @@ class StepCompensationFailed(Event):
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRequested(Event):
+    """A risky step waits; v2 added what is approved, by whom requested, how many grant."""
+
     EVENT_TYPE: ClassVar[str] = "approval_requested"
+    SCHEMA_VERSION: ClassVar[int] = 2
     approval_id: str
     step_id: str
     tool: str
     risk: float
     reasons: tuple[str, ...]
     expires_at: datetime
+    goal: str = ""
+    requested_by: str = ""
+    arguments_json: str = "{}"
+    inputs_json: str = "{}"
+    compensation: str = ""
+    required_approvals: int = 1
 
 
 @dataclass(frozen=True, slots=True)

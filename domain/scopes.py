@@ -6,16 +6,19 @@ resource scopes listed under it. Two scopes are deliberately implied by nothing:
 - ``audit:read`` is granted only by ``admin`` or explicitly, so an ordinary writer
   cannot read who did what;
 - ``platform:killswitch`` is granted only explicitly: a kill switch stops a feature for
-  every tenant, so no tenant's ``admin`` may hold it by implication.
+  every tenant, so no tenant's ``admin`` may hold it by implication;
+- ``approvals:decide`` is granted only explicitly (four eyes): the keys that post goals
+  are not, by default, the keys that approve them. It is not even in ``admin``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 IMPLIES: Mapping[str, frozenset[str]] = {
     "admin": frozenset({"write", "audit:read", "keys:admin", "wallets:link"}),
-    "write": frozenset({"read", "goals:write", "approvals:decide", "runs:cancel"}),
+    "write": frozenset({"read", "goals:write", "runs:cancel"}),
     "read": frozenset({"runs:read", "approvals:read", "kpis:read", "keys:read"}),
     "keys:admin": frozenset({"keys:read"}),
     "goals:write": frozenset(),
@@ -74,3 +77,17 @@ def can_delegate(held: Iterable[str], requested: Iterable[str]) -> bool:
     """
     have = expand(held)
     return all(s in have for s in requested)
+
+
+# What a tenant may be called: the API's body field and the operator's CLI check the same.
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def valid_tenant(name: str) -> bool:
+    """Whether ``name`` may name a tenant."""
+    return re.fullmatch(TENANT_PATTERN, name) is not None
+
+
+def parse_scope_list(text: str) -> list[str]:
+    """``"a, b"`` or ``"a,b"`` as the scope names it lists."""
+    return [part.strip() for part in text.split(",") if part.strip()]

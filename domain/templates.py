@@ -16,112 +16,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from domain.events import PlanStep
+from domain.goal_structure import disagreement
+from domain.slots import GoalTemplate, extract, is_relative
 
-_MONTH = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-)
-_DAY = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
-_ID_WORDS = (
-    "order|invoice|ticket|account|booking|reservation|issue|case|customer|user|shipment"
-    "|subscription|contract|payment|transaction|pr|pull request"
-)
-_PLACE_TYPES = {"to": "DESTINATION", "from": "ORIGIN"}
-_PROPER = r"[A-Z][a-z]+(?:[ -](?:[A-Z][a-z]+))*"
+__all__ = ["GoalTemplate", "extract", "inject", "learn", "match", "parametrize", "reuse"]
 
-# (slot type, pattern), by priority: an earlier pattern's match wins an overlap.
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (kind, re.compile(rx, flags))
-    for kind, rx, flags in (
-        (
-            "QUOTED",
-            "(?:(?<=\\s)|^)[\"\u201c'\u2018](?P<v>[^\"\u201d'\u2019]+)[\"\u201d'\u2019](?=[\\s,.;:!?]|$)",
-            0,
-        ),
-        ("URL", r"(?P<v>https?://[^\s<>\"]+[^\s<>\".,;:!?)])", 0),
-        ("EMAIL", r"(?P<v>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)", 0),
-        (
-            "MONEY",
-            r"(?P<v>[$€£]\s?\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?(?:usd|eur|gbp"
-            r"|dollars?|euros?|pounds?)\b)",
-            re.I,
-        ),
-        (
-            "DATE",
-            rf"(?P<v>\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{1,2}}/\d{{1,2}}(?:/\d{{2,4}})?\b"
-            rf"|\b{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?(?:,? \d{{4}})?\b"
-            rf"|\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{_MONTH}\b(?:,? \d{{4}})?"
-            rf"|\b(?:(?:next|this|last) )?{_DAY}\b|\b(?:today|tomorrow|tonight|yesterday)\b"
-            rf"|\b(?:next|this|last) (?:week|month|year)\b)",
-            re.I,
-        ),
-        ("TIME", r"(?P<v>\b\d{1,2}:\d{2}(?:\s?[ap]\.?m\.?)?|\b\d{1,2}\s?[ap]\.?m\.?)(?!\w)", re.I),
-        (
-            "ID",
-            rf"\b(?P<k>{_ID_WORDS})(?:\s+(?:id|number|no\.?))?\s*#?\s*(?P<v>[A-Za-z]*\d[\w-]*)",
-            re.I,
-        ),
-        ("NUMBER", r"(?<![\w.])(?P<v>\d+(?:\.\d+)?)(?!\w)", 0),
-        ("PLACE", rf"\b(?P<k>to|from|in|at|near|via|for|with)\s+(?P<v>{_PROPER})\b", 0),
-        ("NAME", rf"(?<=[a-z,] )(?P<v>{_PROPER})\b", 0),
-    )
-)
-
-
-@dataclass(frozen=True)
-class GoalTemplate:
-    """A goal with its slot values masked by their types."""
-
-    text: str
-    slots: Mapping[str, str]
-
-    @property
-    def slot_names(self) -> tuple[str, ...]:
-        return tuple(sorted(self.slots))
-
-
-def extract(goal: str) -> GoalTemplate:
-    """The template and slot values of ``goal`` (whitespace normalised)."""
-    text = " ".join(goal.split()).rstrip(".!")
-    spans: list[tuple[int, int, str]] = []
-    for kind, pattern in _PATTERNS:
-        for match in pattern.finditer(text):
-            start, end = match.span("v")
-            if not any(s < end and start < e for s, e, _ in spans):
-                spans.append((start, end, _slot_type(kind, match)))
-    out, slots, last, seen = [], {}, 0, dict[str, int]()
-    for start, end, kind in sorted(spans):
-        seen[kind] = seen.get(kind, 0) + 1
-        name = kind if seen[kind] == 1 else f"{kind}_{seen[kind]}"
-        slots[name] = text[start:end]
-        out.append(text[last:start] + "{" + name + "}")
-        last = end
-    return GoalTemplate("".join(out) + text[last:], slots)
-
-
-def _slot_type(kind: str, match: re.Match[str]) -> str:
-    if kind == "ID":
-        return match.group("k").upper().replace(" ", "_") + "_ID"
-    if kind == "MONEY":
-        return "MONEY_" + _currency(match.group("v"))
-    if kind == "PLACE":
-        word = match.group("k")
-        if word in ("for", "with"):
-            return "NAME"
-        return _PLACE_TYPES.get(word, "LOCATION")
-    return kind
-
-
-def _currency(text: str) -> str:
-    lowered = text.lower()
-    for code, marks in _CURRENCIES.items():
-        if any(m in lowered for m in marks):
-            return code
-    return "UNKNOWN"
-
-
-_NOT_DIGITS = re.compile(r"(?i)[$€£,\s]|usd|eur|gbp|dollars?|euros?|pounds?")
-_CURRENCIES = {"USD": ("$", "usd", "dollar"), "EUR": ("€", "eur"), "GBP": ("£", "gbp", "pound")}
+_NUMERIC = re.compile(r"^[$€£¥]?\s?(-?\d[\d,]*(?:\.\d+)?)\s?(?:%|°\s?[CF]|[A-Za-z]{1,7})?$")
+# Shorter values are replaced only where they are a whole argument: "2" inside
+# "2 nights" may not be the slot's 2.
+_MIN_INNER = 3
 _PLACEHOLDER = re.compile(r"\{\{([A-Z][A-Z0-9_]*)(:number)?\}\}")
 
 
@@ -136,14 +39,15 @@ def parametrize(steps: Iterable[PlanStep], slots: Mapping[str, str]) -> tuple[Pl
     if any("{{" in s.arguments_json for s in steps):
         return None
     values = sorted(((k, v) for k, v in slots.items() if v.strip()), key=lambda kv: -len(kv[1]))
-    pattern = re.compile("|".join(rf"(?<!\w){re.escape(v)}(?!\w)" for _, v in values))
+    inner = [(k, v) for k, v in values if len(v) >= _MIN_INNER]
+    pattern = re.compile("|".join(rf"(?<!\w){re.escape(v)}(?!\w)" for _, v in inner) or "(?!)")
     by_value = {v: k for k, v in values}
     by_number = {_number_text(n): k for k, v in values if (n := _as_number(v)) is not None}
     used: set[str] = set()
 
     def swap(text: str) -> str:
-        if not values:
-            return text
+        if text in by_value and len(text) < _MIN_INNER:
+            return _mark(used, by_value[text])
         return pattern.sub(lambda m: _mark(used, by_value[m.group(0)]), text)
 
     def walk(node: object) -> object:
@@ -156,6 +60,70 @@ def parametrize(steps: Iterable[PlanStep], slots: Mapping[str, str]) -> tuple[Pl
 
     out = _rewrite(steps, walk)
     return out if used == set(slots) else None
+
+
+def _leftover(steps: Iterable[PlanStep], values: Iterable[str]) -> bool:
+    """Whether a replaced value still shows in the plan (``v2.4.1`` around ``2.4.1``)."""
+    text = " ".join(s.arguments_json for s in steps)
+    for value in values:
+        if len(value) >= _MIN_INNER and value in text:
+            return True
+        if re.search(rf"(?<![\w.]){re.escape(value)}(?![\w]|\.\d)", text):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What the cache stores for a planned goal.
+
+    ``template`` is the goal's template as extracted (what is embedded, and what
+    operators invalidate or share by); ``pattern`` is the template with the slots the
+    plan does not take written back as values (what a new goal must agree with).
+    """
+
+    template: str
+    pattern: str
+    slot_names: tuple[str, ...]
+    steps: tuple[PlanStep, ...]
+
+
+def learn(goal: GoalTemplate, steps: Iterable[PlanStep]) -> Learned | None:
+    """The reusable form of a plan for ``goal``, or None when it must not be reused.
+
+    Slots the plan takes become placeholders. A slot the plan never mentions (it
+    spelled Paris as CDG, or the value is a word like ``on-call``) is written back into
+    the template as it was: only a goal with that same value can reuse the plan. None
+    when a value the plan depends on cannot be followed: a relative time the plan
+    resolved (``tomorrow`` -> a date), two slots with one value, or a value still
+    showing after replacement.
+    """
+    steps = tuple(steps)
+    values = list(goal.slots.values())
+    used = {n for n in goal.slots if _mentioned(steps, goal.slots[n])}
+    if len(set(values)) != len(values) and any(values.count(goal.slots[n]) > 1 for n in used):
+        return None
+    if any(is_relative(n) for n in set(goal.slots) - used):
+        return None
+    kept = {n: v for n, v in goal.slots.items() if n in used}
+    stored = parametrize(steps, kept)
+    if stored is None or _leftover(stored, kept.values()):
+        return None
+    pattern = fold(goal, set(goal.slots) - used).text
+    return Learned(goal.text, pattern, tuple(sorted(kept)), stored)
+
+
+def fold(goal: GoalTemplate, names: Iterable[str]) -> GoalTemplate:
+    """``goal`` with the slots ``names`` written back as their values."""
+    names = set(names)
+    text = goal.text
+    for name in names:
+        text = text.replace("{" + name + "}", goal.slots[name])
+    return GoalTemplate(text, {n: v for n, v in goal.slots.items() if n not in names})
+
+
+def _mentioned(steps: tuple[PlanStep, ...], value: str) -> bool:
+    return parametrize(steps, {"X": value}) is not None
 
 
 def inject(steps: Iterable[PlanStep], slots: Mapping[str, str]) -> tuple[PlanStep, ...] | None:
@@ -200,46 +168,6 @@ def fillable(
     return names == set(slots) and referenced_slots(steps) <= names
 
 
-_STOP = frozenset(
-    re.findall(
-        r"\w+",
-        "a an the to for of in on at and or please my me our your with from by is be this that"
-        " it its all can could you i we us would like want need some any up out about into",
-    )
-)
-_WORD = re.compile(r"[a-z]+")
-
-
-def conflicting_words(stored_template: str, template: str, steps: Iterable[PlanStep]) -> set[str]:
-    """Words of the stored template missing from the new one that the stored plan uses.
-
-    Similar templates can still differ in a word that decides what the plan does ("buy"
-    and "sell" score 0.92); if the plan mentions such a word it is not the same plan.
-    """
-    ours = {_stem(w) for w in _words(template)}
-    differing = {_stem(w) for w in _words(stored_template)} - ours
-    if not differing:
-        return set()
-    used: set[str] = set()
-    for s in steps:
-        text = " ".join((s.tool, s.compensation or "", s.arguments_json))
-        spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).replace("_", " ")
-        used |= {_stem(w) for w in _words(spaced)}
-    return differing & used
-
-
-def _words(text: str) -> list[str]:
-    text = re.sub(r"\{\{?[A-Z0-9_:]+\}?\}", " ", text)
-    return [w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP]
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s", "ion", "ly"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
 def _mark(used: set[str], name: str, kind: str = "") -> str:
     used.add(name)
     return "{{" + name + kind + "}}"
@@ -264,7 +192,10 @@ def _number_text(value: int | float) -> str:
 
 
 def _as_number(text: str) -> int | float | None:
-    cleaned = _NOT_DIGITS.sub("", text)
+    found = _NUMERIC.match(text.strip())
+    if found is None:
+        return None
+    cleaned = found.group(1).replace(",", "")
     try:
         return int(cleaned)
     except ValueError:
@@ -279,23 +210,56 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A lookup's decision on one stored plan: the filled plan, or why it is a miss."""
+
+    steps: tuple[PlanStep, ...] | None
+    reason: str | None = None
+
+
+def match(
+    stored_pattern: str,
+    stored_slots: Iterable[str],
+    stored_steps: Iterable[PlanStep],
+    goal: GoalTemplate,
+    similarity: float,
+    threshold: float,
+) -> Verdict:
+    """Whether a stored plan serves ``goal``, decided from the goal's structure.
+
+    A hit needs all of: every slot the plan takes is in the goal, every other slot of
+    the goal can be written back into the stored template as a literal (never a
+    relative time), the two templates then ask for the same action on the same object
+    with the same negations (:func:`~domain.goal_structure.disagreement`), every
+    placeholder is filled, and the embedding similarity is at least ``threshold``
+    (a floor against surprises, not the decision).
+    """
+    steps, names = tuple(stored_steps), set(stored_slots)
+    if not names <= set(goal.slots):
+        return Verdict(None, "slots")
+    extra = set(goal.slots) - names
+    if any(is_relative(n) for n in extra):
+        return Verdict(None, "slots")
+    folded = fold(goal, extra)
+    reason = disagreement(stored_pattern, folded.text)
+    if reason is not None:
+        return Verdict(None, reason)
+    if not fillable(names, steps, folded.slots):
+        return Verdict(None, "unfillable")
+    if similarity < threshold:
+        return Verdict(None, "similarity")
+    filled = inject(steps, folded.slots)
+    return Verdict(filled, None if filled is not None else "unfillable")
+
+
 def reuse(
-    stored_template: str,
+    stored_pattern: str,
     stored_slots: Iterable[str],
     stored_steps: Iterable[PlanStep],
     goal: GoalTemplate,
     similarity: float,
     threshold: float,
 ) -> tuple[PlanStep, ...] | None:
-    """The stored plan filled with ``goal``'s values, or None: then it is a miss.
-
-    A hit needs the similarity of the two templates at or above ``threshold``, the same
-    typed slots, every placeholder filled, and no deciding word of the stored goal that
-    the new goal lacks.
-    """
-    steps = tuple(stored_steps)
-    if similarity < threshold or not fillable(stored_slots, steps, goal.slots):
-        return None
-    if conflicting_words(stored_template, goal.text, steps):
-        return None
-    return inject(steps, goal.slots)
+    """The stored plan filled with ``goal``'s values, or None: then it is a miss."""
+    return match(stored_pattern, stored_slots, stored_steps, goal, similarity, threshold).steps

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import io
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,21 @@ async def consume(args: argparse.Namespace) -> None:
     )
     await consumer.start()
     counts: Counter[str] = Counter()
+    skipped = 0
     try:
         seen = 0
         async for msg in consumer:
-            event = decode(msg.value, schemas)
+            try:
+                event = decode(msg.value or b"", schemas)
+            except ValueError as exc:
+                # The log can hold records no schema here decodes (a newer schema this
+                # copy of schemas/ lacks, or bytes a buggy producer wrote). Skip, count
+                # and say where it is: OmniHub's own consumers dead-letter the same
+                # record, with its reason, in omnihub.deadletter.v1 (header dlq.source).
+                skipped += 1
+                source = f"{msg.topic}:{msg.partition}:{msg.offset}"
+                print(f"skipped {source}: {exc}", file=sys.stderr, flush=True)
+                continue
             env = event["envelope"]
             counts[env["event_type"]] += 1
             print(
@@ -75,6 +87,13 @@ async def consume(args: argparse.Namespace) -> None:
     finally:
         await consumer.stop()
         print("counts:", dict(counts))
+        if skipped:
+            print(
+                f"skipped {skipped} undecodable record(s); find them with "
+                "'omnihub tail --topic deadletter --from-beginning --no-follow' "
+                "or by their dlq.source header",
+                file=sys.stderr,
+            )
 
 
 def main() -> None:

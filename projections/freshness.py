@@ -35,25 +35,34 @@ class FreshnessProbe:
             return ends
 
     async def describe(self, positions: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """The freshness block of an API answer, from ``queries.freshness`` rows."""
+        """The freshness block of an API answer, from ``queries.freshness`` rows.
+
+        Times and whether each partition is caught up, never offsets or lag counts: the
+        log is shared by every tenant, so its offsets would tell one tenant the others'
+        volume. ``caught_up`` is None when Kafka does not answer. Operators see offsets
+        and lag with ``omnihub projections status``.
+        """
         ends = await self.ends()
         parts = []
         for p in positions:
             end = ends.get((p["topic"], p["partition"])) if ends is not None else None
-            parts.append({**p, "end_offset": end,
-                          "lag": None if end is None else max(end - p["next_offset"], 0)})
+            parts.append(_part(p, None if ends is None else (end or 0) <= p["next_offset"]))
         if ends is not None:  # partitions the projector has not touched yet
             seen = {(p["topic"], p["partition"]) for p in positions}
-            parts += [{"topic": t, "partition": n, "next_offset": 0, "event_time": None,
-                       "applied_at": None, "end_offset": e, "lag": e}
+            parts += [_part({"topic": t, "partition": n}, False)
                       for (t, n), e in sorted(ends.items()) if (t, n) not in seen and e]
-        lags = [p["lag"] for p in parts]
         return {
             "last_applied_at": _latest(p["applied_at"] for p in parts),
             "last_event_time": _latest(p["event_time"] for p in parts),
-            "lag_events": None if ends is None else sum(x for x in lags if x is not None),
+            "caught_up": None if ends is None else all(p["caught_up"] for p in parts),
             "partitions": parts,
         }
+
+
+def _part(position: dict[str, Any], caught_up: bool | None) -> dict[str, Any]:
+    return {"topic": position["topic"], "partition": position["partition"],
+            "applied_at": position.get("applied_at"), "event_time": position.get("event_time"),
+            "caught_up": caught_up}
 
 
 def _latest(values: Any) -> datetime | None:

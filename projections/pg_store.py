@@ -40,7 +40,9 @@ def _upsert(table: str, columns: Sequence[str], key: str, jsonb: Sequence[str] =
 
 
 _RUN_UPSERT = _upsert("runs", RUN_COLUMNS, "run_id")
-_APPROVAL_UPSERT = _upsert("approvals", APPROVAL_COLUMNS, "approval_id", ("reasons",))
+_APPROVAL_UPSERT = _upsert(
+    "approvals", APPROVAL_COLUMNS, "approval_id", ("reasons", "approvers")
+)
 _TIMELINE_INSERT = (
     "INSERT INTO run_events (event_id, run_id, tenant_id, seq, event_type, occurred_at, actor,"
     " summary, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
@@ -122,6 +124,7 @@ async def _load(conn: asyncpg.Connection, events: Sequence[Event]) -> Loaded:
 def _approval(row: asyncpg.Record) -> ApprovalView:
     data = dict(row)
     data["reasons"] = tuple(json.loads(data["reasons"]))
+    data["approvers"] = tuple(json.loads(data["approvers"]))
     return ApprovalView(**data)
 
 
@@ -129,7 +132,10 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
     if c.runs:
         await conn.executemany(_RUN_UPSERT, [_row(v) for v in c.runs.values()])
     if c.approvals:
-        rows = [_row(v, reasons=json.dumps(list(v.reasons))) for v in c.approvals.values()]
+        rows = [
+            _row(v, reasons=json.dumps(list(v.reasons)), approvers=json.dumps(list(v.approvers)))
+            for v in c.approvals.values()
+        ]
         await conn.executemany(_APPROVAL_UPSERT, rows)
     if c.timeline:
         await conn.executemany(_TIMELINE_INSERT, [
@@ -139,7 +145,9 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
             (*_row(a)[:9], json.dumps(a.details, sort_keys=True), a.sequence, a.prev_hash,
              a.hash) for a in c.audit])
     if c.kpis:
-        await conn.executemany(_KPI_UPSERT, [_row(k) for k in c.kpis.values()])
+        # Sorted: partitions fold side by side and share a tenant's minute rows; one
+        # lock order means they wait for each other instead of deadlocking.
+        await conn.executemany(_KPI_UPSERT, [_row(c.kpis[k]) for k in sorted(c.kpis)])
     if c.durations:
         await conn.executemany(_DURATION_INSERT, [_row(d) for d in c.durations])
 

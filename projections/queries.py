@@ -38,6 +38,15 @@ def _row(record: asyncpg.Record, *jsonb: str) -> Row:
     return out
 
 
+def _approval_row(record: asyncpg.Record) -> Row:
+    """An approval with its JSON decoded: ``arguments`` and ``inputs`` are objects."""
+    out = _row(record, "reasons", "approvers")
+    for key in ("arguments", "inputs"):
+        text = out.pop(f"{key}_json", None)
+        out[key] = json.loads(text) if isinstance(text, str) else None
+    return out
+
+
 def encode_cursor(created_at: datetime, key: str) -> str:
     raw = json.dumps([created_at.isoformat(), key]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -100,7 +109,7 @@ async def list_runs(
 async def get_approval(conn: asyncpg.Connection, approval_id: str) -> Row | None:
     """One approval (with its run and tenant), or None."""
     record = await conn.fetchrow("SELECT * FROM approvals WHERE approval_id = $1", approval_id)
-    return _row(record, "reasons") if record else None
+    return _approval_row(record) if record else None
 
 
 async def list_approvals(
@@ -125,7 +134,7 @@ async def list_approvals(
     rows = await conn.fetch(
         f"SELECT * FROM approvals WHERE {' AND '.join(where)}"
         f" ORDER BY requested_at, approval_id LIMIT ${len(args)}", *args)
-    page = [_row(r, "reasons") for r in rows[:limit]]
+    page = [_approval_row(r) for r in rows[:limit]]
     more = len(rows) > limit
     last = page[-1] if page else None
     return page, encode_cursor(last["requested_at"], last["approval_id"]) if more and last else None

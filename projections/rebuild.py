@@ -83,9 +83,11 @@ class RebuildReport:
 
     @property
     def differences(self) -> list[str]:
-        return [f"{k}: live {self.live.get(k)} rebuilt {self.rebuilt.get(k)}"
-                for k in sorted(set(self.live) | set(self.rebuilt))
-                if self.live.get(k) != self.rebuilt.get(k)]
+        return [
+            f"{k}: live {self.live.get(k)} rebuilt {self.rebuilt.get(k)}"
+            for k in sorted(set(self.live) | set(self.rebuilt))
+            if self.live.get(k) != self.rebuilt.get(k)
+        ]
 
 
 def _ranges(done: Mapping[tuple[str, int], int], target: Mapping[tuple[str, int], int]) -> Ranges:
@@ -103,7 +105,9 @@ class _Folder:
         self._settings = settings
         self._dlq = _CountingDeadLetters()
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-        self._pipeline = Pipeline(settings, PROJECTOR, codec, [sink], deadletters=self._dlq)
+        self._pipeline = Pipeline(
+            settings, PROJECTOR, codec, [sink], deadletters=self._dlq, announce_deadletters=False
+        )
         self._progress = progress
         self.events = 0
 
@@ -144,15 +148,19 @@ async def rebuild_postgres(
         async with pool.acquire() as conn:
             await apply_migrations(conn, schema=live)
             await apply_migrations(conn, schema=shadow, select=projection_range)
-            folder = _Folder(settings, PostgresSink(pool, PostgresProjection(schema=shadow)),
-                             progress or _Quiet())
+            folder = _Folder(
+                settings,
+                PostgresSink(pool, PostgresProjection(schema=shadow)),
+                progress or _Quiet(),
+            )
             for _ in range(CATCH_UP_ROUNDS):
                 ranges = _ranges(await _pg_offsets(conn, shadow), await _pg_offsets(conn, live))
                 if _gap(ranges) <= FINAL_GAP:
                     break
                 await folder.fold(ranges)
-            await _pg_verify_and_swap(conn, folder, live, shadow, report,
-                                      swap and accept_changes, swap)
+            await _pg_verify_and_swap(
+                conn, folder, live, shadow, report, swap and accept_changes, swap
+            )
             await conn.execute(f"DROP SCHEMA {quote_ident(shadow)} CASCADE")
         report.events, report.poison = folder.events, folder.poison
     finally:
@@ -162,20 +170,25 @@ async def rebuild_postgres(
 
 
 async def _pg_verify_and_swap(
-    conn: asyncpg.Connection, folder: _Folder, live: str, shadow: str,
-    report: RebuildReport, force: bool, swap: bool,
+    conn: asyncpg.Connection,
+    folder: _Folder,
+    live: str,
+    shadow: str,
+    report: RebuildReport,
+    force: bool,
+    swap: bool,
 ) -> None:
     async with conn.transaction():
         # Live writers lock their position row first, so this holds them off cleanly.
-        await conn.execute(
-            f"LOCK TABLE {quote_ident(live)}.projector_positions IN EXCLUSIVE MODE"
-        )
+        await conn.execute(f"LOCK TABLE {quote_ident(live)}.projector_positions IN EXCLUSIVE MODE")
         target = await _pg_offsets(conn, live)
         await folder.fold(_ranges(await _pg_offsets(conn, shadow), target))
         report.positions = {f"{t}:{p}": o for (t, p), o in sorted(target.items())}
         rebuilt_at = await _pg_offsets(conn, shadow)
-        report.live = {k: (v.rows, v.md5) for k, v in
-                       (await table_sums(conn, live, column_schema=shadow)).items()}
+        report.live = {
+            k: (v.rows, v.md5)
+            for k, v in (await table_sums(conn, live, column_schema=shadow)).items()
+        }
         report.rebuilt = {k: (v.rows, v.md5) for k, v in (await table_sums(conn, shadow)).items()}
         report.live["positions"] = sorted((k, v) for k, v in target.items() if v)
         report.rebuilt["positions"] = sorted((k, v) for k, v in rebuilt_at.items() if v)
@@ -224,18 +237,20 @@ async def rebuild_redis(
             await folder.fold(_ranges(await _redis_offsets(shadow), target))
             report.positions = {f"{t}:{p}": o for (t, p), o in sorted(target.items())}
             now = datetime.now(UTC)  # one instant decides what is past due in both
-            report.live = {"views": await live.checksum(now),
-                           "positions": sorted(target.items())}
-            report.rebuilt = {"views": await shadow.checksum(now),
-                              "positions": sorted((await _redis_offsets(shadow)).items())}
+            report.live = {"views": await live.checksum(now), "positions": sorted(target.items())}
+            report.rebuilt = {
+                "views": await shadow.checksum(now),
+                "positions": sorted((await _redis_offsets(shadow)).items()),
+            }
             report.equal = not report.differences
             report.swapped = swap and (report.equal or accept_changes)
             if report.swapped:
                 await redis.set(ks.pointer, gen)
         finally:
             await redis.delete(ks.paused)
-        await _drop_generation(redis, ks.pattern if report.swapped else
-                               (await shadow.keyspace()).pattern)
+        await _drop_generation(
+            redis, ks.pattern if report.swapped else (await shadow.keyspace()).pattern
+        )
         report.events, report.poison = folder.events, folder.poison
     finally:
         await redis.aclose()

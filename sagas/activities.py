@@ -6,11 +6,15 @@ activities in :mod:`sagas.step_activities`; shared plumbing in :mod:`sagas.activ
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from temporalio import activity
 
 from domain import ids
+from domain.approval_context import compensation_effect, redact, redacted_json
+from domain.approval_view import WITHDRAWN_BY
 from domain.events import (
     ApprovalDenied,
     ApprovalRequested,
@@ -22,6 +26,7 @@ from domain.events import (
     RunFailed,
 )
 from domain.killswitch import RUNS
+from domain.risk_policy import find, step_text
 from sagas import messages as m
 from sagas.activity_base import to_wire
 from sagas.guardian import assess
@@ -36,7 +41,8 @@ class SagaActivities(StepActivities):
     async def assess_goal(self, inp: m.AssessInput) -> m.AssessOutput:
         """Guardian check: sanitise, score and apply the ``runs`` kill switch."""
         engaged = [RUNS] if await self._switches.is_engaged(RUNS) else []
-        verdict = assess(inp.goal, self._guardian, engaged)
+        guardian = replace(self._guardian, risk=self._policies.of(inp.run.tenant_id))
+        verdict = assess(inp.goal, guardian, engaged)
         event = GoalAssessed(
             self._envelope(GoalAssessed, inp.run),
             verdict.sanitized_goal,
@@ -81,16 +87,42 @@ class SagaActivities(StepActivities):
 
     @activity.defn(name="request_approval")
     async def request_approval(self, inp: m.ApprovalInput) -> m.Emitted:
-        """Append ``approval_requested``; the decision arrives later as a signal."""
+        """Append ``approval_requested`` with what is being approved (personal values
+        redacted); the decision arrives later as a signal."""
         expires = datetime.fromtimestamp(inp.expires_at_ms / 1000, UTC)
+        step = inp.step
+        policy = self._policies.of(inp.run.tenant_id)
+        found = find(step_text(step.tool, step.arguments_json), policy)
+        arguments = json.loads(step.arguments_json)
+        inputs = {k: json.loads(v) for k, v in inp.inputs.items()}
         event = ApprovalRequested(
             self._envelope(ApprovalRequested, inp.run, inp.approval_id),
             inp.approval_id,
-            inp.step.step_id,
-            inp.step.tool,
-            inp.step.risk,
-            tuple(inp.reasons),
+            step.step_id,
+            step.tool,
+            step.risk,
+            tuple(inp.reasons) + tuple(r for r in found.reasons if r not in inp.reasons),
             expires,
+            goal=inp.goal[:2000],
+            requested_by=inp.requested_by,
+            arguments_json=redacted_json(step.arguments_json),
+            inputs_json=json.dumps(redact(inputs), sort_keys=True),
+            compensation=compensation_effect(step.tool, step.compensation, arguments),
+            required_approvals=inp.required_approvals,
+        )
+        await self._append(event)
+        return m.Emitted(event.envelope.event_id)
+
+    @activity.defn(name="record_approval_withdrawn")
+    async def record_approval_withdrawn(self, inp: m.ApprovalWithdrawnInput) -> m.Emitted:
+        """Append the ``approval_denied`` that withdraws a request the run no longer needs."""
+        event = ApprovalDenied(
+            self._envelope(ApprovalDenied, inp.run, inp.approval_id, "withdrawn"),
+            inp.approval_id,
+            inp.step_id,
+            WITHDRAWN_BY,
+            f"withdrawn: {inp.reason}"[:2000],
+            False,
         )
         await self._append(event)
         return m.Emitted(event.envelope.event_id)

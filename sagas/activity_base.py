@@ -16,6 +16,8 @@ from temporalio import activity
 
 from domain import ids
 from domain.events import Envelope, Event, PlanStep
+from domain.risk_policy import TenantPolicies
+from domain.storable import utf8_safe
 from sagas import messages as m
 from sagas.guardian import GuardianPolicy
 from sagas.killswitch import KillSwitches
@@ -42,12 +44,14 @@ class ActivityBase:
         plans: PlanSource,
         kill_switches: KillSwitches,
         guardian: GuardianPolicy | None = None,
+        policies: TenantPolicies | None = None,
     ) -> None:
         self._appender = appender
         self._tools = tools
         self._plans = plans
         self._switches = kill_switches
         self._guardian = guardian or GuardianPolicy()
+        self._policies = policies or TenantPolicies()
 
     def _call(
         self,
@@ -56,6 +60,7 @@ class ActivityBase:
         attempt: int,
         arguments: dict[str, object],
         inputs: dict[str, object],
+        mark: tuple[object, ...] = (),
     ) -> ToolCall:
         return ToolCall(
             run_id=run.run_id,
@@ -65,7 +70,8 @@ class ActivityBase:
             idempotency_key=idempotency_key(run.run_id, step_id),
             arguments=arguments,
             inputs=inputs,
-            heartbeat=activity.heartbeat,
+            # A tool's own heartbeats carry the attempt's mark (see heartbeating).
+            heartbeat=lambda *_: activity.heartbeat(*mark),
         )
 
     def _envelope(self, cls: type[Event], run: m.RunRef, *discriminator: str | int) -> Envelope:
@@ -81,7 +87,8 @@ class ActivityBase:
 
     async def _append(self, event: Event) -> None:
         # LogUnavailable propagates: the activity is retried and appends the same ids.
-        await self._appender.append(event)
+        # A tool's message may hold an unpaired surrogate, which no log record can carry.
+        await self._appender.append(utf8_safe(event))
 
 
 def to_wire(step: PlanStep) -> m.WireStep:
@@ -99,12 +106,17 @@ def to_wire(step: PlanStep) -> m.WireStep:
 
 
 @asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while the body runs, so a lost worker is noticed within the timeout."""
+async def heartbeating(*mark: object) -> AsyncIterator[None]:
+    """Heartbeat while the body runs, so a lost worker is noticed within the timeout.
+
+    ``mark`` travels as the heartbeat's details: the next attempt of the same activity
+    reads the last one (``activity.info().heartbeat_details``) and so learns whether
+    this attempt was lost in flight (see :func:`sagas.compensation.unknown_before`).
+    """
 
     async def pump() -> None:
         while True:
-            activity.heartbeat()
+            activity.heartbeat(*mark)
             await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     task = asyncio.create_task(pump())

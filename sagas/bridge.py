@@ -13,8 +13,9 @@ Temporal being unavailable is retried, never skipped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
@@ -22,10 +23,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.events import ApprovalDenied, ApprovalGranted, Event, GoalReceived, RunCancelRequested
+from domain.risk_policy import TenantPolicies
 from omnihub.settings import Settings
 from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
+from sagas.telemetry import bridging
 from sagas.workflow import AgentWorkflow
 from streams.consumer import Record
+
+log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
 
@@ -57,17 +62,24 @@ def policy_from(settings: Settings) -> RunPolicy:
     )
 
 
-def command_for(event: Event, policy: RunPolicy) -> Command | None:
-    """What the workflow side must do about ``event`` (pure)."""
+def command_for(
+    event: Event, policy: RunPolicy, policies: TenantPolicies | None = None
+) -> Command | None:
+    """What the workflow side must do about ``event`` (pure); a new run gets its
+    tenant's approval quorum from ``policies``."""
     env = event.envelope
     if isinstance(event, GoalReceived):
+        tenant = (policies or TenantPolicies()).of(env.tenant_id)
         run = RunInput(
             run_id=env.run_id,
             tenant_id=env.tenant_id,
             goal=event.goal,
             goal_event_id=env.event_id,
             context=dict(event.context),
-            policy=policy,
+            policy=replace(
+                policy, approvers=tenant.approvers, approvers_above_risk=tenant.approvers_above_risk
+            ),
+            requested_by=env.actor,
         )
         return StartRun(run)
     if isinstance(event, ApprovalGranted | ApprovalDenied):
@@ -130,9 +142,12 @@ class SagaBridge:
     # Temporal down or overloaded: wait, never skip.
     transient: tuple[type[BaseException], ...] = (RPCError, OSError, TimeoutError)
 
-    def __init__(self, runs: TemporalRuns, policy: RunPolicy) -> None:
+    def __init__(
+        self, runs: TemporalRuns, policy: RunPolicy, policies: TenantPolicies | None = None
+    ) -> None:
         self._runs = runs
         self._policy = policy
+        self._policies = policies or TenantPolicies()
         self.applied: dict[str, int] = {}
 
     async def resume_at(self, partitions: Sequence[Partition]) -> Mapping[Partition, int] | None:
@@ -142,7 +157,9 @@ class SagaBridge:
         for record in records:
             if record.event is None:
                 continue
-            command = command_for(record.event, self._policy)
+            command = command_for(record.event, self._policy, self._policies)
             if command is not None:
-                outcome = await self._runs.apply(command)
+                with bridging(record.trace, record.event, command):
+                    outcome = await self._runs.apply(command)
+                    log.info("%s: %s", type(command).__name__, outcome)  # with trace and run
                 self.applied[outcome] = self.applied.get(outcome, 0) + 1

@@ -2,7 +2,9 @@
 
 Pure: the kill switches are looked up by the activity and handed in. The score is
 ``1 - prod(1 - w)`` over the weights of the signals found, so it stays in [0, 1] and
-grows with every independent signal.
+grows with every independent signal. The signals are the guardian's own (prompt
+injection, destructive commands) plus the tenant's risk policy
+(:mod:`domain.risk_policy`), the same one planning uses for each step.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from domain.risk_policy import RiskPolicy, find
 
 # Zero-width characters and bidi overrides hide text from human reviewers.
 _INVISIBLE = dict.fromkeys(
@@ -32,6 +36,7 @@ class Signal:
     reason: str
 
 
+# Only what is about the goal itself; the kinds of action are the risk policy's rules.
 DEFAULT_SIGNALS: tuple[Signal, ...] = (
     Signal(
         r"\bignore (all |any )?(previous|prior|above) (instructions|rules)\b",
@@ -39,15 +44,7 @@ DEFAULT_SIGNALS: tuple[Signal, ...] = (
         "prompt injection: asks to ignore instructions",
     ),
     Signal(r"\b(system prompt|jailbreak|developer mode)\b", 0.6, "prompt injection vocabulary"),
-    Signal(r"\b(delete|drop|truncate|wipe|erase|destroy)\b", 0.5, "destructive action"),
     Signal(r"\brm -rf\b|\bdrop (table|database)\b", 0.8, "destructive command"),
-    Signal(r"\b(transfer|wire|payment|pay|refund|withdraw)\b", 0.5, "moves money"),
-    Signal(
-        r"\b(password|credential|secret|api[ _-]?key|private key|token)s?\b",
-        0.5,
-        "touches credentials",
-    ),
-    Signal(r"\b(all|every) (users?|customers?|records?|accounts?)\b", 0.3, "broad scope"),
 )
 
 
@@ -58,6 +55,7 @@ class GuardianPolicy:
     max_goal_chars: int = 2000
     refuse_at: float = 0.95
     signals: tuple[Signal, ...] = DEFAULT_SIGNALS
+    risk: RiskPolicy = field(default_factory=RiskPolicy)
 
 
 @dataclass(frozen=True)
@@ -106,6 +104,9 @@ def assess(goal: str, policy: GuardianPolicy, engaged_switches: Sequence[str] = 
         if re.search(signal.pattern, lowered):
             reasons.append(signal.reason)
             keep *= 1.0 - signal.weight
+    found = find(clean, policy.risk)
+    reasons.extend(found.reasons)
+    keep *= 1.0 - found.score
     score = round(1.0 - keep, 4)
     allowed = True
     if not clean:

@@ -63,8 +63,7 @@ class LiteLLMPlanner:
                 model=self.model,
                 messages=messages_for(request),
                 api_base=self._api_base,
-                # OpenAI-compatible local servers need some key; the value is theirs to check.
-                api_key=self._api_key or "not-needed",
+                api_key=resolve_api_key(self.model, self._api_base, self._api_key, os.environ),
                 timeout=self._timeout_s,
                 temperature=0,
                 response_format={"type": "json_object"},
@@ -75,6 +74,32 @@ class LiteLLMPlanner:
         except Exception as exc:  # litellm maps every transport error to its own types
             raise PlannerUnavailable(f"{self.model}: {type(exc).__name__}: {exc}"[:500]) from exc
         return parse_plan_text(response.choices[0].message.content or "")
+
+
+# The variables litellm reads for a provider's key when none is passed.
+PROVIDER_KEYS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+}
+
+
+def resolve_api_key(
+    model: str, api_base: str | None, api_key: str | None, environ: Mapping[str, str]
+) -> str | None:
+    """The key to pass litellm: ``OMNIHUB_LLM_API_KEY`` when set; else None, so litellm
+    reads the provider's own variable (``OPENAI_API_KEY``...). Only a self-hosted
+    OpenAI-compatible server (an ``api_base``) with no key anywhere gets a placeholder:
+    the OpenAI client refuses to send without one, and such servers check nothing."""
+    if api_key:
+        return api_key
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    if api_base and not environ.get(PROVIDER_KEYS.get(provider, "OPENAI_API_KEY")):
+        return "not-needed"
+    return None
 
 
 def messages_for(request: PlanRequest) -> list[dict[str, str]]:

@@ -20,6 +20,11 @@ class RunPolicy:
     approval_threshold: float = 0.7
     approval_timeout_s: float = 3600.0
     history_limit: int = 5000
+    # The tenant's four-eyes rule (domain/risk_policy.py): a step of risk above
+    # ``approvers_above_risk`` waits for ``approvers`` distinct grants. The defaults are
+    # one approver, as runs started before the rule had.
+    approvers: int = 1
+    approvers_above_risk: float = 1.0
 
 
 @dataclass(kw_only=True)
@@ -98,6 +103,7 @@ class RunInput:
     context: dict[str, str] = field(default_factory=dict)
     policy: RunPolicy = field(default_factory=RunPolicy)
     carried: CarriedState | None = None
+    requested_by: str = ""  # the goal_received envelope's actor: never its approver
 
 
 @dataclass(kw_only=True)
@@ -201,6 +207,21 @@ class ApprovalInput:
     step: WireStep
     reasons: list[str]
     expires_at_ms: int
+    # What the approver is shown (approval_requested v2); defaults for older histories.
+    goal: str = ""
+    requested_by: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)  # dependency step id -> result JSON
+    required_approvals: int = 1
+
+
+@dataclass
+class ApprovalWithdrawnInput:
+    """A pending approval the run no longer needs: it failed or was cancelled."""
+
+    run: RunRef
+    approval_id: str
+    step_id: str
+    reason: str
 
 
 @dataclass

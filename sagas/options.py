@@ -15,7 +15,10 @@ from temporalio.workflow import ActivityCancellationType
 
 from sagas import messages as m
 
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# A lost worker is noticed this long after its last heartbeat and the step retried on
+# another at once (issue 16: resume within 15 s). Activities heartbeat every 2 s
+# (sagas/activity_base.py), so a busy but live worker has three chances per timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=6)
 # Appending to the log must eventually succeed: a run cannot progress without its log.
 EMIT_TIMEOUT = timedelta(seconds=30)
 EMIT_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=0)

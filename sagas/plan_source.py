@@ -2,22 +2,25 @@
 
 Whatever the source, the plan is validated against the tool registry before it runs,
 so a cached plan that names a tool this worker no longer has is refused like a bad
-model answer.
+model answer, and the tenant's risk policy (:mod:`domain.risk_policy`) raises the risk
+of every step it sends to a human: no planner, model or cache can lower it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from domain.events import PlanStep
 from domain.killswitch import LLM_PLANNER
 from domain.plan_cache import PlanCache
+from domain.risk_policy import RiskPolicy, TenantPolicies, find, step_text
 from sagas.killswitch import KillSwitches
 from sagas.plan import validate_plan
 from sagas.planner import Planner, PlanRequest
+from sagas.telemetry import plan_looked_up
 from sagas.tools import ToolRegistry
 
 WARM_UP_TENANT = "_warmup"  # never a real tenant: those start alphanumeric
@@ -52,12 +55,14 @@ class PlanSource:
         fallback: Planner,
         tools: ToolRegistry,
         kill_switches: KillSwitches,
+        policies: TenantPolicies | None = None,
     ) -> None:
         self._cache = cache
         self._planner = planner
         self._fallback = fallback
         self._tools = tools
         self._switches = kill_switches
+        self._policies = policies or TenantPolicies()
 
     async def warm_up(self) -> None:
         """Load lazy parts (the cache's model, litellm) before runs: importing them while
@@ -68,8 +73,15 @@ class PlanSource:
             await warm()
 
     async def plan(self, run: RunIds, goal: str, context: Mapping[str, str]) -> MadePlan:
-        """A validated plan for ``goal``; raises ``PlanInvalid`` or ``PlannerUnavailable``."""
+        """A validated plan for ``goal`` under the tenant's risk policy; raises
+        ``PlanInvalid`` or ``PlannerUnavailable``."""
+        made = await self._plan(run, goal, context)
+        policy = self._policies.of(run.tenant_id)
+        return replace(made, steps=tuple(with_policy_risk(s, policy) for s in made.steps))
+
+    async def _plan(self, run: RunIds, goal: str, context: Mapping[str, str]) -> MadePlan:
         lookup = await self._cache.lookup(run.tenant_id, goal)
+        plan_looked_up(self._cache, lookup.hit is not None, hasattr(self._planner, "model"))
         known = self._tools.compensations()
         if lookup.hit is not None:
             hit = lookup.hit
@@ -86,6 +98,12 @@ class PlanSource:
         return MadePlan(
             validate_plan(raw, known), str(name), False, None, lookup.template, dict(lookup.slots)
         )
+
+
+def with_policy_risk(step: PlanStep, policy: RiskPolicy) -> PlanStep:
+    """``step`` with at least the risk ``policy`` gives its tool and arguments."""
+    floor = find(step_text(step.tool, step.arguments_json), policy).step_risk
+    return step if step.risk >= floor else replace(step, risk=floor)
 
 
 def _as_raw(steps: tuple[PlanStep, ...]) -> dict[str, object]:

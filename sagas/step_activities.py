@@ -18,8 +18,10 @@ from domain.events import (
 from domain.killswitch import tool_feature
 from sagas import messages as m
 from sagas.activity_base import ActivityBase, heartbeating
+from sagas.compensation import UNKNOWN_DETAIL, attempt_mark, unknown_before
 from sagas.plan import PlanInvalid, resolve_arguments
-from sagas.tools import ToolDomainError, ToolError
+from sagas.tools import ToolDomainError
+from sagas.tools.base import ToolOutcomeUnknown
 
 
 class StepActivities(ActivityBase):
@@ -30,6 +32,7 @@ class StepActivities(ActivityBase):
         """Run one step's tool once per attempt, appending started and completed/failed."""
         attempt = activity.info().attempt
         step, run = inp.step, inp.run
+        earlier = unknown_before(activity.info().heartbeat_details)
         await self._append(
             StepStarted(
                 self._envelope(StepStarted, run, step.step_id, attempt),
@@ -40,11 +43,12 @@ class StepActivities(ActivityBase):
         )
         started = time.monotonic()
         try:
-            arguments, result = await self._invoke(inp, attempt)
-        except (ToolError, PlanInvalid) as exc:
-            raise await self._step_failed(inp, attempt, exc) from exc
-        except Exception as exc:  # an unexpected bug in a tool: report it, let Temporal retry
-            raise await self._step_failed(inp, attempt, exc) from exc
+            arguments, result = await self._invoke(inp, attempt, earlier)
+        except Exception as exc:  # a tool's error, or a bug in one: report it
+            unknown = earlier or isinstance(exc, ToolOutcomeUnknown)
+            # Told to the next attempt: this one ended, and how much is known.
+            activity.heartbeat(attempt_mark(attempt, False, unknown))
+            raise await self._step_failed(inp, attempt, exc, unknown) from exc
         result_json = json.dumps(result, sort_keys=True, default=str)
         duration_ms = int((time.monotonic() - started) * 1000)
         await self._append(
@@ -64,7 +68,9 @@ class StepActivities(ActivityBase):
             arguments_json=json.dumps(arguments, sort_keys=True),
         )
 
-    async def _invoke(self, inp: m.StepInput, attempt: int) -> tuple[object, dict[str, object]]:
+    async def _invoke(
+        self, inp: m.StepInput, attempt: int, earlier: bool
+    ) -> tuple[object, dict[str, object]]:
         step = inp.step
         if await self._switches.is_engaged(tool_feature(step.tool)):
             raise ToolDomainError(f"kill switch engaged for tool {step.tool!r}")
@@ -73,13 +79,14 @@ class StepActivities(ActivityBase):
         arguments = resolve_arguments(json.loads(step.arguments_json), inputs)
         if not isinstance(arguments, dict):
             raise ToolDomainError("step arguments must be a JSON object")
-        call = self._call(inp.run, step.step_id, attempt, arguments, inputs)
-        async with heartbeating():
+        mark = (attempt_mark(attempt, True, earlier),)
+        call = self._call(inp.run, step.step_id, attempt, arguments, inputs, mark)
+        async with heartbeating(*mark):
             result = await tool.run(call)
         return arguments, result
 
     async def _step_failed(
-        self, inp: m.StepInput, attempt: int, exc: Exception
+        self, inp: m.StepInput, attempt: int, exc: Exception, unknown: bool = False
     ) -> ApplicationError:
         retryable = getattr(exc, "retryable", not isinstance(exc, PlanInvalid))
         final = not retryable or attempt >= inp.step.max_attempts
@@ -96,8 +103,9 @@ class StepActivities(ActivityBase):
                 final,
             )
         )
+        details = [{UNKNOWN_DETAIL: True}] if unknown else []
         return ApplicationError(
-            str(exc)[:2000], type=type(exc).__name__, non_retryable=not retryable
+            str(exc)[:2000], *details, type=type(exc).__name__, non_retryable=not retryable
         )
 
     @activity.defn(name="record_step_failure")

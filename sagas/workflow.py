@@ -23,15 +23,20 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import ids
+    from domain.approval_view import WITHDRAWN_BY
     from sagas import messages as m
     from sagas.activities import SagaActivities
-    from sagas.compensation import to_undo, unknown_outcome
+    from sagas.compensation import says_unknown, to_undo, unknown_outcome
     from sagas.options import COMPENSATE, COMPENSATION_ATTEMPTS, EMIT, PLAN, step_options
     from sagas.plan import ready_steps
 
 WORKFLOW_NAME = "AgentWorkflow"
 # Runs started before it compensated completed steps only, also when one was in flight.
 UNDO_UNKNOWN_PATCH = "compensate-unknown-outcomes"
+# Runs started before it left a sibling's approval pending after a step failed for good.
+WITHDRAW_PATCH = "withdraw-approvals-on-failure"
+# Runs started before it did not undo a failed step one of whose attempts timed out.
+UNKNOWN_ATTEMPTS_PATCH = "compensate-unknown-attempts"
 
 
 @dataclass
@@ -50,10 +55,27 @@ class AgentWorkflow:
         self._cancel: m.CancelRequest | None = None
         self._unknown: dict[str, m.CompletedStep] = {}  # step id -> its stack entry
         self._phase = "starting"
+        self._requester = ""
+        self._required: dict[str, int] = {}  # approval id -> distinct grants it needs
+        self._grants: dict[str, list[str]] = {}  # approval id -> who granted so far
+        self._approving: set[str] = set()  # steps between asking and an answer
+        self._awaiting: dict[str, asyncio.Task[_Outcome]] = {}  # step id -> its task
+        self._withdrawing = ""  # why pending approvals are withdrawn, once they are
 
     @workflow.signal(name="approval_decided")
     def approval_decided(self, decision: m.ApprovalDecision) -> None:
-        """A human's decision; the first one for an approval wins."""
+        """A decision; a denial or the last grant the quorum needs is final, the first
+        final one wins. The run's requester never counts (the API refuses it first)."""
+        if decision.granted and self._requester and decision.approver == self._requester:
+            return
+        need = self._required.get(decision.approval_id, 1)
+        if decision.granted and need > 1:
+            grants = self._grants.setdefault(decision.approval_id, [])
+            if decision.approver not in grants:
+                grants.append(decision.approver)
+            if len(grants) < need:
+                return
+            decision = replace(decision, approver=", ".join(grants))
         self._decisions.setdefault(decision.approval_id, decision)
 
     @workflow.signal(name="cancel_requested")
@@ -68,6 +90,7 @@ class AgentWorkflow:
 
     @workflow.run
     async def run(self, inp: m.RunInput) -> m.RunResult:
+        self._requester = inp.requested_by
         if inp.carried is None:
             prepared = await self._prepare(inp)
             if isinstance(prepared, m.RunResult):
@@ -149,8 +172,11 @@ class AgentWorkflow:
                 break
             if self._cancel is not None and not cancelled:
                 cancelled = True
-                for task in tasks.values():
-                    task.cancel()
+                if self._approving:
+                    self._withdraw(f"run cancelled: {self._cancel.reason}")
+                for step_id, task in tasks.items():
+                    if not (self._withdrawing and step_id in self._awaiting):
+                        task.cancel()  # a withdrawn approval's task was cancelled once
             waiting: list[asyncio.Future[object]] = list(tasks.values())  # type: ignore[arg-type]
             if not cancel_seen.done():
                 waiting.append(cancel_seen)  # type: ignore[arg-type]
@@ -165,8 +191,17 @@ class AgentWorkflow:
                         failure = outcome
                     if step_id in self._unknown:  # pushed as its outcome settled
                         state.completed.append(self._unknown.pop(step_id))
+            if failure is not None and not self._withdrawing and self._approving:
+                self._withdraw(f"step {failure.step_id} failed: {failure.error}")
         cancel_seen.cancel()
         return failure
+
+    def _withdraw(self, why: str) -> None:
+        """Stop waiting for the approvals still pending: the run will not use them."""
+        if workflow.patched(WITHDRAW_PATCH):
+            self._withdrawing = why
+            for task in self._awaiting.values():
+                task.cancel()
 
     def _roll_over_due(self, inp: m.RunInput) -> bool:
         info = workflow.info()
@@ -178,7 +213,9 @@ class AgentWorkflow:
     async def _run_step(self, inp: m.RunInput, state: m.CarriedState, step: m.WireStep) -> _Outcome:
         ref = m.RunRef(inp.run_id, inp.tenant_id, state.plan_event_id)
         if step.risk > inp.policy.approval_threshold:
-            decision = await self._approval(inp, ref, step)
+            decision = await self._approval(inp, ref, state, step)
+            if decision.approver == WITHDRAWN_BY:
+                return _Outcome(step.step_id, error=f"approval withdrawn: {decision.reason}")
             if not decision.granted:
                 why = "timed out" if decision.timed_out else f"denied by {decision.approver}"
                 message = f"approval {why}" + (f": {decision.reason}" if decision.reason else "")
@@ -200,6 +237,14 @@ class AgentWorkflow:
                 if (entry := unknown_outcome(step_input)) is not None:
                     self._unknown[step.step_id] = entry
                 await self._record_failure(ref, step, type(exc.cause).__name__, _cause(exc))
+            elif (
+                says_unknown(exc.cause.details)
+                and workflow.patched(UNKNOWN_ATTEMPTS_PATCH)
+                and (entry := unknown_outcome(step_input)) is not None
+            ):
+                # It reported a failure, but an attempt before (or its own call) may have
+                # acted: a read timeout, an attempt timed out or lost with its worker.
+                self._unknown[step.step_id] = entry
             return _Outcome(step.step_id, error=_cause(exc))
         done = m.CompletedStep(
             step_id=step.step_id,
@@ -210,28 +255,46 @@ class AgentWorkflow:
         return _Outcome(step.step_id, completed=done)
 
     async def _approval(
-        self, inp: m.RunInput, ref: m.RunRef, step: m.WireStep
+        self, inp: m.RunInput, ref: m.RunRef, state: m.CarriedState, step: m.WireStep
     ) -> m.ApprovalDecision:
         approval_id = ids.derive_id("approval", inp.run_id, step.step_id)
         if approval_id in self._decisions:
             return self._decisions[approval_id]
         timeout = timedelta(seconds=inp.policy.approval_timeout_s)
         threshold = inp.policy.approval_threshold
+        policy = inp.policy
+        required = policy.approvers if step.risk > policy.approvers_above_risk else 1
+        self._required[approval_id] = max(1, required)
+        self._approving.add(step.step_id)
+        results = {c.step_id: c.result_json for c in state.completed}
         request = m.ApprovalInput(
             run=ref,
             approval_id=approval_id,
             step=step,
             reasons=[f"step risk {step.risk} exceeds the approval threshold {threshold}"],
             expires_at_ms=_ms_now() + int(timeout.total_seconds() * 1000),
+            goal=inp.goal,
+            requested_by=inp.requested_by,
+            inputs={d: results[d] for d in step.depends_on if d in results},
+            required_approvals=self._required[approval_id],
         )
         await workflow.execute_activity_method(
             SagaActivities.request_approval,
             request,
             **EMIT,
         )
+        if self._withdrawing:  # the run failed while the request was being appended
+            return await self._withdrawn(ref, approval_id, step)
         self._phase = "awaiting_approval"
+        task = asyncio.current_task()
+        if task is not None:
+            self._awaiting[step.step_id] = task
         try:
             await workflow.wait_condition(lambda: approval_id in self._decisions, timeout=timeout)
+        except asyncio.CancelledError:
+            if not self._withdrawing:
+                raise
+            return await self._withdrawn(ref, approval_id, step)
         except TimeoutError:
             await workflow.execute_activity_method(
                 SagaActivities.record_approval_timeout,
@@ -248,8 +311,30 @@ class AgentWorkflow:
                     timed_out=True,
                 ),
             )
+        finally:
+            self._awaiting.pop(step.step_id, None)
+            self._approving.discard(step.step_id)
         self._phase = "running"
         return self._decisions[approval_id]
+
+    async def _withdrawn(
+        self, ref: m.RunRef, approval_id: str, step: m.WireStep
+    ) -> m.ApprovalDecision:
+        self._approving.discard(step.step_id)
+        await workflow.execute_activity_method(
+            SagaActivities.record_approval_withdrawn,
+            m.ApprovalWithdrawnInput(ref, approval_id, step.step_id, self._withdrawing),
+            **EMIT,
+        )
+        decision = m.ApprovalDecision(
+            approval_id=approval_id,
+            step_id=step.step_id,
+            granted=False,
+            approver=WITHDRAWN_BY,
+            reason=self._withdrawing,
+        )
+        self._decisions.setdefault(approval_id, decision)
+        return decision
 
     async def _record_failure(
         self, ref: m.RunRef, step: m.WireStep, kind: str, message: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.audit_chain import TenantReport, verify_one
 from domain.events import AuditRecorded
@@ -30,8 +31,10 @@ async def verify_topic(
     *,
     tenant: str | None = None,
     trimmed: bool = False,
+    until: datetime | None = None,
 ) -> LogVerification:
-    """Read ``topics`` from the beginning to their current end and verify each chain."""
+    """Read ``topics`` from the beginning to their current end and verify each chain;
+    with ``until``, only the records that occurred before it (the chain as of then)."""
     out = LogVerification()
     async for rec in read_log(bootstrap, codec, topics, from_beginning=True, follow=False):
         where = f"{rec.topic}/{rec.partition}@{rec.offset}"
@@ -41,6 +44,8 @@ async def verify_topic(
             continue
         owner = rec.event.envelope.tenant_id
         if tenant is not None and owner != tenant:
+            continue
+        if until is not None and rec.event.envelope.occurred_at >= until:
             continue
         report = out.tenants.setdefault(owner, TenantReport(owner))
         verify_one(report, rec.event, where, trimmed=trimmed)
@@ -55,7 +60,7 @@ def describe(result: LogVerification) -> list[str]:
             anchor = f", anchored at {r.anchored_at} (retention)" if r.anchored_at else ""
             lines.append(
                 f"{tenant}: ok, {r.records} records, head {r.head.sequence} "
-                f"{r.head.hash[:16]}..., {r.duplicates} retried duplicates{anchor}"
+                f"{r.head.hash}, {r.duplicates} retried duplicates{anchor}"
             )
         else:
             b = r.broken

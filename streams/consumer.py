@@ -27,6 +27,7 @@ from domain.events import Event
 from omnihub.settings import Settings
 from streams.codec import DecodeError, EventCodec
 from streams.deadletter import DeadLetter, DeadLetterWriter, KafkaDeadLetterWriter
+from streams.telemetry import dead_lettered, folded, handling, traceparent_of
 from streams.topics import topic_name
 from streams.topology import Subscription
 
@@ -52,6 +53,7 @@ class Record:
 
     offset: int
     event: Event | None
+    trace: bytes | None = None  # the appender's ``traceparent``: carry the trace on
 
 
 class Handler(Protocol):
@@ -99,6 +101,7 @@ class Pipeline:
         max_records: int | None = None,
         retry_delay_s: float = 0.5,
         max_attempts: int = 3,
+        announce_deadletters: bool = True,
     ) -> None:
         self.name = subscription.consumer
         self.subscription = subscription
@@ -114,6 +117,9 @@ class Pipeline:
         self._max_records = max_records or settings.consumer_max_records
         self._retry_delay_s = retry_delay_s
         self._max_attempts = max_attempts
+        # A rebuild replays records the live consumer dead-lettered already: it counts
+        # them, and an error line for each would cry wolf.
+        self._announce = announce_deadletters
         self._topics = [topic_name(settings, t) for t in subscription.topics]
         self._stop = asyncio.Event()
         # Per partition, the offset every handler has applied up to in this process:
@@ -128,10 +134,13 @@ class Pipeline:
         if not raws:
             return
         records = [await self._decode(topic, partition, raw) for raw in raws]
+        traces = [r.trace for r in records if r.event is not None]
         for handler in self.handlers:
-            await self._apply(handler, topic, partition, records, raws)
+            with handling(self.name, handler.name, topic, partition, traces):
+                await self._apply(handler, topic, partition, records, raws)
         self._done[(topic, partition)] = raws[-1].offset + 1
         self.stats.records += len(raws)
+        folded(self.name, len(raws))
 
     def forget_applied(self) -> None:
         """Trust only the handlers' stored positions from now on (a new session)."""
@@ -155,7 +164,7 @@ class Pipeline:
             return Record(raw.offset, None)
         if types is not None and event.EVENT_TYPE not in types:
             return Record(raw.offset, None)
-        return Record(raw.offset, event)
+        return Record(raw.offset, event, traceparent_of(raw.headers))
 
     async def _apply(
         self,
@@ -217,15 +226,16 @@ class Pipeline:
     async def _dead_letter(
         self, topic: str, partition: int, raw: RawRecord, reason: str, detail: str
     ) -> None:
-        log.error(
-            "%s: dead-lettering %s:%d:%d: %s %s",
-            self.name,
-            topic,
-            partition,
-            raw.offset,
-            reason,
-            detail,
-        )
+        if self._announce:
+            log.error(
+                "%s: dead-lettering %s:%d:%d: %s %s",
+                self.name,
+                topic,
+                partition,
+                raw.offset,
+                reason,
+                detail,
+            )
         letter = DeadLetter(
             topic, partition, raw.offset, reason, detail, raw.key, raw.value, raw.headers
         )
@@ -239,6 +249,7 @@ class Pipeline:
             await self._pause(delay)
             delay = min(delay * 2, 10.0)
         self.stats.dead_letters[reason] = self.stats.dead_letters.get(reason, 0) + 1
+        dead_lettered(self.name, reason)
 
     def _deadletters(self) -> DeadLetterWriter:
         if self._dlq is None:

@@ -7,7 +7,8 @@ One format for every consumer. A dead letter keeps the original key, value and h
   or ``fold_failed:<handler>`` (decoded, but the named handler kept raising on it);
 - ``dlq.detail``: the error, at most 2,000 characters;
 - ``dlq.source``: ``topic:partition:offset`` of the original record;
-- ``dlq.consumer``: the consumer that gave up on it (``projector``, ``gateway-keys``...).
+- ``dlq.consumer``: the consumer that gave up on it (``projector``, ``gateway-keys``...);
+- ``dlq.at``: when, UTC, ISO 8601.
 
 A record that is bad for every consumer is dead-lettered once by each, and
 ``dlq.consumer`` tells them apart. The Kafka key is ``<consumer>@<source>``, so a letter
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -56,6 +58,7 @@ class DeadLetter:
             ("dlq.detail", self.detail[:DETAIL_MAX].encode()),
             ("dlq.source", self.source.encode()),
             ("dlq.consumer", consumer.encode()),
+            ("dlq.at", datetime.now(UTC).isoformat(timespec="milliseconds").encode()),
         ]
 
 

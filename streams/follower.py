@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from streams.consumer import Pipeline, RawRecord, Stopping
 from streams.log_reader import partitions_of
+from streams.telemetry import report_lag
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,13 @@ class LogConsumer(Pipeline):
         )
         await consumer.start()
         self.forget_applied()  # a new session: the stored positions say where we are
+        lag = asyncio.create_task(report_lag(self.name, consumer, self._done))
         try:
             await self._wait_for_topics()
             consumer.subscribe(self._topics, listener=_Seek(self, consumer))
             await self._loop(consumer, stop, ready)
         finally:
+            lag.cancel()
             await consumer.stop()
 
     async def _loop(
@@ -103,7 +106,10 @@ class LogConsumer(Pipeline):
                 consumer.seek(tp, start)
                 self.applied_below(tp.topic, tp.partition, start)
             else:
-                await consumer.seek_to_beginning(tp)
+                # Not awaited offset lookups: inside the rebalance callback they would
+                # block the group while a partition's leader is down. Offset 0 below the
+                # log's start resets to the earliest (auto_offset_reset).
+                consumer.seek(tp, 0)
 
     async def catch_up(self) -> None:
         """Apply everything up to the log's end as of now, then return."""

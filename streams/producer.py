@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from domain.events import Event
 from omnihub.settings import Settings
 from streams.codec import EventCodec
+from streams.telemetry import appending
 from streams.topics import topic_for
 
 log = logging.getLogger(__name__)
@@ -97,29 +98,36 @@ class KafkaEventAppender:
         return (await self.append_many([event]))[0]
 
     async def append_many(self, events: Sequence[Event]) -> list[AppendResult]:
-        producer = await self._ensure_producer()
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                futures = [await self._send(producer, e) for e in events]
-                metas = await asyncio.gather(*futures)
-        except (KafkaError, TimeoutError) as exc:
-            raise LogUnavailable(f"Kafka did not acknowledge the append: {exc!r}") from exc
+        topics = [topic_for(self._settings, e.EVENT_TYPE) for e in events]
+        with appending(events, topics) as traceparent:  # span, traceparent and metrics
+            producer = await self._ensure_producer()
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    futures = [await self._send(producer, e, traceparent) for e in events]
+                    metas = await asyncio.gather(*futures)
+            except (KafkaError, TimeoutError) as exc:
+                raise LogUnavailable(f"Kafka did not acknowledge the append: {exc!r}") from exc
         return [
             AppendResult(e.envelope.event_id, m.topic, m.partition, m.offset)
             for e, m in zip(events, metas, strict=True)
         ]
 
-    async def _send(self, producer: AIOKafkaProducer, event: Event) -> asyncio.Future:  # type: ignore[type-arg]
+    async def _send(
+        self, producer: AIOKafkaProducer, event: Event, traceparent: bytes | None = None
+    ) -> asyncio.Future:  # type: ignore[type-arg]
         env = event.envelope
+        headers = [
+            ("event_type", env.event_type.encode()),
+            ("event_id", env.event_id.encode()),
+            ("tenant_id", env.tenant_id.encode()),
+        ]
+        if traceparent is not None:  # the trace goes on in whoever consumes the record
+            headers.append(("traceparent", traceparent))
         future: asyncio.Future = await producer.send(  # type: ignore[type-arg]
             topic_for(self._settings, event.EVENT_TYPE),
             value=self._codec.encode(event),
             key=env.run_id.encode(),
-            headers=[
-                ("event_type", env.event_type.encode()),
-                ("event_id", env.event_id.encode()),
-                ("tenant_id", env.tenant_id.encode()),
-            ],
+            headers=headers,
         )
         return future
 

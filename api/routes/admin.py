@@ -21,6 +21,7 @@ from api.problems import Problem
 from api.security.deps import require
 from api.security.principal import Principal
 from api.security.tenancy import owner_connection
+from api.text import Text
 from domain import ids
 from domain.events import KillSwitchToggled
 from domain.killswitch import FEATURES
@@ -38,7 +39,7 @@ class SwitchChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class SwitchOut(BaseModel):

@@ -11,6 +11,7 @@ from api.problems import Problem
 from api.routes.runs import FreshnessDep, fresh, parse_cursor, read_models
 from api.security.deps import require
 from api.security.principal import Principal
+from api.text import Text
 from projections import queries
 
 router = APIRouter(tags=["approvals"])
@@ -22,8 +23,8 @@ async def list_approvals(
     state: StateDep,
     probe: FreshnessDep,
     p: ApprovalReader,
-    status: Literal["pending", "granted", "denied", "expired", "any"] = "pending",
-    cursor: str | None = None,
+    status: Literal["pending", "granted", "denied", "expired", "withdrawn", "any"] = "pending",
+    cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """The caller's approvals oldest request first; by default the pending queue."""
@@ -36,7 +37,7 @@ async def list_approvals(
 
 @router.get("/approvals/{approval_id}")
 async def get_approval(
-    approval_id: str, state: StateDep, probe: FreshnessDep, p: ApprovalReader
+    approval_id: Text, state: StateDep, probe: FreshnessDep, p: ApprovalReader
 ) -> dict[str, Any]:
     """One approval request and its decision, if any."""
     async with read_models(state, p) as conn:

@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
 from api.deps import AppState, StateDep
@@ -20,16 +20,18 @@ from api.problems import Problem
 from api.security.audit import audit_fact
 from api.security.deps import require, security_of
 from api.security.principal import Principal
+from api.text import Text
 from domain import ids
 from domain.events import GoalReceived
+from domain.goal_text import require_words
 from domain.killswitch import GOALS_CREATE
+from domain.scopes import TENANT_PATTERN
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["goals"])
 
-TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 GoalWriter = Annotated[Principal, require("goals:write")]
-Context = dict[str, Annotated[str, Field(max_length=8192)]]
+Context = dict[Text, Annotated[Text, Field(max_length=8192)]]
 
 
 class GoalRequest(BaseModel):
@@ -40,7 +42,9 @@ class GoalRequest(BaseModel):
     tenant_id: str | None = Field(
         default=None, pattern=TENANT_PATTERN, description="Optional; must be the key's tenant."
     )
-    goal: str = Field(min_length=1, max_length=2000, description="What to achieve.")
+    goal: Annotated[Text, AfterValidator(require_words)] = Field(
+        min_length=1, max_length=2000, description="What to achieve (not blank)."
+    )
     context: Context = Field(
         default_factory=dict, max_length=64, description="Free-form string context."
     )
@@ -58,7 +62,7 @@ class GoalAccepted(BaseModel):
 
 
 IdempotencyKey = Annotated[
-    str | None,
+    Text | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,

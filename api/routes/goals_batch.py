@@ -9,10 +9,10 @@ goal landed or a problem.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AppState, StateDep
 from api.idempotency import IdempotencyUnavailable, request_fingerprint
@@ -26,8 +26,10 @@ from api.routes.goals import (
     tenant_of,
 )
 from api.security.principal import Principal
+from api.text import Text
 from domain import ids
 from domain.events import GoalReceived
+from domain.goal_text import require_words
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["goals"])
@@ -38,9 +40,9 @@ class BatchItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    goal: str = Field(min_length=1, max_length=2000)
+    goal: Annotated[Text, AfterValidator(require_words)] = Field(min_length=1, max_length=2000)
     context: Context = Field(default_factory=dict, max_length=64)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    idempotency_key: Text | None = Field(default=None, min_length=1, max_length=255)
 
 
 class GoalBatch(BaseModel):
@@ -48,7 +50,7 @@ class GoalBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tenant_id: str | None = None
+    tenant_id: Text | None = None
     goals: list[dict[str, Any]] = Field(min_length=1)
 
 

@@ -13,7 +13,15 @@ from api.health import Probe, check_all
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    responses={
+        503: {
+            "description": "Some dependency is down (same report).",
+            "content": {"application/json": {}},
+        }
+    },
+)
 async def get_health(state: StateDep) -> JSONResponse:
     """Report Kafka, Postgres, Redis and Temporal separately; 503 if any is down."""
 

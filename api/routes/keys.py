@@ -20,6 +20,7 @@ from api.security import key_admin
 from api.security.deps import require, security_of
 from api.security.principal import Principal
 from api.security.tenancy import tenant_connection
+from api.text import Text
 from domain import scopes
 from domain.events import Event
 from projections import keys
@@ -36,8 +37,13 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scopes: list[str] = Field(min_length=1, max_length=20, description="Scopes to grant.")
-    name: str = Field(default="", max_length=100, description="What the key is for.")
+    scopes: list[str] = Field(
+        min_length=1,
+        max_length=20,
+        description="Scopes to grant (an unknown one is a 422).",
+        json_schema_extra={"items": {"type": "string", "enum": [*sorted(scopes.KNOWN_SCOPES)]}},
+    )
+    name: Text = Field(default="", max_length=100, description="What the key is for.")
     expires_in_s: int | None = Field(default=None, ge=60, le=400 * 86400)
 
 
@@ -52,7 +58,7 @@ class KeyRotate(BaseModel):
 class KeyRevoke(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=500)
+    reason: Text = Field(default="", max_length=500)
 
 
 class KeyInfo(BaseModel):
@@ -118,9 +124,18 @@ def _check_delegation(p: Principal, wanted: list[str] | tuple[str, ...]) -> None
         raise Problem(403, "scope-escalation", "a key cannot grant scopes it does not hold")
 
 
-@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=NewKeyOut)
+LAGGING: dict[int | str, dict[str, Any]] = {
+    202: {"model": NewKeyOut, "description": "Appended; not yet usable (``active``)."}
+}
+NO_STORE = "no-store"  # the body holds a key's plaintext: no cache may keep it
+
+
+@router.post(
+    "/keys", status_code=status.HTTP_201_CREATED, response_model=NewKeyOut, responses=LAGGING
+)
 async def create_key(body: KeyCreate, p: KeysAdmin, state: StateDep, response: Response) -> Any:
     """Create a key for the caller's tenant; the key is shown once."""
+    response.headers["Cache-Control"] = NO_STORE
     _check_delegation(p, body.scopes)
     expires = None
     if body.expires_in_s is not None:
@@ -155,11 +170,12 @@ async def list_keys(p: KeysRead, state: StateDep) -> Any:
         return [_info(k) for k in await keys.list_keys(conn, p.tenant_id)]
 
 
-@router.post("/keys/{key_id}/rotate", status_code=201, response_model=NewKeyOut)
+@router.post("/keys/{key_id}/rotate", status_code=201, response_model=NewKeyOut, responses=LAGGING)
 async def rotate_key(
-    key_id: str, body: KeyRotate, p: KeysAdmin, state: StateDep, response: Response
+    key_id: Text, body: KeyRotate, p: KeysAdmin, state: StateDep, response: Response
 ) -> Any:
     """Replace a key; the old one works ``grace_s`` longer. The new key is shown once."""
+    response.headers["Cache-Control"] = NO_STORE
     old = await _own_key(state, p, key_id)
     if old.revoked_at is not None:
         raise Problem(409, "key-revoked", "a revoked key cannot be rotated")
@@ -183,7 +199,7 @@ async def rotate_key(
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyInfo)
-async def revoke_key(key_id: str, body: KeyRevoke, p: KeysAdmin, state: StateDep) -> Any:
+async def revoke_key(key_id: Text, body: KeyRevoke, p: KeysAdmin, state: StateDep) -> Any:
     """Revoke a key: it stops working at once (see api/security/principal.py)."""
     old = await _own_key(state, p, key_id)
     if old.revoked_at is None:

@@ -15,6 +15,8 @@ from api.problems import Problem
 from api.security.deps import require
 from api.security.principal import Principal
 from api.security.tenancy import owner_connection, tenant_connection
+from api.text import Text
+from domain.storable import unstorable
 from projections import queries
 from projections.freshness import FreshnessProbe
 from streams.topics import Topic, topic_name
@@ -72,12 +74,16 @@ async def fresh(state: AppState, probe: FreshnessProbe) -> dict[str, Any]:
 
 
 def parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
+    """The position a ``cursor`` points after; an empty cursor is no cursor."""
+    if not cursor:
         return None
     try:
-        return queries.decode_cursor(cursor)
+        after = queries.decode_cursor(cursor)
     except ValueError as exc:
         raise Problem(400, "bad-cursor", "the cursor is not one this API returned") from exc
+    if unstorable(after[1]) is not None:  # not one of ours, and Postgres cannot compare it
+        raise Problem(400, "bad-cursor", "the cursor is not one this API returned")
+    return after
 
 
 @router.get("/runs")
@@ -88,7 +94,7 @@ async def list_runs(
     status: RunStatus | None = None,
     since: Annotated[datetime | None, Query(description="created at or after")] = None,
     until: Annotated[datetime | None, Query(description="created before")] = None,
-    cursor: str | None = None,
+    cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """The caller's runs newest first, filtered by status and creation time."""
@@ -101,7 +107,7 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: str, state: StateDep, probe: FreshnessDep, p: RunReader
+async def get_run(run_id: Text, state: StateDep, probe: FreshnessDep, p: RunReader
                   ) -> dict[str, Any]:
     """One run with its ordered event timeline."""
     async with read_models(state, p) as conn:

@@ -2,7 +2,8 @@
 
 In order: authenticate the key (401), count the request against the key's rate limit
 (429, counted even when the scope check then fails, so probing costs quota), check the
-scope (403), take a concurrency slot (429) and give it back when the request ends.
+scope (403), take a concurrency slot (429) and give it back as soon as the route has
+returned, before its answer is sent.
 Failures and denials are audited before answering; successes in the background.
 
 The rate count and the slot are one Redis round trip (``RedisLimiter.admit``): the scope
@@ -22,10 +23,11 @@ from fastapi import Depends, Request, Response
 from api.deps import AppState, StateDep
 from api.problems import Problem
 from api.security.audit import audit_fact
-from api.security.limits import LimiterUnavailable
+from api.security.limits import Admission, LimiterUnavailable, RateDecision
 from api.security.principal import Principal
 from api.security.services import SecurityServices
 from domain import scopes
+from omnihub import metrics
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="omnihub"'}
 
@@ -69,8 +71,8 @@ async def _authenticate(sec: SecurityServices, request: Request, resource: str) 
 
 async def _admit(
     sec: SecurityServices, p: Principal, rid: str, granted: bool, response: Response
-) -> bool:
-    """Count the request (429 if over the rate); whether it also got an in-flight slot."""
+) -> Admission:
+    """Count the request (429 if over the rate); says whether it also got a slot."""
     try:
         admission = await sec.limits.admit(p.key_id, rid, scope_granted=granted)
     except LimiterUnavailable as exc:
@@ -83,13 +85,14 @@ async def _admit(
     decision = admission.rate
     response.headers.update(decision.headers())
     if not decision.allowed:
+        metrics.RATE_LIMIT_REFUSALS.labels("rate").inc()
         raise Problem(
             429,
             "rate-limited",
             f"more than {decision.limit} requests a minute for this key",
             headers=decision.headers(),
         )
-    return admission.slot
+    return admission
 
 
 async def _authorize(
@@ -122,12 +125,14 @@ async def _authorize(
     sec.audit.record_later(allowed)
 
 
-def _refuse_busy(sec: SecurityServices) -> Problem:
+def _refuse_busy(sec: SecurityServices, rate: RateDecision) -> Problem:
+    metrics.RATE_LIMIT_REFUSALS.labels("concurrency").inc()
+    # The rate headers too: a client backing off reads them on every 429 alike.
     return Problem(
         429,
         "too-many-concurrent-requests",
         f"more than {sec.limits.concurrency_limit} requests in flight for this key",
-        headers={"Retry-After": "1"},
+        headers={**rate.headers(), "Retry-After": "1"},
     )
 
 
@@ -141,21 +146,26 @@ def _guard(scope: str) -> Callable[..., AsyncIterator[Principal]]:
         rid, resource = str(uuid.uuid4()), f"{request.method} {request.url.path}"
         principal = await _authenticate(sec, request, resource)
         granted = scopes.grants(principal.scopes, scope)
-        slot = await _admit(sec, principal, rid, granted, response)
+        admission = await _admit(sec, principal, rid, granted, response)
         await _authorize(sec, principal, scope, granted, resource)
-        if not slot:
-            raise _refuse_busy(sec)
+        if not admission.slot:
+            raise _refuse_busy(sec, admission.rate)
         try:
             yield principal
         finally:
             await sec.limits.release(principal.key_id, rid)
 
+    guard.required_scope = scope  # type: ignore[attr-defined]  # read by api.openapi
     return guard
 
 
 def require(scope: str) -> Any:
-    """``Annotated[Principal, require("goals:write")]``: a caller holding ``scope``."""
-    return Depends(_guard(scope))
+    """``Annotated[Principal, require("goals:write")]``: a caller holding ``scope``.
+
+    Function-scoped, so the slot is given back when the route returns, before the answer
+    is sent: a client at its concurrency limit may send its next request at once.
+    """
+    return Depends(_guard(scope), scope="function")
 
 
 def Requires(scope: str) -> Any:

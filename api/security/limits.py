@@ -112,14 +112,17 @@ class RedisLimiter:
         self._script = redis.register_script(_ADMIT)
 
     @staticmethod
-    def _inflight(key_id: str) -> str:
-        return f"omnihub:inflight:{key_id}"
+    def keys_of(key_id: str) -> tuple[str, str]:
+        """The rate log and the in-flight set of ``key_id``. Both carry the key id as
+        their hash tag, so Redis Cluster keeps them in one slot, as a script needs."""
+        tag = "{" + key_id + "}"
+        return f"omnihub:ratelimit:{tag}", f"omnihub:inflight:{tag}"
 
     async def admit(self, key_id: str, request_id: str, scope_granted: bool) -> Admission:
         """Count one request of ``key_id``; take a slot if it fits and ``scope_granted``."""
         try:
             allowed, remaining, reset_ms, slot = await self._script(
-                keys=[f"omnihub:ratelimit:{key_id}", self._inflight(key_id)],
+                keys=list(self.keys_of(key_id)),
                 args=[
                     self._window_ms,
                     self.rate_limit,
@@ -138,6 +141,6 @@ class RedisLimiter:
     async def release(self, key_id: str, request_id: str) -> None:
         """Give the slot back (it also expires on its own)."""
         try:
-            await self._redis.zrem(self._inflight(key_id), request_id)
+            await self._redis.zrem(self.keys_of(key_id)[1], request_id)
         except RedisError:
             pass  # the slot expires after its TTL

@@ -12,22 +12,28 @@ from typing import Any
 import httpx
 
 from omnihub.settings import Settings, get_settings
+from sagas.planner import UNDERSTOOD
 
 FINAL = {"run_completed", "run_failed", "run_cancelled"}
 # With no model configured the rule-based planner (sagas/planner.py) makes this a DAG: an
 # echo, then an upper-case transform and a Postgres record side by side, then a wait.
 DEMO_GOAL = (
-    "Collect this week's incident notes then shout the headline and also save the summary "
+    "Say this week's incident notes are in then shout the headline and also save the summary "
     "for the ops team then wait 1 seconds"
 )
 # A second goal the dashboard shows waiting: "payment" makes its step risky, so it waits
 # for a person to approve or deny it there (sagas/planner.py).
-APPROVAL_GOAL = "Prepare the invoice then send the payment to ACME"
+APPROVAL_GOAL = "say hi then approve the payment"
 
 
 def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="post a demo goal and show its events as they flow")
-    demo.add_argument("--goal", default=DEMO_GOAL)
+    demo.add_argument(
+        "--goal",
+        default=DEMO_GOAL,
+        help="without a model, the rules planner plans only what it understands: "
+        + UNDERSTOOD.replace("%", "%%"),
+    )
     demo.add_argument("--tenant", default="demo")
     demo.add_argument("--seconds", type=float, default=60, help="how long to follow the run")
     demo.add_argument(
@@ -95,7 +101,7 @@ async def _waiting_approval(client: httpx.AsyncClient, settings: Settings, tenan
     )
     if r.status_code == 202:
         print(f"POST /api/v1/goals -> 202: run {r.json()['run_id']} will wait for approval")
-    return await operator_key(settings, tenant, ["admin"], "demo-dashboard")
+    return await operator_key(settings, tenant, ["admin", "approvals:decide"], "demo-dashboard")
 
 
 def _summary(view: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""``omnihub keys ...`` and ``omnihub audit verify``: the operator's side of the gateway.
+"""``omnihub keys ...``: the operator's side of the gateway's keys.
 
 ``keys create`` appends ``api_key_created`` straight to the log (the operator has Kafka
 access; this is how the first admin key of a tenant is made) and waits for the keys
@@ -37,12 +37,7 @@ def register(sub: Any) -> None:
         p.add_argument("--grace-s", type=int, default=3600, help="rotate: old key's grace")
         p.add_argument("--reason", default="", help="revoke: why")
         p.set_defaults(handler=_run, op=op)
-    audit = sub.add_parser("audit", help="the hash-chained audit log")
-    au = audit.add_subparsers(dest="action", required=True)
-    verify = au.add_parser("verify", help="recompute every tenant's chain from the log")
-    verify.add_argument("--tenant", help="only this tenant")
-    verify.add_argument("--topic", help="audit topic (default: the declared one)")
-    verify.set_defaults(handler=_verify)
+
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -103,8 +98,11 @@ async def operator_key(settings: Settings, tenant: str, scope_names: list[str], 
 
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
     from api.security.key_admin import created
-    from domain.scopes import UnknownScope
+    from domain.scopes import TENANT_PATTERN, UnknownScope, parse_scope_list, valid_tenant
 
+    if not valid_tenant(args.tenant):
+        print(f"keys create: --tenant must match {TENANT_PATTERN}", file=sys.stderr)
+        return 2
     expires = None
     if args.expires_in_days:
         expires = datetime.now(UTC) + timedelta(days=args.expires_in_days)
@@ -112,7 +110,7 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
         event, plaintext = created(
             settings.secret_key,
             args.tenant,
-            args.scopes.split(","),
+            parse_scope_list(args.scopes),
             actor="cli:operator",
             name=args.name,
             expires_at=expires,
@@ -132,6 +130,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
     pool = await _pool(settings)
     try:
         async with pool.acquire() as conn:
+            print(f"{'KEY_ID':<36}  {'KEY':<14}  {'SCOPES':<30} STATE  NAME")
             for k in await list_keys(conn, args.tenant):
                 state = (
                     "revoked"
@@ -185,26 +184,3 @@ async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     done = await _append_and_wait(settings, event, old.key_id, lambda k: k.revoked_at is not None)
     print(f"revoked {old.key_id}" if done else "revocation appended, not yet projected")
     return 0 if done else 1
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from streams.audit_verify import describe, verify_topic
-    from streams.codec import EventCodec
-    from streams.schema_registry import SchemaRegistry
-    from streams.topics import Topic, topic_name
-
-    settings = get_settings()
-    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    topic = args.topic or topic_name(settings, Topic.AUDIT)
-    result = asyncio.run(
-        verify_topic(
-            settings.kafka_bootstrap,
-            codec,
-            [topic],
-            tenant=args.tenant,
-            trimmed=settings.audit_retention_days > 0,
-        )
-    )
-    for line in describe(result) or ["no audit records"]:
-        print(line)
-    return 0 if result.ok else 1

@@ -1,4 +1,5 @@
-"""``omnihub schemas|topics|tail``: the contract and the log from the command line."""
+"""``omnihub schemas|topics``: the contract and the topics from the command line; the event
+formatting ``omnihub tail`` and the demo print."""
 
 from __future__ import annotations
 
@@ -25,16 +26,6 @@ def register(sub: Any) -> None:
 
     topics = sub.add_parser("topics", help="create the declared topics (idempotent)")
     topics.set_defaults(handler=_topics_ensure)
-
-    tail = sub.add_parser("tail", help="print decoded events live")
-    tail.add_argument("--run", help="only this run id")
-    tail.add_argument(
-        "--type", action="append", dest="types", help="only this event type (repeatable)"
-    )
-    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest event")
-    tail.add_argument("--no-follow", action="store_true", help="stop at the current end")
-    tail.add_argument("--json", action="store_true", help="one JSON object per line")
-    tail.set_defaults(handler=_tail)
 
 
 def _schemas_check(_: argparse.Namespace) -> int:
@@ -69,40 +60,6 @@ def _topics_ensure(_: argparse.Namespace) -> int:
         print(f"mismatch: {line}", file=sys.stderr)
     print("topics: ready" + (" (with mismatches)" if mismatches else ""))
     return 1 if mismatches else 0
-
-
-def _tail(args: argparse.Namespace) -> int:
-    try:
-        asyncio.run(_tail_async(args))
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-async def _tail_async(args: argparse.Namespace) -> None:
-    from streams.codec import EventCodec
-    from streams.log_reader import read_log
-    from streams.schema_registry import SchemaRegistry
-    from streams.topics import Topic, topic_name
-
-    settings = get_settings()
-    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    topics = [topic_name(settings, t) for t in Topic]
-    async for rec in read_log(
-        settings.kafka_bootstrap,
-        codec,
-        topics,
-        from_beginning=args.from_beginning,
-        follow=not args.no_follow,
-    ):
-        if args.types and rec.event_type not in args.types:
-            continue
-        if rec.event is None:
-            print(f"{rec.topic}/{rec.partition}@{rec.offset} undecodable: {rec.error}", flush=True)
-            continue
-        if args.run and rec.event.envelope.run_id != args.run:
-            continue
-        print(format_event(rec.event, rec.topic, rec.partition, rec.offset, args.json), flush=True)
 
 
 def format_event(event: Any, topic: str, partition: int, offset: int, as_json: bool) -> str:

@@ -31,6 +31,16 @@ def register_ops(cmds: Any, consumer: Consumer) -> None:
     share.add_argument("--template", required=True)
     share.add_argument("--with", dest="grantees", nargs="*", default=[], help="tenants or *")
     share.set_defaults(handler=_share)
+    cmds.add_parser(
+        "export-onnx", help="export the embedding model to ONNX (else done on first use)"
+    ).set_defaults(handler=_export_onnx)
+
+
+def _export_onnx(_: argparse.Namespace) -> int:
+    from projections.plan_cache.onnx_embedder import ensure_onnx
+
+    print(ensure_onnx(get_settings().plan_cache_model_path))
+    return 0
 
 
 def _rebuild(consumer: Consumer) -> int:

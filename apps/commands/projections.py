@@ -28,7 +28,9 @@ def register(sub: Any) -> None:
         help="swap even if the rebuild differs (the fold changed on purpose)",
     )
     rebuild.set_defaults(handler=_rebuild)
-    p_sub.add_parser("status", help="per-partition positions and lag").set_defaults(handler=_status)
+    status = p_sub.add_parser("status", help="per-partition positions and lag")
+    status.add_argument("--json", action="store_true", help="one JSON document")
+    status.set_defaults(handler=_status)
     as_of = p_sub.add_parser(
         "as-of",
         help="what the log held at a moment, folded afresh "
@@ -91,10 +93,33 @@ def _rebuild(args: argparse.Namespace) -> int:
             f"{name}: {report.events} events in {report.seconds:.1f}s "
             f"({report.events_per_s:.0f}/s); {verdict}; {action}"
         )
+        for line in compared(report):
+            print(f"  {line}")
+        if report.poison:
+            print(f"  {report.poison} records skipped: undecodable or unfoldable, dead-lettered"
+                  " by the live projector already (see omnihub.deadletter.v1)")  # fmt: skip
         for line in report.differences:
             print(f"  {line}", file=sys.stderr)
         ok = ok and (report.equal or report.swapped)
     return 0 if ok else 1
+
+
+def compared(report: Any) -> list[str]:
+    """What the verdict rests on: each table's rows and content checksum, both sides."""
+    lines = []
+    for key in sorted(set(report.live) | set(report.rebuilt)):
+        if key == "positions":
+            continue
+        live, rebuilt = report.live.get(key), report.rebuilt.get(key)
+        same = "same" if live == rebuilt else "DIFFERENT"
+        lines.append(f"{key}: live {_sum(live)}, rebuilt {_sum(rebuilt)} ({same})")
+    return lines
+
+
+def _sum(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]} rows, md5 {value[1]}"
+    return str(value)
 
 
 def _instant(text: str) -> datetime:
@@ -156,15 +181,22 @@ def _lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _status(_: argparse.Namespace) -> int:
+STATUS_COLUMNS = ("projection", "topic", "partition", "position", "end", "lag", "last_event")
+
+
+def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     rows = asyncio.run(_status_rows(get_settings()))
-    table = Table("projection", "topic", "partition", "position", "end", "lag", "last event")
+    if args.json:
+        print(json.dumps([dict(zip(STATUS_COLUMNS, row, strict=True)) for row in rows],
+                         default=str, indent=2))  # fmt: skip
+        return 0
+    table = Table(*STATUS_COLUMNS)
     for row in rows:
         table.add_row(*(str(c) if c is not None else "-" for c in row))
-    Console().print(table)
+    Console(width=200).print(table)  # full topic names even in a narrow terminal
     return 0
 
 

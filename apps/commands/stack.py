@@ -12,7 +12,9 @@ import argparse
 import dataclasses
 import shlex
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from infra import chain_service, stack
 from infra.config import KAFKA_BROKER_CHOICES, StackConfig
@@ -32,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("up", _up, "start services (default: all) and wait until healthy"),
         ("down", _down, "stop services (default: all), in reverse order"),
         ("status", _status, "show state, pid and endpoint; exit 1 unless all are running"),
+        ("restart", _restart, "stop, then start services (default: OmniHub's processes)"),
     )
     for name, handler, text in commands:
         command = sub.add_parser(name, help=text, description=text)
@@ -48,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     logs = sub.add_parser("logs", help="print the end of a service log")
     logs.add_argument("name", metavar="SERVICE")
     logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.set_defaults(handler=_logs)
     env = sub.add_parser("env", help="print `export OMNIHUB_...` lines for this stack")
     env.set_defaults(handler=_env)
@@ -70,6 +74,21 @@ def _up(args: argparse.Namespace) -> int:
         known = _known(args.services)
         if known is not None:
             _print(stack.status(cfg, known))
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    """Down then up: by default OmniHub's own processes, not the servers holding data."""
+    from infra.platform import SERVICES as PROCESSES
+
+    cfg = StackConfig.from_env()
+    names = args.services or [spec.name for spec in PROCESSES]
+    try:
+        stack.down(cfg, names)
+        _print(stack.up(cfg, names))
+    except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -106,8 +125,29 @@ def _logs(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"error: no log at {path}", file=sys.stderr)
         return 1
-    print(tail(path, args.lines))
+    print(tail(path, args.lines), flush=True)
+    if args.follow:
+        try:
+            follow(path)
+        except KeyboardInterrupt:
+            pass
     return 0
+
+
+def follow(path: Path, poll_s: float = 0.25) -> None:
+    """Print what is appended to ``path`` until interrupted (a restart's new log too)."""
+    position = path.stat().st_size
+    while True:
+        size = path.stat().st_size if path.exists() else 0
+        if size < position:  # truncated or replaced: start over
+            position = 0
+        if size > position:
+            with path.open("rb") as handle:
+                handle.seek(position)
+                sys.stdout.write(handle.read(size - position).decode(errors="replace"))
+                sys.stdout.flush()
+            position = size
+        time.sleep(poll_s)
 
 
 def _env(args: argparse.Namespace) -> int:

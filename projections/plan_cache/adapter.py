@@ -18,6 +18,7 @@ from domain.templates import GoalTemplate, extract, reuse
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections.plan_cache.embedder import Embedder, SentenceTransformerEmbedder
+from projections.plan_cache.onnx_embedder import OnnxEmbedder
 from projections.plan_cache.store import Candidate, PgPlanCacheStore, migrate
 
 log = logging.getLogger(__name__)
@@ -27,14 +28,18 @@ UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceEr
 
 
 class SemanticPlanCache:
-    """Serves a tenant's (or a shared) plan whose template is similar enough."""
+    """Serves a tenant's (or a shared) plan for the same request with other values.
+
+    The index finds the nearest templates; :func:`domain.templates.match` decides from
+    the goal's structure whether one of them serves it.
+    """
 
     def __init__(
         self,
         store: Callable[[], Awaitable[PgPlanCacheStore]],
         embedder: Embedder,
         *,
-        threshold: float = 0.85,
+        threshold: float = 0.7,
         candidates: int = 5,
         ef_search: int = 64,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -58,7 +63,12 @@ class SemanticPlanCache:
         # Most similar first; on a tie the tenant's own plan before a shared one.
         for c in sorted(found, key=lambda c: (-c.similarity, c.tenant_id != tenant_id)):
             steps = reuse(
-                c.template, c.slot_names, c.steps, template, c.similarity, self._threshold
+                c.pattern or c.template,
+                c.slot_names,
+                c.steps,
+                template,
+                c.similarity,
+                self._threshold,
             )
             if steps is not None:
                 similarity = round(c.similarity, 4)
@@ -88,6 +98,17 @@ def fixed(store: PgPlanCacheStore) -> Callable[[], Awaitable[PgPlanCacheStore]]:
     return source
 
 
+def embedder_for(settings: Settings) -> OnnxEmbedder | SentenceTransformerEmbedder:
+    """The embedder ``settings`` choose: ONNX Runtime by default, the reference otherwise.
+
+    Both run the same weights and agree to cosine >= 0.999, so entries embedded by one
+    are found by the other.
+    """
+    if settings.plan_cache_embedder == "onnx":
+        return OnnxEmbedder(settings.plan_cache_model_path)
+    return SentenceTransformerEmbedder(settings.plan_cache_model_path)
+
+
 def semantic_plan_cache(settings: Settings, postgres: Lazy[asyncpg.Pool]) -> SemanticPlanCache:
     """The semantic cache on the worker's lazy pool (``PLAN_CACHES["semantic"]``).
 
@@ -105,7 +126,7 @@ def semantic_plan_cache(settings: Settings, postgres: Lazy[asyncpg.Pool]) -> Sem
 
     return SemanticPlanCache(
         store,
-        SentenceTransformerEmbedder(settings.plan_cache_model_path),
+        embedder_for(settings),
         threshold=settings.plan_cache_threshold,
         candidates=settings.plan_cache_candidates,
         ef_search=settings.plan_cache_ef_search,

@@ -32,6 +32,7 @@ class Candidate:
     model: str
     source_plan_id: str
     similarity: float
+    pattern: str = ""
 
 
 async def migrate(target: asyncpg.Pool | asyncpg.Connection, schema: str = "public") -> None:
@@ -68,19 +69,20 @@ class PgPlanCacheStore:
     ) -> list[Candidate]:
         """The ``limit`` live entries nearest to ``vector`` that ``tenant_id`` may use.
 
-        Only entries with the same slot names qualify. ``exact`` forbids the index (a
-        full scan), for measuring the index's recall.
+        Only entries whose slots are all among ``slot_names`` qualify (an entry may
+        have written some of its goal's slots back as values). ``exact`` forbids the
+        index (a full scan), for measuring the index's recall.
         """
         settings = f"SET LOCAL hnsw.ef_search = {int(ef_search)};"
         settings += " SET LOCAL hnsw.iterative_scan = strict_order;"
         if exact:
             settings += " SET LOCAL enable_indexscan = off;"
         sql = (
-            "SELECT tenant_id, template, slot_names, steps, model, source_plan_id,"
+            "SELECT tenant_id, template, pattern, slot_names, steps, model, source_plan_id,"
             " 1 - (embedding <=> $1::vector) AS similarity"
             f" FROM {self.entries}"
             " WHERE (tenant_id = $2 OR shared_with && ARRAY[$2, '*'])"
-            " AND slot_names = $3::text[] AND expires_at > $4"
+            " AND slot_names <@ $3::text[] AND expires_at > $4"
             " ORDER BY embedding <=> $1::vector LIMIT $5"
         )
         async with self.pool.acquire() as conn, conn.transaction():
@@ -103,11 +105,12 @@ class PgPlanCacheStore:
         status = await conn.execute(
             f"INSERT INTO {self.entries} AS e (tenant_id, template, slot_names, steps,"
             " embedding, model, source_plan_id, source_event_id, planned_at, expires_at,"
-            " shared_with)"
+            " shared_with, pattern)"
             " SELECT $1, $2, $3, $4::jsonb, $5::vector, $6, $7, $8, $9, $10,"
             f" coalesce((SELECT shared_with FROM {self.shares}"
-            "  WHERE tenant_id = $1 AND template = $2), '{}')"
-            " ON CONFLICT (tenant_id, template) DO UPDATE SET slot_names = EXCLUDED.slot_names,"
+            "  WHERE tenant_id = $1 AND template = $2), '{}'), $11"
+            " ON CONFLICT (tenant_id, template, pattern)"
+            " DO UPDATE SET slot_names = EXCLUDED.slot_names,"
             " steps = EXCLUDED.steps, embedding = EXCLUDED.embedding, model = EXCLUDED.model,"
             " source_plan_id = EXCLUDED.source_plan_id,"
             " source_event_id = EXCLUDED.source_event_id, planned_at = EXCLUDED.planned_at,"
@@ -125,6 +128,7 @@ class PgPlanCacheStore:
             plan.source_event_id,
             plan.planned_at,
             plan.expires_at,
+            plan.pattern,
         )
         return bool(status.endswith(" 1"))
 
@@ -189,10 +193,10 @@ class PgPlanCacheStore:
     async def snapshot(self) -> list[dict[str, Any]]:
         """Every entry, ordered, with its embedding as text (to compare rebuilds)."""
         rows = await self.pool.fetch(
-            "SELECT tenant_id, template, slot_names, steps::text AS steps,"
+            "SELECT tenant_id, template, pattern, slot_names, steps::text AS steps,"
             " embedding::text AS embedding, model, source_plan_id, source_event_id,"
             f" planned_at, expires_at, shared_with FROM {self.entries}"
-            " ORDER BY tenant_id, template"
+            " ORDER BY tenant_id, template, pattern"
         )
         return [dict(r) for r in rows]
 
@@ -228,4 +232,5 @@ def _candidate(row: asyncpg.Record) -> Candidate:
         model=row["model"],
         source_plan_id=row["source_plan_id"],
         similarity=float(row["similarity"]),
+        pattern=row["pattern"],
     )

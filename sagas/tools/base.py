@@ -31,6 +31,12 @@ class ToolTransientError(ToolError):
     """The world was unavailable (timeout, 5xx, connection refused): retry later."""
 
 
+class ToolOutcomeUnknown(ToolTransientError):
+    """The request left and no answer came back (a read timeout, a dropped connection):
+    it may have had its effect. Retried like a transient error; if the step then fails
+    for good, it is compensated as a step of unknown outcome."""
+
+
 class UnknownTool(ToolDomainError):
     """No tool of that name is registered."""
 

@@ -2,8 +2,11 @@
 
 Both calls send an ``Idempotency-Key`` header (the step's key; ``<key>:compensate``
 for the undo), so a receiver that honours it sees each effect once however often the
-activity is retried. 4xx answers (except 408 and 429) are domain errors; 5xx,
-timeouts and connection errors are transient.
+activity is retried. 4xx answers (except 408 and 429) are domain errors; 5xx and
+connection errors are transient; an error after the request may have left (a read
+timeout, a connection dropped mid-answer) is an unknown outcome: the call may have
+landed, so a step that then fails for good is compensated. ``timeout_s`` in the
+arguments bounds one call (default: the client's).
 
 The undo's body says ``step_outcome``: ``completed`` (with the call's ``result``) or
 ``unknown`` (``result`` null) when the call was cancelled or abandoned in flight and may
@@ -19,13 +22,23 @@ from typing import Any
 
 import httpx
 
-from sagas.tools.base import JsonObject, ToolCall, ToolDomainError, ToolTransientError, require
+from sagas.tools.base import (
+    JsonObject,
+    ToolCall,
+    ToolDomainError,
+    ToolOutcomeUnknown,
+    ToolTransientError,
+    require,
+)
 from sagas.tools.url_policy import UrlPolicy
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 RETRYABLE_4XX = frozenset({408, 425, 429})
 NOTHING_THERE = frozenset({404, 410})
 MAX_BODY_CHARS = 16_384
+# Errors after the request may have reached the server; connect and pool errors mean it
+# never left.
+SENT_MAYBE = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.RemoteProtocolError)
 
 
 class HttpCallTool:
@@ -46,7 +59,14 @@ class HttpCallTool:
         url = _url(call.arguments, "url")
         await self._policy.check(url)
         method = _method(call.arguments.get("method", "POST"))
-        return await self._send(method, url, call.arguments.get("json"), call.idempotency_key)
+        timeout = call.arguments.get("timeout_s")
+        return await self._send(
+            method,
+            url,
+            call.arguments.get("json"),
+            call.idempotency_key,
+            call_timeout_s=float(timeout) if isinstance(timeout, int | float) else None,
+        )
 
     async def compensate(self, call: ToolCall, result: Mapping[str, Any] | None) -> JsonObject:
         if call.arguments.get("compensate_url") is None:
@@ -64,12 +84,23 @@ class HttpCallTool:
         return await self._send(method, url, body, key, nothing_there_ok=result is None)
 
     async def _send(
-        self, method: str, url: str, body: Any, key: str, nothing_there_ok: bool = False
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        key: str,
+        nothing_there_ok: bool = False,
+        call_timeout_s: float | None = None,
     ) -> JsonObject:
+        extra: dict[str, Any] = {} if call_timeout_s is None else {"timeout": call_timeout_s}
         try:
             response = await self._client.request(
-                method, url, json=body, headers={"Idempotency-Key": key}
+                method, url, json=body, headers={"Idempotency-Key": key}, **extra
             )
+        except SENT_MAYBE as exc:
+            raise ToolOutcomeUnknown(
+                f"{method} {url}: no answer, may have landed: {exc!r}"
+            ) from exc
         except httpx.HTTPError as exc:
             raise ToolTransientError(f"{method} {url}: {exc!r}") from exc
         text = response.text[:MAX_BODY_CHARS]

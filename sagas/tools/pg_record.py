@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from domain.storable import storable
 from omnihub.lazy import Lazy
 from sagas.tools.base import JsonObject, ToolCall, ToolDomainError, ToolTransientError, require
 
@@ -40,8 +41,9 @@ class PgRecordTool:
         self._pool = pool
 
     async def run(self, call: ToolCall) -> JsonObject:
-        collection = str(require(call.arguments, "collection", str))
-        record = require(call.arguments, "record", dict)
+        # jsonb and text hold no NUL: escaped (domain.storable), not refused.
+        collection = storable(str(require(call.arguments, "collection", str)))
+        record = storable(require(call.arguments, "record", dict))
         if not 0 < len(collection) <= 100:
             raise ToolDomainError("collection must be 1-100 characters")
         row = await self._fetchrow(
@@ -70,7 +72,7 @@ class PgRecordTool:
                 return row
         except (
             OSError,
-            asyncpg.PostgresConnectionStatusError,
+            asyncpg.PostgresConnectionError,
             asyncpg.CannotConnectNowError,
         ) as exc:
             raise ToolTransientError(f"postgres unavailable: {exc!r}") from exc

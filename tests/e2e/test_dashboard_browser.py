@@ -68,6 +68,12 @@ def key(api: str, env: dict[str, str]) -> CliKey:
     return cli_key(env, "dash", "admin,platform:killswitch")
 
 
+@pytest.fixture(scope="module")
+def approver(api: str, env: dict[str, str]) -> CliKey:
+    """Another principal of the tenant: the one who posts a goal may not approve it."""
+    return cli_key(env, "dash", "read,approvals:decide")
+
+
 class Watch:
     """Console errors and CSP violations of a page: each one fails the test."""
 
@@ -153,10 +159,11 @@ async def decide(page: Page, run_id: str, button: str, reason: str) -> None:
 
 
 async def test_dashboard_live_runs_approvals_and_pwa(
-    browser: Browser, api: str, key: CliKey, shots: Path
+    browser: Browser, api: str, key: CliKey, approver: CliKey, shots: Path
 ) -> None:
     watch = Watch()
     context, page = await signed_in(browser, api, key, watch)
+    deciding, decider = await signed_in(browser, api, approver, watch)
 
     # A goal posted from the runs page completes live: its row changes without a reload.
     run_id = await post_goal(page, "say hello then upper world")
@@ -167,10 +174,12 @@ async def test_dashboard_live_runs_approvals_and_pwa(
 
     # Approve a waiting step from the approvals page: the run continues to completion.
     approved = await post_goal(page, "say hi then approve the payment")
-    await decide(page, approved, "Approve", "looks right")
+    await decide(decider, approved, "Approve", "looks right")
     await page.goto(f"/dashboard/runs/{approved}")
     await expect(page.locator("#summary .badge")).to_have_text("completed", timeout=WAIT_MS)
-    await expect(page.locator('#dag [data-step="s2"]')).to_have_class(re.compile("n-completed"))
+    await expect(page.locator('#dag [data-step="s2"]')).to_have_class(
+        re.compile("n-(completed|approved)")
+    )
 
     # Deny another: its run fails and the saved step's compensation appears, live.
     denied = await post_goal(page, "save the draft then make the payment")
@@ -181,9 +190,7 @@ async def test_dashboard_live_runs_approvals_and_pwa(
     await expect(page.locator('#dag [data-step="s2"]')).to_have_class(
         re.compile("n-awaiting_approval"), timeout=WAIT_MS
     )
-    run_page = await context.new_page()
-    watch.attach(run_page)
-    await decide(run_page, denied, "Deny", "not today")
+    await decide(decider, denied, "Deny", "not today")
     await expect(page.locator("#compensations li")).to_have_count(1, timeout=WAIT_MS)
     await expect(page.locator("#summary .badge")).to_have_text("failed", timeout=WAIT_MS)
     await expect(page.locator('#timeline li[data-type="approval_denied"]')).to_have_count(1)
@@ -201,7 +208,7 @@ async def test_dashboard_live_runs_approvals_and_pwa(
     await page.get_by_label("Target").fill("https://hooks.example/omnihub")
     await page.get_by_role("button", name="Add channel").click()
     await expect(page.locator("#channels tbody")).to_contain_text("https://hooks.example/omnihub")
-    waiting = await post_goal(page, "Prepare the invoice then send the payment to ACME")
+    waiting = await post_goal(page, "say hi then approve the payment")
     await expect(page.locator(f'#runs tr[data-run="{waiting}"] .status')).to_have_text(
         "awaiting_approval", timeout=WAIT_MS
     )
@@ -228,6 +235,7 @@ async def test_dashboard_live_runs_approvals_and_pwa(
     await expect(page.locator("#stale")).to_have_text(re.compile("stale"), timeout=15_000)
     await expect(page.locator(f'#runs tr[data-run="{run_id}"]')).to_have_count(1)
     await context.set_offline(False)
+    await deciding.close()
 
     offline_noise = [
         e for e in watch.errors if "ERR_INTERNET_DISCONNECTED" in e or "/api/v1/stream" in e

@@ -58,7 +58,7 @@ def test_demo_runs_its_goal_to_completion_and_shows_the_read_model(
         out
     )
     # What the person who opens the dashboard sees: the demo's runs, one waiting.
-    assert [a["tool"] for a in pending] == ["transform"], pending
+    assert [a["step_id"] for a in pending] == ["s2"], pending
 
 
 def _pending_approvals(out: str) -> list[dict[str, Any]]:

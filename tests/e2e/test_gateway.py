@@ -9,6 +9,7 @@ tenant's audit chain verifies, while a forged record is found.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
@@ -307,6 +308,11 @@ async def test_the_audit_chain_verifies_and_a_forged_record_is_found(
     ok = omnihub(env, "audit", "verify", "--tenant", "tenant-a")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("tenant-a: ok")
+    doc = json.loads(omnihub(env, "audit", "verify", "--tenant", "tenant-a", "--json").stdout)
+    head = doc["tenants"]["tenant-a"]["head"]
+    assert doc["ok"] and len(head["hash"]) == 64 and head["hash"] in ok.stdout  # full hash
+    unknown = omnihub(env, "audit", "verify", "--tenant", "no-such-tenant")
+    assert unknown.returncode == 1 and "no audit records" in unknown.stderr
 
     # An attacker with write access to the topic appends a doctored copy of a record,
     # rehashed so the record on its own looks consistent.

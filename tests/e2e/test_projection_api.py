@@ -109,7 +109,7 @@ async def test_read_api_serves_runs_timeline_approvals_and_kpis(
     a, b = keys["tenant-a"], keys["tenant-b"]
 
     body = await poll(api, a, "/api/v1/runs", lambda j: len(j["items"]) == 6, limit=100)
-    assert body["freshness"]["lag_events"] is not None
+    assert body["freshness"]["caught_up"] is not None
     assert {r["tenant_id"] for r in body["items"]} == {"tenant-a"}
 
     seen: list[str] = []
@@ -128,7 +128,7 @@ async def test_read_api_serves_runs_timeline_approvals_and_kpis(
     assert [r["run_id"] for r in failed] == [f"run-{tag}-3"]
 
     done = await poll(
-        api, a, f"/api/v1/runs/run-{tag}-0", lambda j: j["freshness"]["lag_events"] == 0
+        api, a, f"/api/v1/runs/run-{tag}-0", lambda j: j["freshness"]["caught_up"] is True
     )
     assert done["status"] == "completed" and done["duration_ms"] is not None
     assert [t["seq"] for t in done["timeline"]] == list(range(1, len(runs[0]) + 1))
@@ -177,7 +177,7 @@ async def test_live_view_serves_counters_and_newest_runs_from_redis(
         api,
         key,
         "/api/v1/live",
-        lambda j: j["counters"]["goals"] == 5 and j["freshness"]["lag_events"] == 0,
+        lambda j: j["counters"]["goals"] == 5 and j["freshness"]["caught_up"] is True,
     )
     counters = body["counters"]
     assert (counters["completions"], counters["failures"], counters["active"]) == (3, 1, 1)

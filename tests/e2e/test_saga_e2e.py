@@ -48,6 +48,16 @@ def key(api: str, env: dict[str, str]) -> CliKey:
     return cli_key(env, "saga-e2e", "write")
 
 
+@pytest.fixture(scope="module")
+def approver_key(api: str, env: dict[str, str]) -> CliKey:
+    # Four eyes: the key that posts goals cannot decide; this one can.
+    return cli_key(env, "saga-e2e", "approvals:decide")
+
+
+def actor_of(key: CliKey) -> str:
+    return f"api-key:{key.key.split('_')[1]}"
+
+
 class Projections:
     def __init__(self, env: dict[str, str]) -> None:
         self.dsn = env["OMNIHUB_POSTGRES_DSN"]
@@ -89,6 +99,14 @@ async def client(api: str, key: CliKey) -> Any:
         yield c
 
 
+@pytest.fixture
+async def approver(api: str, approver_key: CliKey) -> Any:
+    async with httpx.AsyncClient(
+        base_url=api, timeout=30, headers={"Authorization": f"Bearer {approver_key.key}"}
+    ) as c:
+        yield c
+
+
 async def test_happy_path_run_projection_ends_completed(
     client: httpx.AsyncClient, env: dict[str, str]
 ) -> None:
@@ -98,48 +116,74 @@ async def test_happy_path_run_projection_ends_completed(
     assert (run["steps_planned"], run["steps_completed"], run["planner"]) == (2, 2, "rules")
 
 
-async def test_approval_shows_in_the_projection_and_grant_completes_the_run(
-    client: httpx.AsyncClient, env: dict[str, str]
+async def test_approval_shows_what_is_approved_and_another_key_grants_it(
+    client: httpx.AsyncClient,
+    approver: httpx.AsyncClient,
+    env: dict[str, str],
+    key: CliKey,
+    approver_key: CliKey,
 ) -> None:
     proj = Projections(env)
     run_id = await post_goal(client, "say hi then approve the payment")
     approval = await proj.until(
         "SELECT * FROM approvals WHERE run_id = $1 AND status = 'pending'", run_id
     )
-    assert (approval["step_id"], approval["tool"], approval["risk"]) == ("s2", "transform", 0.9)
+    assert (approval["step_id"], approval["tool"], approval["risk"]) == ("s2", "pg_record", 0.9)
+    shown = await approver.get(f"/api/v1/approvals/{approval['approval_id']}")
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert body["goal"] == "say hi then approve the payment"
+    assert body["requested_by"] == actor_of(key)
+    assert body["arguments"]["record"]["instruction"] == "approve the payment"
+    assert set(body["inputs"]) == {"s1"}  # what the step before returned
+    assert "payment_instructions" in body["compensation"] and "moves money" in body["reasons"]
     url = f"/api/v1/approvals/{approval['approval_id']}"
-    r = await client.post(url, json={"decision": "grant", "approver": "alice", "reason": "ok"})
+    own = await client.post(url, json={"decision": "grant"})
+    assert own.status_code == 403  # the requester's key holds no approvals:decide
+    r = await approver.post(url, json={"decision": "grant", "note": "ok"})
     assert r.status_code == 202, r.text
     assert r.json()["event_type"] == "approval_granted"
-    again = await client.post(url, json={"decision": "deny", "approver": "mallory"})
+    again = await approver.post(url, json={"decision": "deny"})
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
     await proj.until("SELECT 1 FROM runs WHERE run_id = $1 AND status = 'completed'", run_id)
     decided = await proj.row(
-        "SELECT status, decided_by FROM approvals WHERE approval_id = $1", approval["approval_id"]
+        "SELECT status, decided_by, reason FROM approvals WHERE approval_id = $1",
+        approval["approval_id"],
     )
-    assert decided is not None and (decided["status"], decided["decided_by"]) == (
-        "granted",
-        "alice",
-    )
+    assert decided is not None and tuple(decided) == ("granted", actor_of(approver_key), "ok")
 
 
-async def test_denial_compensates_and_the_run_fails(
+async def test_an_unplannable_goal_fails_with_its_cause(
     client: httpx.AsyncClient, env: dict[str, str]
 ) -> None:
     proj = Projections(env)
-    run_id = await post_goal(client, "save the draft then delete everything")
+    run_id = await post_goal(client, "Book flight to Paris")
+    run = await proj.until("SELECT * FROM runs WHERE run_id = $1 AND status = 'failed'", run_id)
+    assert "unplannable" in run["outcome_reason"] and "it understands" in run["outcome_reason"]
+    blank = await client.post("/api/v1/goals", json={"goal": "  \t "})
+    assert blank.status_code == 422
+
+
+async def test_denial_compensates_and_the_run_fails(
+    client: httpx.AsyncClient,
+    approver: httpx.AsyncClient,
+    env: dict[str, str],
+    approver_key: CliKey,
+) -> None:
+    proj = Projections(env)
+    run_id = await post_goal(client, "save the draft then pay 40 EUR to bob")
     approval = await proj.until(
         "SELECT * FROM approvals WHERE run_id = $1 AND status = 'pending'", run_id
     )
-    r = await client.post(
+    r = await approver.post(
         f"/api/v1/approvals/{approval['approval_id']}",
-        json={"decision": "deny", "approver": "bob", "reason": "no"},
+        json={"decision": "deny", "reason": "no"},
     )
     assert r.status_code == 202, r.text
     run = await proj.until("SELECT * FROM runs WHERE run_id = $1 AND status = 'failed'", run_id)
     assert run["steps_compensated"] == 1
-    assert "denied by bob" in run["outcome_reason"]
+    assert f"denied by {actor_of(approver_key)}" in run["outcome_reason"]
 
 
 async def test_cancel_through_the_api_rolls_back(
@@ -157,10 +201,12 @@ async def test_cancel_through_the_api_rolls_back(
     assert late.status_code == 409
 
 
-async def test_unknown_ids_are_problems(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/v1/approvals/nope", json={"decision": "grant", "approver": "a"})
+async def test_unknown_ids_are_problems(
+    client: httpx.AsyncClient, approver: httpx.AsyncClient
+) -> None:
+    r = await approver.post("/api/v1/approvals/nope", json={"decision": "grant"})
     assert r.status_code == 404 and r.json()["type"].endswith("/approval-not-found")
     r = await client.post("/api/v1/runs/nope/cancel", json={"reason": "x"})
     assert r.status_code == 404 and r.json()["type"].endswith("/run-not-found")
-    r = await client.post("/api/v1/approvals/nope", json={"decision": "maybe", "approver": "a"})
+    r = await approver.post("/api/v1/approvals/nope", json={"decision": "maybe"})
     assert r.status_code == 422

@@ -39,12 +39,21 @@ def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def keys(api: str, env: dict[str, str]) -> dict[str, CliKey]:
-    return {t: cli_key(env, t, "admin") for t in ("tenant-a", "tenant-b")}
+    # approvals:decide is never implied (four eyes): granted explicitly beside admin.
+    return {t: cli_key(env, t, "admin,approvals:decide") for t in ("tenant-a", "tenant-b")}
+
+
+def actor_of(key: CliKey) -> str:
+    return f"api-key:{key.key.split('_')[1]}"
 
 
 @pytest.fixture(scope="module")
 async def a_run(keys: dict[str, CliKey], env: dict[str, str]) -> tuple[str, str]:
     """A run of tenant A awaiting an approval, as the projector would have folded it."""
+    return await pending_approval(env, "api-key:someone-else")
+
+
+async def pending_approval(env: dict[str, str], requested_by: str) -> tuple[str, str]:
     run_id, approval_id = f"run-{uuid.uuid4()}", f"ap-{uuid.uuid4()}"
     conn = await asyncpg.connect(env["OMNIHUB_POSTGRES_DSN"])
     try:
@@ -58,11 +67,12 @@ async def a_run(keys: dict[str, CliKey], env: dict[str, str]) -> tuple[str, str]
         )
         await conn.execute(
             "INSERT INTO approvals (approval_id, run_id, tenant_id, step_id, tool, risk,"
-            " reasons, requested_at, expires_at, status) VALUES ($2, $3, 'tenant-a',"
-            " 's1', 'wire_money', 0.9, '[]', $1, $1, 'pending')",
+            " reasons, requested_at, expires_at, status, requested_by) VALUES ($2, $3,"
+            " 'tenant-a', 's1', 'wire_money', 0.9, '[]', $1, $1, 'pending', $4)",
             NOW,
             approval_id,
             run_id,
+            requested_by,
         )
     finally:
         await conn.close()
@@ -81,7 +91,7 @@ async def test_tenant_b_cannot_affect_tenant_as_run_by_any_route(api, keys, a_ru
         assert r.status_code == 404, r.text
         r = await c.post(
             f"/api/v1/approvals/{approval_id}",
-            json={"decision": "grant", "approver": "mallory"},
+            json={"decision": "grant", "note": "mallory"},
             headers=b,
         )
         assert r.status_code == 404, r.text
@@ -105,7 +115,7 @@ async def test_tenant_a_can_decide_and_the_decision_is_in_its_audit_chain(
     async with httpx.AsyncClient(base_url=api, timeout=30) as c:
         r = await c.post(
             f"/api/v1/approvals/{approval_id}",
-            json={"decision": "grant", "approver": "alice"},
+            json={"decision": "grant", "note": "alice checked it"},
             headers=a,
         )
         assert r.status_code == 202, r.text
@@ -122,7 +132,41 @@ async def test_tenant_a_can_decide_and_the_decision_is_in_its_audit_chain(
         if approvals:
             break
         await asyncio.sleep(1)
+    # The decider is the authenticated key, whatever the body says.
     assert [(e.envelope.tenant_id, e.action, e.subject) for e in approvals] == [
-        ("tenant-a", "grant", "alice")
+        ("tenant-a", "grant", actor_of(keys["tenant-a"]))
     ]
     assert approvals[0].resource == f"approval:{approval_id}" and approvals[0].sequence > 0
+
+
+async def test_the_requester_cannot_decide_and_the_refusal_is_audited(
+    api: str, keys: dict[str, CliKey], env: dict[str, str]
+) -> None:
+    a = keys["tenant-a"]
+    _, approval_id = await pending_approval(env, actor_of(a))
+    async with httpx.AsyncClient(base_url=api, timeout=30, headers=bearer(a)) as c:
+        r = await c.post(f"/api/v1/approvals/{approval_id}", json={"decision": "grant"})
+        assert r.status_code == 403, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"].endswith("/self-approval")
+        claimed = await c.post(
+            f"/api/v1/approvals/{approval_id}",
+            json={"decision": "grant", "approver": "bob-the-ceo"},
+        )
+        assert claimed.status_code == 422 and "authenticated principal" in claimed.text
+    codec = EventCodec(SchemaRegistry.from_dir(REPO_ROOT / "schemas"))
+    topic = f"{env['OMNIHUB_TOPIC_PREFIX']}.audit.v1"
+    refusals: list[AuditRecorded] = []
+    for _ in range(60):
+        refusals = [
+            rec.event
+            async for rec in read_log(env["OMNIHUB_KAFKA_BOOTSTRAP"], codec, [topic])
+            if isinstance(rec.event, AuditRecorded)
+            and rec.event.resource == f"approval:{approval_id}"
+        ]
+        if refusals:
+            break
+        await asyncio.sleep(1)
+    assert [(e.category, e.outcome, e.subject, e.details["refusal"]) for e in refusals] == [
+        ("approval", "denied", actor_of(a), "self-approval")
+    ]

@@ -3,6 +3,7 @@ by each, and every letter says why, what and where, and which consumer gave up."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -131,4 +132,55 @@ async def test_garbage_is_dead_lettered_once_per_consumer_in_one_format() -> Non
         assert value == GARBAGE
         assert headers["dlq.reason"] in (b"bad_header", b"unknown_schema", b"corrupt_body")
         assert headers["dlq.detail"]
-        assert set(headers) == {"dlq.reason", "dlq.detail", "dlq.source", "dlq.consumer"}
+        assert set(headers) == {"dlq.reason", "dlq.detail", "dlq.source", "dlq.consumer", "dlq.at"}
+
+
+async def test_operators_list_and_replay_dead_letters() -> None:
+    import json
+    import os
+    import sys
+
+    settings = isolated_settings()
+    await ensure_declared_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(topic_name(settings, Topic.RUNS), GARBAGE, key=b"x")
+    finally:
+        await producer.stop()
+    source = f"{meta.topic}:{meta.partition}:{meta.offset}"
+    async with every_consumer(settings) as consumers:
+        for consumer in consumers:
+            if consumer.name in ("projector", "saga-bridge"):
+                await consumer.catch_up()
+
+    async def omnihub(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "apps.cli", "deadletters", *args,
+            env={**os.environ, "OMNIHUB_TOPIC_PREFIX": settings.topic_prefix},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    code, out, _ = await omnihub("list", "--json")
+    letters = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and {(x["consumer"], x["source"]) for x in letters} == {
+        ("projector", source),
+        ("saga-bridge", source),
+    }
+    code, out, _ = await omnihub("show", source, "--consumer", "projector")
+    assert code == 0 and "projector" in out and "unknown_schema" in out
+    code, out, _ = await omnihub("replay", source, "--consumer", "projector", "--as", "ops")
+    assert code == 0 and "replayed 1 record(s)" in out
+    runs = topic_name(settings, Topic.RUNS)
+    ends = await end_offsets(settings.kafka_bootstrap, [runs])
+    again = [
+        dict(r.headers)
+        async for _t, _p, batch in replay(
+            settings.kafka_bootstrap, {k: (0, v) for k, v in ends.items()}
+        )
+        for r in batch
+        if r.value == GARBAGE and "dlq.replay_of" in dict(r.headers)
+    ]
+    assert [h["dlq.replay_of"] for h in again] == [f"projector@{source}".encode()]

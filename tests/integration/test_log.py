@@ -180,3 +180,52 @@ async def test_audit_retention_is_configurable_and_other_topics_keep_everything(
     runs = await topic_config(settings, topic_name(settings, Topic.RUNS))
     assert audit["retention.ms"] == str(30 * 86_400_000)
     assert runs["retention.ms"] == "-1"
+
+
+async def test_tail_json_is_pure_json_and_filters_by_tenant_time_and_topic() -> None:
+    import json
+    import os
+    import sys
+
+    from aiokafka import AIOKafkaProducer
+
+    settings = fresh_settings()
+    await ensure_declared_topics(settings)
+    appender = KafkaEventAppender(settings, make_codec(settings))
+    ours, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        await appender.append(goal_received(ours))
+        await appender.append(goal_received(theirs, tenant="globex"))
+    finally:
+        await appender.stop()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:  # garbage in the log and a copy in the dead-letter topic, as a failed fold leaves
+        for role in (Topic.RUNS, Topic.DEADLETTER):
+            await producer.send_and_wait(topic_name(settings, role), b"not avro", key=b"x")
+    finally:
+        await producer.stop()
+
+    async def tail(*extra: str) -> tuple[int, list[str], str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "apps.cli", "tail", "--from-beginning", "--no-follow",
+            "--json", *extra,
+            env={**os.environ, "OMNIHUB_TOPIC_PREFIX": settings.topic_prefix},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        return proc.returncode or 0, out.decode().splitlines(), err.decode()
+
+    code, lines, err = await tail()
+    assert code == 0
+    records = [json.loads(line) for line in lines]  # every stdout line is one object
+    assert {r["envelope"]["run_id"] for r in records} == {ours, theirs}
+    assert "cannot be decoded" in err and "1 record(s)" in err  # the log's garbage only
+    _, lines, _ = await tail("--tenant", "globex")
+    assert [json.loads(line)["envelope"]["run_id"] for line in lines] == [theirs]
+    _, lines, _ = await tail("--since", "2999-01-01T00:00:00Z")
+    assert lines == []
+    _, lines, _ = await tail("--until", "2999-01-01T00:00:00Z", "--topic", "runs")
+    assert len(lines) == 2
+    code, lines, err = await tail("--type", "goal_recieved")
+    assert code == 2 and lines == [] and "goal_received" in err

@@ -49,7 +49,7 @@ async def test_a_concurrent_burst_from_many_clients_never_exceeds_the_rate(redis
     refused = [d for d in decisions if not d.allowed]
     assert all(d.remaining == 0 and 0 < d.reset_s <= 60 for d in refused)
     assert refused[0].headers()["Retry-After"] == str(refused[0].reset_s)
-    assert await redis.zcard(f"omnihub:ratelimit:{key}") == 60
+    assert await redis.zcard(RedisLimiter.keys_of(key)[0]) == 60
     assert [a.slot for a in answers] == [a.rate.allowed for a in answers]
 
 
@@ -86,7 +86,7 @@ async def test_a_burst_from_many_tasks_never_overshoots_the_slots(redis: Redis) 
     assert all(a.rate.allowed for a in answers)
     holders = [x for x, a in zip(ids, answers, strict=True) if a.slot]
     assert len(holders) == 5
-    assert await redis.zcard(f"omnihub:inflight:{key}") == 5
+    assert await redis.zcard(RedisLimiter.keys_of(key)[1]) == 5
     limits = limiter(redis, busy=5, slot_ttl_s=30)
     assert not (await limits.admit(key, "late", True)).slot
     await limits.release(key, holders[0])
@@ -99,7 +99,7 @@ async def test_a_missing_scope_costs_quota_but_takes_no_slot(redis: Redis) -> No
     probes = [await limits.admit(key, rid(), scope_granted=False) for _ in range(2)]
     assert [p.rate.allowed for p in probes] == [True, True] and not any(p.slot for p in probes)
     assert [p.rate.remaining for p in probes] == [2, 1]
-    assert await redis.zcard(f"omnihub:inflight:{key}") == 0
+    assert await redis.zcard(RedisLimiter.keys_of(key)[1]) == 0
     assert (await limits.admit(key, rid(), scope_granted=True)).slot  # the slot is still free
     over = await limits.admit(key, rid(), scope_granted=True)
     assert not over.rate.allowed and not over.slot
@@ -111,7 +111,7 @@ async def test_a_refused_rate_takes_no_slot(redis: Redis) -> None:
     assert (await limits.admit(key, "first", True)).slot
     refused = await limits.admit(key, "second", True)
     assert not refused.rate.allowed and not refused.slot
-    assert await redis.zrange(f"omnihub:inflight:{key}", 0, -1) == [b"first"]
+    assert await redis.zrange(RedisLimiter.keys_of(key)[1], 0, -1) == [b"first"]
 
 
 async def test_a_crashed_holder_frees_its_slot_after_the_ttl(redis: Redis) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -241,7 +242,7 @@ async def test_approval_granted_lets_the_risky_step_run(sagas: Sagas) -> None:
 
 
 async def test_approval_denied_compensates(sagas: Sagas) -> None:
-    run_id = await sagas.submit("save the draft then delete everything")
+    run_id = await sagas.submit("save the draft then pay 40 EUR to bob")
     request = of_type(await sagas.tap.wait_for(run_id, "approval_requested"), ApprovalRequested)[0]
     await sagas.appender.append(decision(ApprovalDenied, request, "bob", "too broad"))  # type: ignore[arg-type]
     events = await sagas.finished(run_id, "run_failed")
@@ -250,6 +251,73 @@ async def test_approval_denied_compensates(sagas: Sagas) -> None:
     assert failed.failed_step_id == "s2" and "denied by bob: too broad" in failed.reason
     assert failed.compensated_step_ids == ("s1",)
     assert [e.step_id for e in of_type(events, StepCompensated)] == ["s1"]  # type: ignore[attr-defined]
+
+
+async def test_money_moving_goal_waits_for_approval_with_what_is_approved(sagas: Sagas) -> None:
+    # Issue 17: the guardian said "moves money" and the run completed without approval.
+    run_id = await sagas.submit("refund 500 EUR to account 42 then pay 900 EUR to bob")
+    events = await sagas.tap.wait_for(run_id, "approval_requested")
+    first = of_type(events, ApprovalRequested)[0]
+    assert isinstance(first, ApprovalRequested) and first.step_id == "s1"
+    assert "step_started" not in [e.envelope.event_type for e in events]
+    assert first.goal == "refund 500 EUR to account 42 then pay 900 EUR to bob"
+    assert first.requested_by == "test"  # the goal_received envelope's actor
+    assert json.loads(first.arguments_json)["record"]["instruction"].startswith("refund 500")
+    assert "payment_instructions" in first.compensation and "moves money" in first.reasons
+    await sagas.appender.append(decision(ApprovalGranted, first, "alice", "ok"))
+    events = await sagas.tap.wait_for(run_id, "approval_requested", count=2)
+    second = of_type(events, ApprovalRequested)[1]
+    assert isinstance(second, ApprovalRequested) and second.step_id == "s2"
+    assert set(json.loads(second.inputs_json)) == {"s1"}  # what the earlier step returned
+    await sagas.appender.append(decision(ApprovalGranted, second, "alice", "ok"))
+    await sagas.finished(run_id, "run_completed")
+
+
+async def test_a_large_amount_needs_two_distinct_approvers_never_the_requester(
+    sagas: Sagas,
+) -> None:
+    run_id = await sagas.submit("wire 5000 USD to account 42")
+    request = of_type(await sagas.tap.wait_for(run_id, "approval_requested"), ApprovalRequested)[0]
+    assert isinstance(request, ApprovalRequested) and request.required_approvals == 2
+    for approver in ("alice", "alice"):
+        await sagas.appender.append(decision(ApprovalGranted, request, approver, "ok"))
+    await sagas.appender.append(requester_grant(request))
+    await asyncio.sleep(3)  # time enough to start the step, were one grant enough
+    assert "step_started" not in sagas.tap.types(run_id)
+    await sagas.appender.append(decision(ApprovalGranted, request, "bob", "ok too"))
+    events = await sagas.finished(run_id, "run_completed")
+    by_bob = [i for i, e in enumerate(events) if getattr(e, "approver", "") == "bob"]
+    assert index(events, "step_started", "s1") > by_bob[0]
+
+
+async def test_a_failing_run_withdraws_its_pending_approval_at_once(sagas: Sagas) -> None:
+    sagas.hooks.hooks["/refuse-sibling"].statuses = [422]
+    url = f"{sagas.hooks.base_url}/refuse-sibling"
+    run_id = await sagas.submit(f"say go then post to {url} and also pay 5 EUR to bob")
+    started = time.monotonic()
+    events = await sagas.finished(run_id, "run_failed", timeout_s=60)
+    assert time.monotonic() - started < 30  # not the approval's 3600 s timeout
+    denied = of_type(events, ApprovalDenied)
+    assert [(d.approver, d.step_id) for d in denied] == [("system:withdrawn", "s3")]  # type: ignore[attr-defined]
+    assert "step s2 failed" in denied[0].reason  # type: ignore[attr-defined]
+    assert "s3" not in [
+        getattr(e, "step_id", "") for e in events if e.envelope.event_type == "step_started"
+    ]
+    failed = of_type(events, RunFailed)[0]
+    assert isinstance(failed, RunFailed) and failed.failed_step_id == "s2"
+
+
+async def test_a_cancelled_run_withdraws_its_pending_approval(sagas: Sagas) -> None:
+    run_id = await sagas.submit("save the note then pay 5 EUR to bob")
+    events = await sagas.tap.wait_for(run_id, "approval_requested")
+    tenant = events[0].envelope.tenant_id
+    await sagas.appender.append(cancel_request(run_id, tenant, "not now", "user:carol"))
+    events = await sagas.finished(run_id, "run_cancelled", timeout_s=60)
+    denied = of_type(events, ApprovalDenied)
+    assert [(d.approver, d.reason) for d in denied] == [  # type: ignore[attr-defined]
+        ("system:withdrawn", "withdrawn: run cancelled: not now")
+    ]
+    assert compensations(events) == [("s1", "completed")]
 
 
 async def test_approval_timeout_denies_and_compensates(sagas: Sagas) -> None:
@@ -320,6 +388,92 @@ async def test_cancel_undoes_the_call_in_flight_before_what_completed(sagas: Sag
         "SELECT compensated_at FROM saga_tool_records WHERE idempotency_key = $1", f"{run_id}:s1"
     )
     assert row is not None and row["compensated_at"] is not None
+
+
+async def run_scripted(sagas: Sagas, plan: str, terminal: str) -> tuple[str, list[Event]]:
+    """Run ``plan`` (from a scripted planner on a worker of its own) to ``terminal``."""
+    run_id = unique("run")
+    settings = sagas.settings.model_copy(update={"temporal_task_queue": unique("saga-scripted")})
+    async with (
+        saga_worker.saga_activities(settings, planner=ScriptedPlanner(plan)) as acts,
+        saga_worker.build_worker(sagas.client, settings, acts),
+    ):
+        await sagas.client.start_workflow(
+            AgentWorkflow.run,
+            RunInput(
+                run_id=run_id,
+                tenant_id=unique("t"),
+                goal="scripted",
+                goal_event_id="no-goal-event",
+                policy=RunPolicy(),
+            ),
+            id=run_id,
+            task_queue=settings.temporal_task_queue,
+        )
+        return run_id, await sagas.finished(run_id, terminal)
+
+
+def record_then_call(base: str, path: str, **step: object) -> str:
+    return plan_json(
+        {"id": "s1", "tool": "pg_record", "arguments": {"collection": "notes", "record": {}}},
+        {
+            "id": "s2",
+            "tool": "http_call",
+            "depends_on": ["s1"],
+            **step,
+            "arguments": {
+                "url": f"{base}{path}",
+                "compensate_url": f"{base}{path}/undo",
+                **step.get("arguments", {}),  # type: ignore[dict-item]
+            },
+        },
+    )
+
+
+async def test_a_timed_out_attempt_then_a_reported_failure_is_undone(sagas: Sagas) -> None:
+    # Issue 16: attempt 1 timed out (it may have acted), attempt 2 failed: undo the step.
+    hook, undo = sagas.hooks.hooks["/late-then-fail"], sagas.hooks.hooks["/late-then-fail/undo"]
+    hook.delay_s, hook.statuses = 6.0, [200, 422]
+    plan = record_then_call(sagas.hooks.base_url, "/late-then-fail", timeout_s=2, max_attempts=2)
+
+    async def answer_the_retry_at_once() -> None:
+        await wait_until(lambda: len(hook.requests) == 1, 60, "the first attempt")
+        hook.delay_s = 0.0
+
+    quick = asyncio.create_task(answer_the_retry_at_once())
+    run_id, events = await run_scripted(sagas, plan, "run_failed")
+    await quick
+    assert [r["key"] for r in hook.requests] == [f"{run_id}:s2", f"{run_id}:s2"]
+    assert compensations(events) == [("s2", "unknown"), ("s1", "completed")]
+    assert [r["key"] for r in undo.requests] == [f"{run_id}:s2:compensate"]
+
+
+async def test_attempts_that_all_reported_failure_are_not_undone(sagas: Sagas) -> None:
+    hook = sagas.hooks.hooks["/fail-twice"]
+    hook.statuses = [503, 422]
+    plan = record_then_call(sagas.hooks.base_url, "/fail-twice", max_attempts=2)
+    _, events = await run_scripted(sagas, plan, "run_failed")
+    assert len(hook.requests) == 2
+    assert compensations(events) == [("s1", "completed")]
+
+
+async def test_an_http_read_timeout_is_an_unknown_outcome_and_is_undone(sagas: Sagas) -> None:
+    # Issue 16: the request may have landed; it used to count as a reported failure.
+    hook, undo = sagas.hooks.hooks["/no-answer"], sagas.hooks.hooks["/no-answer/undo"]
+    hook.delay_s = 5.0
+    plan = record_then_call(
+        sagas.hooks.base_url,
+        "/no-answer",
+        arguments={"timeout_s": 1},
+        timeout_s=20,
+        max_attempts=1,
+    )
+    run_id, events = await run_scripted(sagas, plan, "run_failed")
+    assert [r["key"] for r in hook.requests] == [f"{run_id}:s2"]
+    finals = [(e.step_id, e.error_type) for e in of_type(events, StepFailed) if e.final]  # type: ignore[attr-defined]
+    assert finals == [("s2", "ToolOutcomeUnknown")]
+    assert compensations(events) == [("s2", "unknown"), ("s1", "completed")]
+    assert [json.loads(r["body"])["step_outcome"] for r in undo.requests] == ["unknown"]
 
 
 async def test_a_step_abandoned_on_timeout_while_a_sibling_fails_is_undone(sagas: Sagas) -> None:
@@ -414,6 +568,20 @@ async def test_long_runs_continue_as_new_carrying_state(sagas: Sagas) -> None:
     events = await sagas.finished(run_id, "run_completed")
     assert [e.envelope.event_type for e in events].count("plan_generated") == 1
     assert json.loads(of_type(events, RunCompleted)[0].result_json)["s9"]["inserted"] is True  # type: ignore[attr-defined]
+
+
+def requester_grant(request: ApprovalRequested) -> Event:
+    """A grant in the requester's own name: the workflow must not count it."""
+    env = request.envelope
+    envelope = ids.envelope(
+        ApprovalGranted,
+        run_id=env.run_id,
+        tenant_id=env.tenant_id,
+        actor=request.requested_by,
+        correlation_id=env.run_id,
+        discriminator=(request.approval_id, "self"),
+    )
+    return ApprovalGranted(envelope, request.approval_id, request.step_id, request.requested_by)
 
 
 def decision(

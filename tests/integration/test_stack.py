@@ -250,7 +250,7 @@ def test_up_replaces_a_process_running_other_code(stack: StackConfig) -> None:
         version[0] = "v2"
         (replaced,) = up(stack, [name])
         assert replaced.state == "running" and replaced.pid != first.pid
-        assert replaced.detail.startswith("restarted: code changed")
+        assert replaced.detail.startswith("restarted: code or configuration changed")
         assert PidRecord.read(stack.run_dir / f"{name}.pid") is not None
         assert first.pid is not None and start_ticks(first.pid) is None  # the old one is gone
     finally:

@@ -203,6 +203,8 @@ async def test_kafka_down_is_503_problem_and_nothing_appended(app_and_client) ->
     [
         ({**GOAL, "goal": "x" * 2001}, "goal"),
         ({**GOAL, "goal": ""}, "goal"),
+        ({**GOAL, "goal": "   "}, "goal"),
+        ({**GOAL, "goal": " \t\n\u200b "}, "goal"),
         ({**GOAL, "tenant_id": "bad tenant!"}, "tenant_id"),
         ({"tenant_id": "acme"}, "goal"),
         ({**GOAL, "surprise": 1}, "surprise"),

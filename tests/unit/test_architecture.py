@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import grimp
 import httpx
+import pytest
 
-from apps.cli import build_parser
+from apps.cli import COMMANDS, build_parser
 from apps.worker import build_registry
 from domain.killswitch import TOOL_NAMES
 from infra.platform import SERVICES
@@ -73,3 +75,43 @@ async def test_the_kill_switchable_tools_are_the_registered_ones() -> None:
 
 async def _no_pool() -> object:
     raise AssertionError("building the registry must not connect")
+
+
+def _choices(parser: object) -> set[str]:
+    actions = [a for a in parser._actions if a.choices]  # type: ignore[attr-defined]
+    return set(actions[0].choices)
+
+
+def test_each_command_is_registered_by_the_module_the_cli_loads_for_it() -> None:
+    assert _choices(build_parser()) == set(COMMANDS)
+    for command in COMMANDS:
+        assert command in _choices(build_parser(command)), command
+
+
+def test_config_show_redacts_secrets_and_dsn_passwords() -> None:
+    from apps.commands.config import redacted
+
+    shown = redacted(
+        Settings(
+            secret_key="s3cr3t-value",
+            llm_api_key="sk-abc",
+            postgres_dsn="postgresql://app:hunter2@db:5432/omnihub",
+        )
+    )
+    text = json.dumps(shown)
+    assert "s3cr3t-value" not in text and "sk-abc" not in text and "hunter2" not in text
+    assert shown["OMNIHUB_POSTGRES_DSN"] == "postgresql://app:***@db:5432/omnihub"
+    assert shown["OMNIHUB_KAFKA_BOOTSTRAP"] == Settings().kafka_bootstrap
+
+
+def test_a_changed_configuration_changes_what_a_running_process_is_compared_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infra.config import StackConfig
+    from infra.platform import running_version
+
+    cfg = StackConfig()
+    before = running_version(cfg)
+    assert running_version(cfg) == before
+    monkeypatch.setenv("OMNIHUB_APPROVAL_THRESHOLD", "0.5")
+    assert running_version(cfg) != before

@@ -103,3 +103,22 @@ def test_a_trimmed_start_is_anchored_only_when_retention_allows_it() -> None:
     assert strict.broken is not None and strict.broken.reason == "sequence"
     anchored = verify(located(records), trimmed=True)["acme"]
     assert anchored.broken is None and anchored.anchored_at == 3 and anchored.records == 3
+
+
+def test_a_log_that_ends_before_the_stored_head_lost_its_newest_records() -> None:
+    from domain.audit_chain import ChainHead, TenantReport, missing_tail
+
+    def report(tenant: str, sequence: int, hash_: str) -> TenantReport:
+        return TenantReport(tenant, records=sequence, head=ChainHead(sequence, hash_))
+
+    reports = {"a": report("a", 5, "h5"), "b": report("b", 7, "h7"), "c": report("c", 3, "x3")}
+    stored = {
+        "a": ChainHead(5, "h5"),  # the log reaches the head: fine
+        "b": ChainHead(6, "h6"),  # the log is ahead (appended, head not yet moved): fine
+        "c": ChainHead(3, "h3"),  # same sequence, another hash: rewritten
+        "d": ChainHead(2, "h2"),  # a tenant the log has nothing of: deleted
+    }
+    problems = missing_tail(reports, stored)
+    assert [p.split(":")[0] for p in problems] == ["c", "d"]
+    reports["a"] = report("a", 4, "h4")  # the newest record deleted
+    assert [p.split(":")[0] for p in missing_tail(reports, stored)] == ["a", "c", "d"]

@@ -39,7 +39,7 @@ def test_risk_grows_with_each_independent_signal_and_stays_in_range() -> None:
     one = assess("delete the draft", GuardianPolicy())
     two = assess("delete the draft and wire the payment", GuardianPolicy())
     assert 0 < one.risk_score < two.risk_score < 1
-    assert "destructive action" in two.reasons and "moves money" in two.reasons
+    assert "deletes data" in two.reasons and "moves money" in two.reasons
     assert one.allowed and two.allowed
 
 

@@ -1,78 +1,105 @@
-"""The labelled goal pairs (tests/fixtures/goal_pairs.jsonl) against the real model.
+"""The labelled goal pairs (tests/fixtures/goal_pairs_*.jsonl) against the real model.
 
-Near-duplicates must hit and different intents must miss. A wrong plan is worse than a
-model call, so precision is held at 1.0 on the set; recall may lose a paraphrase.
+A wrong plan is worse than a model call: on both splits, and above all on the held-out
+test split that nothing was tuned on, every plan served must be exactly the plan the
+label says ``b`` needs. Recall is held to the issue's floor and printed per kind
+(``pytest -s``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from collections import Counter
 
 import pytest
 
-from domain.templates import extract, parametrize
-from projections.plan_cache.embedder import SentenceTransformerEmbedder
-from projections.plan_cache.evaluation import GoalPair, Report, evaluate, load_pairs
+from domain.templates import extract, learn
+from omnihub.settings import Settings
+from projections.plan_cache.evaluation import SPLITS, GoalPair, Report, evaluate, load_pairs
+from projections.plan_cache.onnx_embedder import OnnxEmbedder
 
-PAIRS = Path(__file__).parents[1] / "fixtures" / "goal_pairs.jsonl"
-THRESHOLD = 0.85
-
-
-@pytest.fixture(scope="module")
-def pairs() -> list[GoalPair]:
-    return load_pairs(PAIRS)
+THRESHOLD = Settings().plan_cache_threshold
 
 
 @pytest.fixture(scope="module")
-async def report(pairs: list[GoalPair]) -> Report:
-    return await evaluate(pairs, SentenceTransformerEmbedder(), THRESHOLD)
+def pairs() -> dict[str, list[GoalPair]]:
+    return {split: load_pairs(path) for split, path in SPLITS.items()}
 
 
-def test_the_labelled_set_is_large_and_balanced(pairs: list[GoalPair]) -> None:
-    assert len(pairs) >= 50
-    assert sum(p.hit for p in pairs) >= 25
-    assert sum(not p.hit for p in pairs) >= 25
-    for pair in pairs:  # every stored plan refers to all of its goal's slots
-        assert parametrize(pair.plan_a, extract(pair.a).slots) is not None, pair.a
+@pytest.fixture(scope="module")
+async def reports(pairs: dict[str, list[GoalPair]]) -> dict[str, Report]:
+    embedder = OnnxEmbedder()
+    return {split: await evaluate(p, embedder, THRESHOLD) for split, p in pairs.items()}
 
 
-def test_no_wrong_plan_is_served_and_near_duplicates_hit(report: Report) -> None:
-    false_hits = [o.pair.b for o in report.wrong() if o.predicted_hit]
-    assert false_hits == []
+def test_the_labelled_set_is_large_balanced_and_split_by_domain(
+    pairs: dict[str, list[GoalPair]],
+) -> None:
+    every = pairs["dev"] + pairs["test"]
+    assert len(every) >= 400
+    assert len({p.domain for p in every}) >= 25
+    assert 0.45 <= sum(p.hit for p in every) / len(every) <= 0.55
+    dev, test = ({p.domain for p in pairs[s]} for s in ("dev", "test"))
+    assert not dev & test
+    assert all(p.split == s for s in ("dev", "test") for p in pairs[s])
+    kinds = Counter(p.kind for p in every)
+    for kind in ("opposite_verb", "paraphrase", "multi_slot", "negation", "non_english", "period"):
+        assert kinds[kind] >= 10, kind
+    for pair in every:
+        assert bool(pair.swap) or not pair.hit or pair.a == pair.b or pair.kind == "paraphrase"
+        assert pair.expected_plan() is None or len(pair.expected_plan() or []) == len(pair.plan_a)
+
+
+@pytest.mark.parametrize("split", ["test", "dev"])
+def test_no_wrong_plan_is_ever_served(reports: dict[str, Report], split: str) -> None:
+    report = reports[split]
+    wrong = [(o.pair.a, o.pair.b, o.reason) for o in report.wrong_plans()]
+    assert wrong == []
     assert report.precision == 1.0
-    assert report.recall >= 0.9, [o.pair.b for o in report.wrong()]
+    print(f"\n{split}: {json.dumps(report.summary())}")
+    for kind, figures in report.by_kind().items():
+        print(f"  {kind}: {json.dumps(figures)}")
 
 
-def test_every_slot_only_pair_hits_with_the_new_values_injected(report: Report) -> None:
-    for outcome in report.outcomes:
-        if outcome.pair.kind not in ("slot", "repeat"):
-            continue
-        assert outcome.served is not None, outcome.pair.b
-        served = " ".join(json.dumps(json.loads(s.arguments_json)) for s in outcome.served)
-        old, new = extract(outcome.pair.a).slots, extract(outcome.pair.b).slots
-        for name, value in new.items():
-            assert _mentions(served, _core(name, value)), (name, value, served)
-            if old[name] != value:
-                assert not _mentions(served, _core(name, old[name])), (name, served)
-        assert "{{" not in served
+@pytest.mark.parametrize("split", ["test", "dev"])
+def test_recall_holds_the_issues_floor(reports: dict[str, Report], split: str) -> None:
+    report = reports[split]
+    assert report.recall >= 0.85, [(o.pair.b, o.reason) for o in report.missed()]
 
 
-def _core(name: str, value: str) -> str:
-    """How a value appears in a plan's JSON: money and numbers as JSON numbers."""
-    if name.startswith("MONEY"):
-        return json.dumps(float(re.sub(r"[^0-9.]", "", value))).removesuffix(".0")
-    return value
+def test_opposite_verbs_negations_periods_and_other_languages_never_hit(
+    reports: dict[str, Report],
+) -> None:
+    for split in ("test", "dev"):
+        for kind in ("opposite_verb", "different_verb", "negation", "period", "other_object"):
+            assert reports[split].where(kind=kind).served == 0, (split, kind)
+        foreign = reports[split].where(kind="non_english")
+        assert all(o.right for o in foreign.outcomes if o.predicted_hit)
 
 
-def _mentions(text: str, value: str) -> bool:
-    return re.search(rf"(?<![\w.]){re.escape(value)}(?![\w]|\.\d)", text) is not None
+def test_a_hit_carries_the_new_values_and_none_of_the_old(reports: dict[str, Report]) -> None:
+    served = [o for r in reports.values() for o in r.outcomes if o.right and o.pair.swap]
+    assert len(served) > 150
+    for outcome in served:
+        text = " ".join(s.arguments_json for s in outcome.served or ())
+        assert "{{" not in text
+        for old, new in outcome.pair.swap:
+            if isinstance(old, str) and str(new) not in old:
+                assert not re.search(rf"(?<![\w.]){re.escape(old)}(?!\w)", text), old
 
 
-def test_similarity_alone_would_serve_wrong_plans(report: Report) -> None:
-    # Why the slot-type and deciding-word checks exist: these score above the threshold.
-    risky = {o.pair.b for o in report.outcomes if not o.pair.hit and o.similarity >= THRESHOLD}
-    assert 'Sell 10 shares of "Acme Corp"' in risky
-    assert "Transfer 250 EUR to account 1234" in risky
-    assert all(not o.predicted_hit for o in report.outcomes if o.pair.b in risky)
+def test_similarity_alone_would_serve_wrong_plans(reports: dict[str, Report]) -> None:
+    # Why the structure decides: these misses embed as close as most hits.
+    outcomes = [o for r in reports.values() for o in r.outcomes]
+    close = [o for o in outcomes if not o.pair.hit and o.similarity >= 0.9]
+    assert len(close) >= 20
+    assert not any(o.predicted_hit for o in close)
+    assert {o.reason for o in close} >= {"action", "slots", "words"}
+
+
+def test_every_stored_plan_is_learned_or_refused_for_a_reason(
+    pairs: dict[str, list[GoalPair]],
+) -> None:
+    learned = [learn(extract(p.a), p.plan_a) for p in pairs["dev"] + pairs["test"]]
+    assert sum(entry is not None for entry in learned) >= 0.95 * len(learned)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from domain.risk_policy import RiskPolicy
 from sagas.llm_planner import messages_for, parse_plan_text
 from sagas.plan import PlanInvalid, ready_steps, resolve_arguments, topological_order, validate_plan
 from sagas.planner import PlanRequest, RuleBasedPlanner, rule_plan
@@ -153,9 +154,22 @@ def test_rule_plan_chains_clauses_and_runs_siblings_in_parallel() -> None:
     }
 
 
-def test_rule_plan_marks_money_and_deletion_as_risky() -> None:
+def test_rule_plan_marks_money_as_risky_by_the_one_policy() -> None:
     steps = validate_plan(rule_plan("approve the payment then say done"), TOOLS)
     assert steps[0].risk == 0.9 and steps[1].risk == 0.1
+    assert steps[0].tool == "pg_record"
+
+
+def test_money_moving_goal_waits_for_approval_at_every_step() -> None:
+    # Issue 17: the guardian said "moves money" but the old word list let this run alone.
+    steps = validate_plan(rule_plan("refund 500 EUR to account 42 then pay 900 EUR to bob"), TOOLS)
+    assert [s.risk > 0.7 for s in steps] == [True, True]
+
+
+def test_a_tenant_that_sends_nothing_to_a_human_gets_low_risk_steps() -> None:
+    lax = RiskPolicy(approve=frozenset())
+    steps = validate_plan(rule_plan("pay 5 EUR to bob", lax), TOOLS)
+    assert steps[0].risk == 0.1
 
 
 def test_rule_plan_undoable_webhook_gets_a_compensation_url() -> None:
@@ -165,10 +179,19 @@ def test_rule_plan_undoable_webhook_gets_a_compensation_url() -> None:
     assert args["compensate_url"] == "http://h/x"
 
 
-async def test_rule_planner_always_proposes_a_valid_plan() -> None:
-    for goal in ["", "then then", "Book flight to Paris", "upper hello"]:
+async def test_rule_planner_proposes_valid_plans_for_what_it_understands() -> None:
+    for goal in ["say hi", "upper hello", "save it then wait 1 s", "pay 3 EUR to bob"]:
         raw = await RuleBasedPlanner().propose(PlanRequest("r", "t", goal, []))
         assert validate_plan(raw, TOOLS)
+
+
+@pytest.mark.parametrize("goal", ["", "then then", "Book flight to Paris", "say hi then fly"])
+async def test_rule_planner_refuses_what_it_does_not_understand(goal: str) -> None:
+    # It used to turn any goal into an echo step, and the run "completed".
+    with pytest.raises(PlanInvalid) as caught:
+        await RuleBasedPlanner().propose(PlanRequest("r", "t", goal, []))
+    assert caught.value.reason == "unplannable"
+    assert "it understands" in caught.value.detail
 
 
 def test_model_answers_in_code_fences_parse_and_prose_does_not() -> None:
@@ -187,3 +210,17 @@ def test_the_prompt_lists_tools_and_the_goal() -> None:
     system, user = messages_for(request)
     assert '"name": "wait"' in system["content"]
     assert user["content"].startswith("Goal: Book it")
+
+
+def test_the_llm_key_comes_from_omnihub_or_the_providers_own_variable() -> None:
+    from sagas.llm_planner import resolve_api_key
+
+    assert resolve_api_key("openai/gpt-4o-mini", None, "sk-omnihub", {}) == "sk-omnihub"
+    # No OMNIHUB_LLM_API_KEY: litellm reads OPENAI_API_KEY / ANTHROPIC_API_KEY itself.
+    assert resolve_api_key("openai/gpt-4o-mini", None, None, {"OPENAI_API_KEY": "k"}) is None
+    assert resolve_api_key("anthropic/claude", None, None, {}) is None
+    # A self-hosted OpenAI-compatible server with no key anywhere gets a placeholder...
+    local = "http://127.0.0.1:8001/v1"
+    assert resolve_api_key("openai/local", local, None, {}) == "not-needed"
+    # ...but never one that hides the provider's own key.
+    assert resolve_api_key("openai/local", local, None, {"OPENAI_API_KEY": "k"}) is None

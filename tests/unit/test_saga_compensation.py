@@ -10,7 +10,14 @@ from temporalio.testing import ActivityEnvironment
 
 from domain.events import Event, StepCompensated, StepCompensationFailed
 from sagas import messages as m
-from sagas.compensation import to_undo, unknown_outcome
+from sagas.compensation import (
+    UNKNOWN_DETAIL,
+    attempt_mark,
+    says_unknown,
+    to_undo,
+    unknown_before,
+    unknown_outcome,
+)
 from sagas.plan_source import PlanSource
 from sagas.step_activities import StepActivities
 from sagas.tools import ToolCall, ToolDomainError, ToolRegistry
@@ -132,3 +139,12 @@ async def test_a_failed_undo_of_an_unknown_outcome_says_so() -> None:
     assert not out.compensated
     assert isinstance(event, StepCompensationFailed)
     assert event.error_message == "step outcome unknown; ToolDomainError: receiver said no"
+
+
+def test_an_attempt_lost_in_flight_or_unknown_makes_the_next_one_unknown() -> None:
+    assert not unknown_before([])  # the first attempt
+    assert not unknown_before([None])  # an attempt from before attempts were marked
+    assert unknown_before([attempt_mark(1, True, False)])  # timed out or lost mid-call
+    assert not unknown_before([attempt_mark(1, False, False)])  # it reported its failure
+    assert unknown_before([attempt_mark(2, False, True)])  # an earlier one was unknown
+    assert says_unknown([{UNKNOWN_DETAIL: True}]) and not says_unknown([])

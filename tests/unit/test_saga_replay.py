@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from sagas import messages as m
-from sagas.workflow import UNDO_UNKNOWN_PATCH, AgentWorkflow
+from sagas.workflow import UNDO_UNKNOWN_PATCH, WITHDRAW_PATCH, AgentWorkflow
 
 HISTORIES = {
     p.stem: p.read_text() for p in (Path(__file__).parent.parent / "histories").glob("*.json")
@@ -89,3 +89,15 @@ async def test_a_non_deterministic_change_is_caught() -> None:
         history, raise_on_replay_failure=False
     )
     assert result.replay_failure is not None
+
+
+def test_the_withdrawn_history_takes_the_withdraw_patch() -> None:
+    history = WorkflowHistory.from_json("approval_withdrawn", HISTORIES["approval_withdrawn"])
+    patches = [
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert WITHDRAW_PATCH in [p["id"] for p in patches]
+    names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events]
+    assert "record_approval_withdrawn" in names

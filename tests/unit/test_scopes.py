@@ -15,7 +15,8 @@ from domain import scopes
         ({"admin"}, "audit:read", True),
         ({"admin"}, "keys:admin", True),
         ({"write"}, "goals:write", True),
-        ({"write"}, "approvals:decide", True),
+        ({"write"}, "approvals:decide", False),  # four eyes: never implied by write
+        ({"admin"}, "approvals:decide", False),
         ({"write"}, "runs:read", True),
         ({"write"}, "audit:read", False),
         ({"write"}, "keys:admin", False),

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from sagas.tools import ToolCall, ToolDomainError, ToolRegistry, ToolTransientError, UnknownTool
+from sagas.tools.base import ToolOutcomeUnknown
 from sagas.tools.http_call import HttpCallTool
 from sagas.tools.transform import TransformTool
 from sagas.tools.url_policy import UrlPolicy
@@ -121,7 +122,19 @@ async def test_http_call_connection_errors_are_transient() -> None:
         raise httpx.ConnectError("refused", request=request)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
-        with pytest.raises(ToolTransientError):
+        with pytest.raises(ToolTransientError) as caught:
+            await HttpCallTool(client, UrlPolicy.allow_all()).run(call({"url": "http://h/x"}))
+    assert not isinstance(caught.value, ToolOutcomeUnknown)  # it never left
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError])
+async def test_http_call_errors_after_sending_are_unknown_outcomes(error: type[Exception]) -> None:
+    # Issue 16: the request may have landed; it is compensated like a lost attempt.
+    def no_answer(request: httpx.Request) -> httpx.Response:
+        raise error("no answer", request=request)  # type: ignore[call-arg]
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(no_answer)) as client:
+        with pytest.raises(ToolOutcomeUnknown):
             await HttpCallTool(client, UrlPolicy.allow_all()).run(call({"url": "http://h/x"}))
 
 

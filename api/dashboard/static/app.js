@@ -47,21 +47,34 @@ async function api(path, options = {}) {
   return body;
 }
 
-// Where the projection that answered stands in the runs topic, as a stream position:
-// a stream opened there carries exactly what the answer did not include yet.
-function positionOf(freshness) {
-  const parts = (freshness?.partitions || []).filter((p) => p.topic.endsWith(".runs.v1"));
-  return parts.map((p) => `${p.topic}:${p.partition}:${p.next_offset}`).join(",");
+// A read made after the stream is positioned, once the projection has caught up with the
+// log: then every event is in the read or on the stream (or both: deduplicated by id).
+async function readCaughtUp(path) {
+  let last = null;
+  for (let i = 0; i < 20; i++) {
+    try {
+      last = await api(path);
+      if (last.freshness?.caught_up !== false) return last;
+    } catch (err) {
+      if (!err.body || err.body.freshness?.caught_up !== false) throw err;
+    }
+    await new Promise((done) => setTimeout(done, 500));
+  }
+  if (last) return last;
+  throw new Error("the read models are behind");
 }
 
 // The live stream: EventSource resumes by itself with Last-Event-ID after a drop.
 function live(params, onEvent, onReady = () => {}) {
   const q = new URLSearchParams(params);
   const source = new EventSource(`/api/v1/stream?${q}`);
-  source.addEventListener("ready", () => { say("live"); onReady(); });
+  let loaded = false;
+  const loadOnce = () => { if (!loaded) { loaded = true; onReady(); } };
+  source.addEventListener("ready", () => { say("live"); loaded = false; loadOnce(); });
   source.addEventListener("heartbeat", () => say(`live · ${new Date().toLocaleTimeString()}`));
   source.addEventListener("run_event", (m) => onEvent(JSON.parse(m.data)));
-  source.addEventListener("error", () => say("reconnecting…"));
+  // No stream (offline, the log down): show what can be read anyway, live or not.
+  source.addEventListener("error", () => { say("reconnecting…"); loadOnce(); });
   return source;
 }
 
@@ -74,7 +87,6 @@ async function runsPage() {
   const body = $("#runs tbody");
   const rows = new Map();
   let cursor = null;
-  let since = "";
   const filters = () => {
     const f = new FormData($("#run-filters"));
     const q = { limit: "20" };
@@ -96,8 +108,9 @@ async function runsPage() {
   async function load(more) {
     const q = filters();
     if (more && cursor) q.cursor = cursor;
-    const page = await api(`/api/v1/runs?${new URLSearchParams(q)}`);
-    if (!more) { body.replaceChildren(); rows.clear(); since = positionOf(page.freshness); }
+    const path = `/api/v1/runs?${new URLSearchParams(q)}`;
+    const page = more ? await api(path) : await readCaughtUp(path);
+    if (!more) { body.replaceChildren(); rows.clear(); }
     page.items.forEach((r) => body.append(row(r)));
     cursor = page.next_cursor;
     $("#more").hidden = !cursor;
@@ -113,8 +126,7 @@ async function runsPage() {
       $("#goal").value = "";
     } catch (err) { say(`goal refused: ${err.message}`); }
   });
-  await load(false);
-  live(since ? { since } : {}, (ev) => {
+  live({}, (ev) => {
     let tr = rows.get(ev.run_id);
     if (!tr && ev.event_type === "goal_received" && !filters().status) {
       tr = row({ run_id: ev.run_id, goal: ev.payload.goal, status: "received", created_at: ev.occurred_at });
@@ -124,7 +136,7 @@ async function runsPage() {
     if (ev.run.status) tr.querySelector(".status").replaceChildren(statusCell(ev.run.status));
     tr.querySelector(".steps").textContent = `${ev.run.steps_completed}/${ev.run.steps_planned}`;
     if (ev.run.cache_hit) tr.querySelector(".cache").textContent = "hit";
-  });
+  }, () => load(false).catch((err) => say(`could not load: ${err.message}`)));
 }
 
 // ---- one run ----------------------------------------------------------------------
@@ -133,6 +145,9 @@ const STEP_STATE = {
   approval_granted: "approved", approval_denied: "denied", step_compensated: "compensated",
   step_compensation_failed: "compensation_failed",
 };
+
+const STEP_RANK = [undefined, "running", "awaiting_approval", "approved", "denied", "completed",
+  "failed", "compensated", "compensation_failed"];
 
 function drawDag(steps, states) {
   const level = {};
@@ -193,33 +208,32 @@ async function runPage() {
       el("time", { datetime: ev.occurred_at, text: when(ev.occurred_at) }), " ",
       el("strong", { text: ev.event_type }), " — ", ev.summary));
     if (ev.event_type === "plan_generated") steps = p.steps;
-    if (p.step_id && STEP_STATE[ev.event_type]) states[p.step_id] = STEP_STATE[ev.event_type];
-    if (ev.event_type === "step_failed" && p.final) states[p.step_id] = "failed";
+    // A step's state only moves forward (however its events were merged from the read
+    // and the stream): an approval's news never hides what the step then did.
+    const next = ev.event_type === "step_failed" && p.final ? "failed" : STEP_STATE[ev.event_type];
+    if (p.step_id && next && STEP_RANK.indexOf(next) >= STEP_RANK.indexOf(states[p.step_id])) {
+      states[p.step_id] = next;
+    }
     if (ev.event_type === "step_compensated" || ev.event_type === "step_compensation_failed") {
       $("#compensations").append(el("li", { text: `${p.step_id}: ${p.compensation_tool || ""} ${ev.event_type === "step_compensated" ? "undone" : "failed"}` }));
     }
     if (steps.length) drawDag(steps, states);
   };
-  let freshness = null;
-  try {
-    const run = await api(`/api/v1/runs/${encodeURIComponent(runId)}`);
-    freshness = run.freshness;
-    summary(run);
-    run.timeline.forEach(apply);
-  } catch (err) {
-    freshness = err.body?.freshness;
-    say(`run not projected yet: ${err.message}`);
-  }
-  // The stream starts where the projection that answered stood: every later event of
-  // the run comes live (one already shown is recognised by its id).
-  const since = positionOf(freshness);
-  live({ run_id: runId, ...(since ? { since } : {}) }, (ev) => {
+  const load = async () => {
+    try {
+      const run = await readCaughtUp(`/api/v1/runs/${encodeURIComponent(runId)}`);
+      summary(run);
+      run.timeline.forEach(apply);
+    } catch (err) { say(`run not projected yet: ${err.message}`); }
+  };
+  // The stream first; once it is positioned ("ready"), the read (see readCaughtUp).
+  live({ run_id: runId }, (ev) => {
     apply(ev);
     streamStatus = ev.run.status || streamStatus;
     const badge = $("#summary dd .badge");
     if (streamStatus && badge) badge.replaceWith(statusCell(streamStatus));
     setTimeout(() => api(`/api/v1/runs/${encodeURIComponent(runId)}`).then(summary).catch(() => {}), 800);
-  });
+  }, load);
   $("#cancel-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
@@ -241,7 +255,7 @@ async function approvalsPage() {
       const decide = (decision) => async () => {
         try {
           await api(`/api/v1/approvals/${encodeURIComponent(a.approval_id)}`, { method: "POST",
-            body: { decision, approver: $("#approver").value || "dashboard", reason: reason.value || null } });
+            body: { decision, note: reason.value || null } });  // the decider is the signed-in key
           say(`${decision === "grant" ? "approved" : "denied"} ${a.approval_id}`);
           tr.remove();
         } catch (err) { say(`decision refused: ${err.message}`); }

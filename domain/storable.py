@@ -1,0 +1,95 @@
+"""Text every read model can hold: Postgres ``text`` and ``jsonb`` refuse U+0000, and
+UTF-8 (so asyncpg, and Avro) cannot encode an unpaired surrogate. Pure.
+
+The API refuses both in what it accepts (422 naming the field). Text that reaches a
+projection from elsewhere (a tool's error message, a model's output, a request path in
+an audit fact) is escaped instead: each such code point becomes the six characters
+``\\uXXXX``, as JSON would write it. The log keeps the exact text; only the read models
+show the escape, so a fact is never dropped for its content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+NUL = "\x00"
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored as is (a phrase naming the code point), or None."""
+    if NUL in text:
+        return "must not contain U+0000 (NUL)"
+    if not text.isascii() and not _encodable(text):
+        return "must not contain unpaired surrogates (U+D800-U+DFFF)"
+    return None
+
+
+def storable_text(text: str) -> str:
+    """``text`` with U+0000 and unpaired surrogates escaped as ``\\uXXXX``."""
+    if text.isascii():
+        return text.replace(NUL, "\\u0000") if NUL in text else text
+    if NUL not in text and _encodable(text):
+        return text
+    return "".join(_escape(c) for c in text)
+
+
+def utf8_text(text: str) -> str:
+    """``text`` with only unpaired surrogates escaped: what UTF-8 (and so Avro) can carry."""
+    if text.isascii() or _encodable(text):
+        return text
+    return "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
+
+def storable(value: T) -> T:
+    """``value`` with every string inside it (dataclass fields, tuples, lists, dict keys
+    and values) made storable; the very same object when nothing needed escaping."""
+    return _walk(value, storable_text)  # type: ignore[no-any-return]
+
+
+def utf8_safe(value: T) -> T:
+    """``value`` with every string inside it made encodable as UTF-8 (:func:`utf8_text`):
+    for facts about to be appended to the log, where NUL is fine but a surrogate is not."""
+    return _walk(value, utf8_text)  # type: ignore[no-any-return]
+
+
+def _walk(value: Any, fix: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return fix(value)
+    if isinstance(value, tuple | list):
+        items = [_walk(v, fix) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return type(value)(items)
+    if isinstance(value, dict):
+        pairs = [(_walk(k, fix), _walk(v, fix)) for k, v in value.items()]
+        if all(k is a and v is b for (k, v), (a, b) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changed = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name)
+            new = _walk(old, fix)
+            if new is not old:
+                changed[f.name] = new
+        return dataclasses.replace(value, **changed) if changed else value
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code == 0 or 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"
+    return char
