@@ -232,7 +232,10 @@ async function runPage() {
     streamStatus = ev.run.status || streamStatus;
     const badge = $("#summary dd .badge");
     if (streamStatus && badge) badge.replaceWith(statusCell(streamStatus));
-    setTimeout(() => api(`/api/v1/runs/${encodeURIComponent(runId)}`).then(summary).catch(() => {}), 800);
+    // The projection follows the stream by a moment: read the summary again after it.
+    for (const ms of [800, 3000]) {
+      setTimeout(() => api(`/api/v1/runs/${encodeURIComponent(runId)}`).then(summary).catch(() => {}), ms);
+    }
   }, load);
   $("#cancel-form").addEventListener("submit", async (e) => {
     e.preventDefault();
