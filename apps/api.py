@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
-from api import docs, openapi, problems, telemetry
+from api import dashboard, docs, openapi, problems, telemetry
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.edge import EdgeMiddleware
@@ -34,7 +34,10 @@ from api.routes import (
     keys,
     kpis,
     live,
+    notifications,
+    operations,
     runs,
+    stream,
     wallet,
 )
 from api.security.services import build_security
@@ -134,6 +137,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
     app.include_router(wallet.router, prefix="/api/v1")
+    app.include_router(stream.router, prefix="/api/v1")
+    app.include_router(operations.router, prefix="/api/v1")
+    app.include_router(notifications.router, prefix="/api/v1")
+    dashboard.install(app)
     openapi.install(app)
     return app
 

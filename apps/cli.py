@@ -19,6 +19,7 @@ COMMANDS = {
     "saga-bridge": "apps.saga_bridge",
     "plan-cache": "apps.plan_cache",
     "projector": "apps.projector",
+    "notifier": "apps.notifier",
     "stack": "apps.commands.stack",
     "schemas": "apps.commands.log",
     "topics": "apps.commands.log",

@@ -347,6 +347,31 @@ class MembershipChanged(Event):
     retracts: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NotificationChannelSet(Event):
+    """A tenant added (or, ``removed``, took away) a channel approvers are told through."""
+
+    EVENT_TYPE: ClassVar[str] = "notification_channel_set"
+    channel_id: str
+    kind: str  # webhook, email, webpush
+    target: str  # the URL, the address, or the push subscription's JSON
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApproverNotified(Event):
+    """The notifier told (or, ``dead_lettered``, gave up telling) one channel of a request."""
+
+    EVENT_TYPE: ClassVar[str] = "approver_notified"
+    approval_id: str
+    approval_run_id: str
+    channel_id: str
+    kind: str
+    outcome: str  # delivered, dead_lettered
+    attempts: int
+    detail: str = ""
+
+
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.EVENT_TYPE: cls
     for cls in (
@@ -377,6 +402,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         WalletUnlinked,
         SubscriptionChanged,
         MembershipChanged,
+        NotificationChannelSet,
+        ApproverNotified,
     )
 }
 """Every event type by its ``event_type`` name."""

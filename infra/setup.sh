@@ -133,6 +133,28 @@ contracts_node() {
     echo "$want" >"$stamp"
 }
 
+browser_tools() {
+    # The dashboard's browser tests (tests/browser): Debian's chromium driven by
+    # Playwright, and axe-core from npm for the accessibility checks.
+    local dir="$ROOT/tests/browser" stamp="$ROOT/tests/browser/node_modules/.omnihub-lock.sha256" want
+    if command -v chromium >/dev/null 2>&1; then
+        say "chromium: present"
+    else
+        say "installing chromium (apt)"
+        export DEBIAN_FRONTEND=noninteractive
+        quietly as_root apt-get update -q
+        quietly as_root apt-get install -y -q --no-install-recommends chromium
+    fi
+    want="$(hash_of "$dir/package-lock.json")"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        say "axe-core: up to date"
+        return
+    fi
+    say "installing axe-core (npm ci in tests/browser/)"
+    quietly npm ci --prefix "$dir" --no-audit --no-fund
+    echo "$want" >"$stamp"
+}
+
 echo "omnihub setup in $ROOT"
 python_env
 plan_cache_onnx
@@ -140,4 +162,5 @@ redis
 kafka_jars
 promtool
 contracts_node
+browser_tools
 echo "done: run '$VENV/bin/omnihub stack up'"

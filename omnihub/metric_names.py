@@ -25,6 +25,7 @@ LOCAL_METRICS_PORTS = {
     "saga-bridge": 9403,
     "plan-cache": 9404,
     "projector": 9405,
+    "notifier": 9406,
 }
 
 

@@ -112,6 +112,21 @@ class Settings(BaseSettings):
     siwe_uri: str | None = None  # default "http://<api_host>:<api_port>"
     siwe_nonce_ttl_s: int = Field(default=300, ge=30, le=3600)
 
+    # OmniDash (issue 11): the live stream, dashboard sessions and the notifier.
+    stream_max_per_key: int = Field(default=4, ge=1)  # open streams per key, per process
+    stream_queue_max: int = Field(default=256, ge=1)  # frames behind before a client is cut
+    stream_heartbeat_s: float = Field(default=15.0, gt=0.0)
+    stream_send_timeout_s: float = Field(default=10.0, gt=0.0)  # one frame's write
+    session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    dashboard_url: str | None = None  # links in notifications; default the API's address
+    notify_attempts: int = Field(default=4, ge=1)  # per channel, then a dead letter
+    notify_backoff_s: float = Field(default=0.5, gt=0.0)  # doubling between attempts
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_from: str = "omnihub@localhost"
+    vapid_private_key: str | None = None  # PEM (EC P-256) that signs Web Push
+    vapid_subject: str = "mailto:approvals@omnihub.invalid"
+
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -48,6 +48,9 @@ EVENT_TOPICS: Mapping[str, Topic] = {
     "wallet_unlinked": Topic.CONTROL,
     "subscription_changed": Topic.CONTROL,
     "membership_changed": Topic.CONTROL,
+    # Approvers notified (issue 11): channels and deliveries, keyed notify-<tenant>.
+    "notification_channel_set": Topic.CONTROL,
+    "approver_notified": Topic.CONTROL,
 }
 
 

@@ -18,10 +18,12 @@ from domain.events import (
     ApiKeyRotated,
     ApprovalDenied,
     ApprovalGranted,
+    ApprovalRequested,
     AuditFactObserved,
     Event,
     GoalReceived,
     KillSwitchToggled,
+    NotificationChannelSet,
     PlanCacheInvalidated,
     PlanGenerated,
     PlanTemplateShared,
@@ -69,6 +71,9 @@ SAGA_BRIDGE = Subscription(
     (Topic.RUNS,),
     _types(GoalReceived, ApprovalGranted, ApprovalDenied, RunCancelRequested),
 )
+NOTIFIER = Subscription(
+    "notifier", (Topic.RUNS, Topic.CONTROL), _types(ApprovalRequested, NotificationChannelSet)
+)
 
 # Every long-running process, in start order, with the consumers it runs.
 PROCESSES: Mapping[str, tuple[Subscription, ...]] = {
@@ -78,4 +83,5 @@ PROCESSES: Mapping[str, tuple[Subscription, ...]] = {
     "saga-bridge": (SAGA_BRIDGE,),
     "plan-cache": (PLAN_CACHE,),
     "projector": (PROJECTOR,),
+    "notifier": (NOTIFIER,),
 }

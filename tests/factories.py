@@ -13,6 +13,7 @@ from domain.events import (
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
+    ApproverNotified,
     AuditFactObserved,
     AuditRecorded,
     Event,
@@ -20,6 +21,7 @@ from domain.events import (
     GoalReceived,
     KillSwitchToggled,
     MembershipChanged,
+    NotificationChannelSet,
     PlanCacheInvalidated,
     PlanGenerated,
     PlanStep,
@@ -197,5 +199,17 @@ def membership_events() -> list[Event]:
             "0x" + "ab" * 32,
             0,
             None,
+        ),
+        NotificationChannelSet(
+            env(NotificationChannelSet, "notify-acme", "c1"), "c1", "webhook", "https://x.example"
+        ),
+        ApproverNotified(
+            env(ApproverNotified, "notify-acme", "a1", "c1"),
+            "a1",
+            "run-1",
+            "c1",
+            "webhook",
+            "delivered",
+            1,
         ),
     ]

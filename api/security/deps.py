@@ -49,7 +49,10 @@ def presented_key(request: Request) -> str | None:
 
 
 async def _authenticate(sec: SecurityServices, request: Request, resource: str) -> Principal:
-    result = await sec.authenticator.authenticate(presented_key(request))
+    key = presented_key(request)
+    result = await sec.authenticator.authenticate(key)
+    if key is None and sec.sessions is not None:  # the dashboard's cookie instead
+        result = await sec.sessions.authenticate(request) or result
     if result.principal is None:
         await sec.audit.record(
             audit_fact(

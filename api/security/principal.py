@@ -105,3 +105,15 @@ class Authenticator:
             return AuthResult(None, "expired", stored.tenant_id, subject)
         principal = Principal(stored.key_id, prefix, stored.tenant_id, frozenset(stored.scopes))
         return AuthResult(principal, "ok", stored.tenant_id, subject)
+
+    async def recheck(self, prefix: str) -> AuthResult:
+        """The principal of a key proven earlier (a dashboard session), if still usable."""
+        subject = f"api-key:{prefix}"
+        stored = await self._find(prefix)
+        if stored is None or stored.revoked_at is not None:
+            tenant = UNAUTHENTICATED_TENANT if stored is None else stored.tenant_id
+            return AuthResult(None, "revoked", tenant, subject)
+        if not stored.usable_at(self._clock()):
+            return AuthResult(None, "expired", stored.tenant_id, subject)
+        principal = Principal(stored.key_id, prefix, stored.tenant_id, frozenset(stored.scopes))
+        return AuthResult(principal, "ok", stored.tenant_id, subject)

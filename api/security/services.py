@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from api.security.audit import AuditSink
 from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
+from api.security.sessions import SessionStore
 from api.security.tenancy import owner_connection
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
@@ -38,6 +39,7 @@ class SecurityServices:
     authenticator: Authenticator
     limits: RedisLimiter
     audit: AuditSink
+    sessions: SessionStore | None = None  # dashboard sign-in (api/security/sessions.py)
 
 
 def build_security(
@@ -47,12 +49,13 @@ def build_security(
     appender: Callable[[], EventAppender],
 ) -> SecurityServices:
     """The gateway's services over the API's Redis, Postgres pool and (current) appender."""
+    authenticator = Authenticator(
+        PostgresKeyLookup(pool, settings.projections_schema),
+        settings.secret_key,
+        settings.auth_cache_ttl_s,
+    )
     return SecurityServices(
-        authenticator=Authenticator(
-            PostgresKeyLookup(pool, settings.projections_schema),
-            settings.secret_key,
-            settings.auth_cache_ttl_s,
-        ),
+        authenticator=authenticator,
         limits=RedisLimiter(
             redis,
             rate_limit=settings.rate_limit_per_minute,
@@ -61,4 +64,5 @@ def build_security(
             slot_ttl_s=settings.concurrency_slot_ttl_s,
         ),
         audit=AuditSink(appender),
+        sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
     )

@@ -21,6 +21,9 @@ DEMO_GOAL = (
     "Say this week's incident notes are in then shout the headline and also save the summary "
     "for the ops team then wait 1 seconds"
 )
+# A second goal the dashboard shows waiting: "payment" makes its step risky, so it waits
+# for a person to approve or deny it there (sagas/planner.py).
+APPROVAL_GOAL = "say hi then approve the payment"
 
 
 def register(sub: Any) -> None:
@@ -79,12 +82,26 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if live.status_code == 200:
             counters = " ".join(f"{k}={v}" for k, v in live.json()["counters"].items() if v)
             print(f"GET /api/v1/live (the tenant's live counters, from Redis) -> {counters}")
+        dashboard_key = await _waiting_approval(client, settings, args.tenant)
     if final is None:
         print(
             f"(no final event within {args.seconds:g}s; `omnihub tail --run "
             f"{accepted['run_id']}` keeps following)"
         )
+    print(f"\nOmniDash: {base}/dashboard/ (sign in with the key {dashboard_key})")
     return 0
+
+
+async def _waiting_approval(client: httpx.AsyncClient, settings: Settings, tenant: str) -> str:
+    """Post a goal that waits for approval; a key that may decide it, for the dashboard."""
+    from apps.commands.keys import operator_key
+
+    r = await client.post(
+        "/api/v1/goals", json={"goal": APPROVAL_GOAL, "context": {"source": "demo"}}
+    )
+    if r.status_code == 202:
+        print(f"POST /api/v1/goals -> 202: run {r.json()['run_id']} will wait for approval")
+    return await operator_key(settings, tenant, ["admin", "approvals:decide"], "demo-dashboard")
 
 
 def _summary(view: dict[str, Any]) -> str:

@@ -7,9 +7,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from infra.launch import free_port
@@ -39,6 +42,7 @@ def test_demo_runs_its_goal_to_completion_and_shows_the_read_model(
             text=True,
             timeout=300,
         )
+        pending = _pending_approvals(demo.stdout)
     finally:
         down(platform, names)
     out = demo.stdout
@@ -50,3 +54,24 @@ def test_demo_runs_its_goal_to_completion_and_shows_the_read_model(
     assert re.search(r"^  status\s+completed$", out, re.MULTILINE), out
     assert re.search(r"^\s+\d+ run_completed\s+run completed", out, re.MULTILINE), out
     assert re.search(r"^GET /api/v1/live .*goals=\d+", out, re.MULTILINE), out
+    assert re.search(r"^OmniDash: http://\S+/dashboard/ \(sign in with the key omh_", out, re.M), (
+        out
+    )
+    # What the person who opens the dashboard sees: the demo's runs, one waiting.
+    assert [a["step_id"] for a in pending] == ["s2"], pending
+
+
+def _pending_approvals(out: str) -> list[dict[str, Any]]:
+    """The approvals the dashboard's key sees pending, once the projector has the one."""
+    found = re.search(
+        r"^OmniDash: (http://\S+)/dashboard/ \(sign in with the key (\S+)\)", out, re.M
+    )
+    assert found, out
+    base, key = found.groups()
+    deadline = time.monotonic() + 60
+    while True:
+        r = httpx.get(f"{base}/api/v1/approvals", headers={"Authorization": f"Bearer {key}"})
+        items: list[dict[str, Any]] = r.json().get("items", []) if r.status_code == 200 else []
+        if items or time.monotonic() > deadline:
+            return items
+        time.sleep(0.5)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
+import httpx
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -21,6 +22,8 @@ from projections.migrate import apply_migrations
 from projections.plan_cache.projector import PlanCacheFolder
 from projections.plan_cache.store import PgPlanCacheStore, migrate
 from sagas.bridge import SagaBridge, TemporalRuns, policy_from
+from sagas.notify.channels import RedisChannels
+from sagas.notify.handler import Notifier
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.follower import LogConsumer
@@ -28,7 +31,7 @@ from streams.producer import KafkaEventAppender
 from streams.replay import end_offsets, replay
 from streams.schema_registry import SchemaRegistry
 from streams.topics import Topic, topic_name
-from streams.topology import PLAN_CACHE, PROCESSES, SAGA_BRIDGE
+from streams.topology import NOTIFIER, PLAN_CACHE, PROCESSES, SAGA_BRIDGE
 from tests.integration.test_projection_store import isolated_settings
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -73,6 +76,9 @@ async def every_consumer(settings: Settings) -> AsyncIterator[list[LogConsumer]]
         client = await Client.connect(settings.temporal_address)
         bridge = SagaBridge(TemporalRuns(client, "never-started"), policy_from(settings))
         found.append(LogConsumer(settings, SAGA_BRIDGE, codec, [bridge]))
+        http = await stack.enter_async_context(httpx.AsyncClient())
+        notifier = Notifier(settings, RedisChannels(redis, settings.topic_prefix), appender, http)
+        found.append(LogConsumer(settings, NOTIFIER, codec, [notifier]))
         yield found
 
 
@@ -95,10 +101,11 @@ async def test_garbage_is_dead_lettered_once_per_consumer_in_one_format() -> Non
         }
         for consumer in consumers:
             await consumer.catch_up()
-            if consumer.name != "saga-bridge":
+            if consumer.name not in ("saga-bridge", "notifier"):
                 # Again: the positions stored with the effects moved past the garbage, so
-                # nothing is sent twice. (The bridge keeps no position of its own: it
-                # resumes from its group's committed offset, which catch_up never uses.)
+                # nothing is sent twice. (The bridge and the notifier keep no position of
+                # their own: they resume from their group's committed offset, which
+                # catch_up never uses.)
                 await consumer.catch_up()
 
     dlq = topic_name(settings, Topic.DEADLETTER)

@@ -1,0 +1,79 @@
+"""Audit log, chain verification and operations (dead letters, projection lag) for the
+dashboard: reads of the read models and of the log, never writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Query
+
+from api.deps import StateDep
+from api.problems import Problem
+from api.routes.runs import FreshnessDep, fresh, read_models
+from api.security.deps import require
+from api.security.principal import Principal
+from streams.audit_verify import verify_topic
+from streams.deadletter_reader import recent_dead_letters
+from streams.topics import Topic, topic_name
+
+router = APIRouter(tags=["operations"])
+AuditReader = Annotated[Principal, require("audit:read")]
+
+
+@router.get("/audit")
+async def list_audit(
+    state: StateDep,
+    p: AuditReader,
+    category: str | None = None,
+    outcome: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """The caller's audit log newest first, filtered by category and outcome."""
+    async with read_models(state, p) as conn:
+        rows = await conn.fetch(
+            "SELECT event_id, occurred_at, actor, category, action, outcome, subject,"
+            " resource, details::text AS details, sequence, hash FROM audit_log"
+            " WHERE tenant_id = $1 AND ($2::text IS NULL OR category = $2)"
+            " AND ($3::text IS NULL OR outcome = $3)"
+            " ORDER BY occurred_at DESC, sequence DESC LIMIT $4",
+            p.tenant_id,
+            category,
+            outcome,
+            limit,
+        )
+    return {"items": [dict(r) for r in rows]}
+
+
+@router.get("/audit/verify")
+async def verify_audit(state: StateDep, p: AuditReader) -> dict[str, Any]:
+    """The caller's audit chain recomputed from the log: ok, or where it breaks."""
+    s = state.settings
+    try:
+        result = await verify_topic(
+            s.kafka_bootstrap, state.codec, [topic_name(s, Topic.AUDIT)], tenant=p.tenant_id
+        )
+    except (KafkaError, OSError) as exc:
+        raise Problem(503, "log-unavailable", f"cannot read the audit log: {exc}") from exc
+    report = result.tenants.get(p.tenant_id)
+    if report is None:
+        return {"ok": True, "records": 0, "head": None, "broken": None}
+    return {
+        "ok": report.broken is None,
+        "records": report.records,
+        "head": report.head.hash,
+        "broken": None if report.broken is None else str(report.broken),
+    }
+
+
+@router.get("/operations")
+async def operations(state: StateDep, probe: FreshnessDep, p: AuditReader) -> dict[str, Any]:
+    """The tenant's newest dead letters with their reasons, and the projections' lag."""
+    s = state.settings
+    try:
+        letters = await recent_dead_letters(
+            s.kafka_bootstrap, topic_name(s, Topic.DEADLETTER), p.tenant_id
+        )
+    except (KafkaError, OSError) as exc:
+        raise Problem(503, "log-unavailable", f"cannot read the dead letters: {exc}") from exc
+    return {"dead_letters": letters, "freshness": await fresh(state, probe)}
