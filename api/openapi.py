@@ -64,6 +64,8 @@ ROUTE_STATUSES: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/api/v1/runs"): {400: "The cursor is not one this API returned."},
     ("GET", "/api/v1/approvals"): {400: "The cursor is not one this API returned."},
     ("GET", "/api/v1/runs/{run_id}"): {404: "No such run for this tenant (yet)."},
+    ("DELETE", "/api/v1/notifications/channels/{channel_id}"): {404: "No such channel."},
+    ("GET", "/api/v1/notifications/vapid"): {404: "Web Push is not configured here."},
 }
 """Statuses particular to one route, beyond the generic ones."""
 
@@ -123,7 +125,18 @@ def build(app: FastAPI) -> dict[str, Any]:
             for method in route.methods or ():
                 _document(doc["paths"][route.path_format][method.lower()], route, method)
     _link(doc["paths"])
+    _only_event_streams(doc["paths"])
     return doc
+
+
+def _only_event_streams(paths: dict[str, Any]) -> None:
+    # A route answering Server-Sent Events documents that alone: FastAPI adds JSON to
+    # every 200 it does not know better about.
+    for operations in paths.values():
+        for operation in operations.values():
+            content = operation.get("responses", {}).get("200", {}).get("content", {})
+            if "text/event-stream" in content:
+                content.pop("application/json", None)
 
 
 def _link(paths: dict[str, Any]) -> None:

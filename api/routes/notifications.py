@@ -21,7 +21,6 @@ from domain.events import NotificationChannelSet
 from domain.notify import channel_secret
 from sagas.notify.channels import RedisChannels
 from sagas.notify.senders import vapid_public_key
-from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["notifications"])
 Reader = Annotated[Principal, require("approvals:read")]
@@ -121,10 +120,8 @@ async def _append(
         correlation_id=channel_id,
         discriminator=(channel_id, "removed" if removed else "set", time.time_ns()),
     )
-    try:
-        await state.appender.append(NotificationChannelSet(env, channel_id, kind, target, removed))
-    except LogUnavailable as exc:
-        raise Problem(503, "log-unavailable", str(exc), headers={"Retry-After": "5"}) from exc
+    # LogUnavailable: 503 with Retry-After, in api.problems, as for every append.
+    await state.appender.append(NotificationChannelSet(env, channel_id, kind, target, removed))
 
 
 async def _until(state: AppState, tenant_id: str, channel_id: str, *, present: bool) -> None:

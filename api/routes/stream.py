@@ -106,7 +106,17 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-@router.get("/stream", response_model=None)
+@router.get(
+    "/stream",
+    response_model=None,
+    responses={
+        200: {
+            "description": "Server-Sent Events until the client leaves or is cut.",
+            # Each frame's data is a JSON object: ready, run_event, heartbeat or cut.
+            "content": {"text/event-stream": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def stream(
     request: Request,
     state: StateDep,
