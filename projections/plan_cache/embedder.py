@@ -65,20 +65,23 @@ def load_model(path: Path | None = None) -> Any:
         return _load(str(path or bundled_model_path()))
 
 
-class SentenceTransformerEmbedder:
-    """:class:`Embedder` over sentence-transformers, with a small LRU of recent texts."""
+class CachedEmbedder:
+    """What every embedder shares: encoding on one thread of its own (never the event
+    loop) and a bounded cache, so a goal asked again is not encoded again. A subclass
+    says how to :meth:`encode` a batch."""
 
     dimensions = DIMENSIONS
     model_name = MODEL_NAME
 
-    def __init__(
-        self, model_path: Path | None = None, *, batch_size: int = 64, cache_size: int = 4096
-    ) -> None:
-        self._path = model_path
+    def __init__(self, *, batch_size: int, cache_size: int, thread_name: str) -> None:
         self._batch_size = batch_size
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Encode synchronously, in batches, with no cache (benchmarks use this)."""
+        raise NotImplementedError
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts`` on the embedder's thread; cached texts are not encoded again."""
@@ -89,6 +92,29 @@ class SentenceTransformerEmbedder:
             for text, row in zip(missing, fresh, strict=True):
                 self._remember(text, row)
         return np.stack([self._cache[t] for t in texts]) if texts else _empty()
+
+    async def warm_up(self) -> None:
+        """Load the model now rather than on the first lookup."""
+        await self.embed(["warm up"])
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _remember(self, text: str, row: Vectors) -> None:
+        self._cache[text] = row
+        self._cache.move_to_end(text)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+
+class SentenceTransformerEmbedder(CachedEmbedder):
+    """The reference embedder: sentence-transformers on torch."""
+
+    def __init__(
+        self, model_path: Path | None = None, *, batch_size: int = 64, cache_size: int = 4096
+    ) -> None:
+        super().__init__(batch_size=batch_size, cache_size=cache_size, thread_name="embedder")
+        self._path = model_path
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Encode synchronously in batches (for benchmarks and the embedder's thread)."""
@@ -103,19 +129,6 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(out, dtype=np.float32)
-
-    async def warm_up(self) -> None:
-        """Load the model now rather than on the first lookup."""
-        await self.embed(["warm up"])
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def _remember(self, text: str, row: Vectors) -> None:
-        self._cache[text] = row
-        self._cache.move_to_end(text)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
 
 
 def _empty() -> Vectors:

@@ -10,22 +10,25 @@ reference to cosine >= 0.999 (``tests/unit/test_plan_cache_embedder.py``).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from projections.plan_cache.embedder import DIMENSIONS, MODEL_NAME, Vectors, bundled_model_path
+from projections.plan_cache.embedder import (
+    DIMENSIONS,
+    MODEL_NAME,
+    CachedEmbedder,
+    Vectors,
+    bundled_model_path,
+)
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _export_lock = threading.Lock()
@@ -124,11 +127,8 @@ def _tokenizer(model_path: str) -> Any:
     return tokenizer
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(CachedEmbedder):
     """:class:`~projections.plan_cache.embedder.Embedder` on ONNX Runtime (CPU)."""
-
-    dimensions = DIMENSIONS
-    model_name = MODEL_NAME
 
     def __init__(
         self,
@@ -139,25 +139,10 @@ class OnnxEmbedder:
         batch_size: int = 64,
         cache_size: int = 4096,
     ) -> None:
+        super().__init__(batch_size=batch_size, cache_size=cache_size, thread_name="onnx-embedder")
         self._model_path = model_path
         self._onnx_dir = onnx_dir
         self._threads = threads
-        self._batch_size = batch_size
-        self._cache: OrderedDict[str, Vectors] = OrderedDict()
-        self._cache_size = cache_size
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-embedder")
-
-    async def embed(self, texts: Sequence[str]) -> Vectors:
-        """Embed ``texts`` on the embedder's thread; cached texts are not encoded again."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            loop = asyncio.get_running_loop()
-            fresh = await loop.run_in_executor(self._executor, self.encode, missing)
-            for text, row in zip(missing, fresh, strict=True):
-                self._remember(text, row)
-        if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        return np.stack([self._cache[t] for t in texts])
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Encode synchronously, in batches, with no cache (benchmarks use this)."""
@@ -183,16 +168,3 @@ class OnnxEmbedder:
         norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         unit: Vectors = (pooled / norms).astype(np.float32)
         return unit
-
-    async def warm_up(self) -> None:
-        """Export (if needed) and load the graph now rather than on the first lookup."""
-        await self.embed(["warm up"])
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def _remember(self, text: str, row: Vectors) -> None:
-        self._cache[text] = row
-        self._cache.move_to_end(text)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
