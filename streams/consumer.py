@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from domain.events import Event
@@ -72,14 +72,6 @@ class Handler(Protocol):
         ...
 
 
-@dataclass
-class ConsumerStats:
-    """What a consumer did, for tests, benchmarks and status."""
-
-    records: int = 0
-    dead_letters: dict[str, int] = field(default_factory=dict)
-
-
 class Stopping(Exception):
     """The consumer was asked to stop while it waited out a failure."""
 
@@ -105,7 +97,6 @@ class Pipeline:
     ) -> None:
         self.name = subscription.consumer
         self.subscription = subscription
-        self.stats = ConsumerStats()
         self._settings = settings
         self._codec = codec
         self.handlers = list(handlers)
@@ -139,7 +130,6 @@ class Pipeline:
             with handling(self.name, handler.name, topic, partition, traces):
                 await self._apply(handler, topic, partition, records, raws)
         self._done[(topic, partition)] = raws[-1].offset + 1
-        self.stats.records += len(raws)
         folded(self.name, len(raws))
 
     def forget_applied(self) -> None:
@@ -248,7 +238,6 @@ class Pipeline:
                 log.warning("dead-letter write failed (%r); retrying in %.1fs", exc, delay)
             await self._pause(delay)
             delay = min(delay * 2, 10.0)
-        self.stats.dead_letters[reason] = self.stats.dead_letters.get(reason, 0) + 1
         dead_lettered(self.name, reason)
 
     def _deadletters(self) -> DeadLetterWriter:
