@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     siwe_domain: str | None = None  # what messages must name; default "<api_host>:<api_port>"
     siwe_uri: str | None = None  # default "http://<api_host>:<api_port>"
     siwe_nonce_ttl_s: int = Field(default=300, ge=30, le=3600)
+    # The chain watcher: blocks on top before a log counts, how deep a reorg it undoes.
+    membership_from_block: int | None = None  # default: the deployment record's block
+    chain_confirmations: int = Field(default=2, ge=0)
+    chain_reorg_window: int = Field(default=64, ge=1)
+    chain_poll_s: float = Field(default=1.0, gt=0.0)
+    chain_max_blocks: int = Field(default=1000, ge=1)  # per log query
+    # Trusted devices: how old a device-signed request may be (and how long it is kept
+    # to refuse a replay).
+    device_signature_window_s: int = Field(default=300, ge=10, le=3600)
 
     # OmniDash (issue 11): the live stream, dashboard sessions and the notifier.
     stream_max_per_key: int = Field(default=4, ge=1)  # open streams per key, per process

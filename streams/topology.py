@@ -3,8 +3,9 @@ process runs it.
 
 A consumer is one :class:`~streams.consumer.LogConsumer` with its own consumer group,
 positions and dead letters (all named after it). A process runs one or more consumers;
-``omnihub <process> run`` starts it. The API and the worker consume nothing: the API
-appends and reads projections, the worker is driven by Temporal.
+``omnihub <process> run`` starts it. The API, the worker and the chain watcher consume
+nothing: the API appends and reads projections, the worker is driven by Temporal, the
+chain watcher follows the chain and appends.
 """
 
 from __future__ import annotations
@@ -84,4 +85,5 @@ PROCESSES: Mapping[str, tuple[Subscription, ...]] = {
     "plan-cache": (PLAN_CACHE,),
     "projector": (PROJECTOR,),
     "notifier": (NOTIFIER,),
+    "chain-watcher": (),  # follows the chain, appends membership_changed
 }
