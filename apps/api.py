@@ -28,6 +28,7 @@ from api.routes import (
     admin,
     approvals,
     decisions,
+    devices,
     goals,
     goals_batch,
     health,
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(operations.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
+    app.include_router(devices.router, prefix="/api/v1")
     dashboard.install(app)
     openapi.install(app)
     return app

@@ -1,12 +1,14 @@
 """The gateway process: ``omnihub gateway run``, the gateway's projections and audit chain.
 
-Three consumers of :mod:`streams.topology`, each a :class:`~streams.positions.PgTracked`
+Four consumers of :mod:`streams.topology`, each a :class:`~streams.positions.PgTracked`
 handler (exactly once, position in the same transaction):
 
 - ``gateway-keys``: key lifecycle events into ``api_keys`` (what authentication reads);
 - ``gateway-killswitch``: ``kill_switch_toggled`` into ``kill_switches``, mirrored to
   Redis after the commit;
-- ``gateway-audit-chain``: security facts into the hash-chained ``audit_recorded`` stream.
+- ``gateway-audit-chain``: security facts into the hash-chained ``audit_recorded`` stream;
+- ``gateway-devices``: trusted device events into ``trusted_devices`` (what device-signed
+  requests are checked against).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from apps.runtime import serve
 from domain.events import Event
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
-from projections import killswitch
+from projections import devices, killswitch
 from projections.audit_chain import AuditChainer
 from projections.keys import apply_key_event
 from projections.migrate import apply_migrations, quote_ident
@@ -33,7 +35,12 @@ from streams.follower import LogConsumer
 from streams.positions import After, PgTracked
 from streams.producer import KafkaEventAppender
 from streams.schema_registry import SchemaRegistry
-from streams.topology import GATEWAY_AUDIT_CHAIN, GATEWAY_KEYS, GATEWAY_KILLSWITCH
+from streams.topology import (
+    GATEWAY_AUDIT_CHAIN,
+    GATEWAY_DEVICES,
+    GATEWAY_KEYS,
+    GATEWAY_KILLSWITCH,
+)
 
 
 async def open_pool(settings: Settings) -> asyncpg.Pool:
@@ -48,7 +55,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
 def consumers(
     settings: Settings, pool: asyncpg.Pool, redis: Redis, appender: KafkaEventAppender
 ) -> list[LogConsumer]:
-    """The three consumers, wired to real clients."""
+    """The four consumers, wired to real clients."""
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     chainer = AuditChainer(appender)
 
@@ -64,7 +71,16 @@ def consumers(
         await chainer.handle(conn, event)
         return None
 
-    wiring = ((GATEWAY_KEYS, keys), (GATEWAY_KILLSWITCH, switches), (GATEWAY_AUDIT_CHAIN, audit))
+    async def trusted(conn: asyncpg.Connection, event: Event) -> After | None:
+        await devices.apply_device_event(conn, event)
+        return None
+
+    wiring = (
+        (GATEWAY_KEYS, keys),
+        (GATEWAY_KILLSWITCH, switches),
+        (GATEWAY_AUDIT_CHAIN, audit),
+        (GATEWAY_DEVICES, trusted),
+    )
     return [
         LogConsumer(settings, sub, codec, [PgTracked(sub.consumer, pool, fn)]) for sub, fn in wiring
     ]

@@ -21,6 +21,8 @@ from domain.events import (
     ApprovalGranted,
     ApprovalRequested,
     AuditFactObserved,
+    DeviceRegistered,
+    DeviceRevoked,
     Event,
     GoalReceived,
     KillSwitchToggled,
@@ -51,13 +53,17 @@ def _types(*classes: type[Event]) -> frozenset[str]:
 
 
 KEY_EVENT_TYPES = _types(ApiKeyCreated, ApiKeyRotated, ApiKeyRevoked)
-# What the audit chain records: security facts, key lifecycle, switches, approvals.
-AUDIT_SOURCE_TYPES = KEY_EVENT_TYPES | _types(
-    AuditFactObserved, KillSwitchToggled, ApprovalGranted, ApprovalDenied
+DEVICE_EVENT_TYPES = _types(DeviceRegistered, DeviceRevoked)
+# What the audit chain records: security facts, key and device lifecycle, switches, approvals.
+AUDIT_SOURCE_TYPES = (
+    KEY_EVENT_TYPES
+    | DEVICE_EVENT_TYPES
+    | _types(AuditFactObserved, KillSwitchToggled, ApprovalGranted, ApprovalDenied)
 )
 
 PROJECTOR = Subscription("projector", (Topic.RUNS, Topic.AUDIT), None)
 GATEWAY_KEYS = Subscription("gateway-keys", (Topic.CONTROL,), KEY_EVENT_TYPES)
+GATEWAY_DEVICES = Subscription("gateway-devices", (Topic.CONTROL,), DEVICE_EVENT_TYPES)
 GATEWAY_KILLSWITCH = Subscription("gateway-killswitch", (Topic.CONTROL,), _types(KillSwitchToggled))
 GATEWAY_AUDIT_CHAIN = Subscription(
     "gateway-audit-chain", (Topic.CONTROL, Topic.RUNS), AUDIT_SOURCE_TYPES
@@ -79,7 +85,7 @@ NOTIFIER = Subscription(
 # Every long-running process, in start order, with the consumers it runs.
 PROCESSES: Mapping[str, tuple[Subscription, ...]] = {
     "api": (),
-    "gateway": (GATEWAY_KEYS, GATEWAY_KILLSWITCH, GATEWAY_AUDIT_CHAIN),
+    "gateway": (GATEWAY_KEYS, GATEWAY_KILLSWITCH, GATEWAY_AUDIT_CHAIN, GATEWAY_DEVICES),
     "worker": (),
     "saga-bridge": (SAGA_BRIDGE,),
     "plan-cache": (PLAN_CACHE,),

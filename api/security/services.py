@@ -9,6 +9,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from api.security.audit import AuditSink
+from api.security.devices import DeviceAuthenticator, PostgresDeviceLookup
 from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
 from api.security.sessions import SessionStore
@@ -40,6 +41,7 @@ class SecurityServices:
     limits: RedisLimiter
     audit: AuditSink
     sessions: SessionStore | None = None  # dashboard sign-in (api/security/sessions.py)
+    devices: DeviceAuthenticator | None = None  # device-signed requests (api/security/devices.py)
 
 
 def build_security(
@@ -65,4 +67,11 @@ def build_security(
         ),
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
+        devices=DeviceAuthenticator(
+            PostgresDeviceLookup(pool, settings.projections_schema),
+            redis,
+            window_s=settings.device_signature_window_s,
+            cache_ttl_s=settings.auth_cache_ttl_s,
+            prefix=f"omnihub:{settings.topic_prefix}",
+        ),
     )
