@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from apps.runtime import serve
-from contracts.deployment import Deployment, connect
+from contracts.deployment import connect, membership_target
 from contracts.logs import Web3Chain
 from contracts.membership import MembershipContract
 from omnihub.readiness import mark_ready
@@ -31,23 +32,9 @@ from streams.schema_registry import SchemaRegistry
 from streams.topics import topic_for
 
 
-class NoContract(RuntimeError):
-    """Neither OMNIHUB_MEMBERSHIP_ADDRESS nor a deployment record says what to follow."""
-
-
-def target(settings: Settings) -> tuple[str, int]:
-    """The contract to follow and the block to start from."""
-    record = Deployment.read(settings.state_dir / "chain" / "membership.json")
-    address = settings.membership_address or (record.address if record else None)
-    if address is None:
-        raise NoContract(
-            "set OMNIHUB_MEMBERSHIP_ADDRESS, or deploy with `omnihub stack up` (it writes "
-            f"{settings.state_dir / 'chain' / 'membership.json'})"
-        )
-    start = settings.membership_from_block
-    if start is None:
-        start = record.block_number if record and record.address == address else 0
-    return address, start
+def record_path(settings: Settings) -> Path:
+    """Where ``omnihub stack up`` (and compose's chain-deploy) record the contract."""
+    return settings.state_dir / "chain" / "membership.json"
 
 
 async def run_chain_watcher(
@@ -55,7 +42,9 @@ async def run_chain_watcher(
 ) -> ChainWatcher:
     """Follow the chain until ``stop`` is set."""
     await ensure_declared_topics(settings)
-    address, from_block = target(settings)
+    address, from_block, _ = membership_target(
+        record_path(settings), settings.membership_address, settings.membership_from_block
+    )
     membership = MembershipContract(connect(settings.chain_rpc_url), address)
     chain = await asyncio.to_thread(Web3Chain, membership)
     path = f"{quote_ident(settings.projections_schema)}, public"
