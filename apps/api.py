@@ -38,6 +38,7 @@ from api.routes import (
     operations,
     runs,
     stream,
+    tenant,
     wallet,
 )
 from api.security.services import build_security
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
     app.include_router(wallet.router, prefix="/api/v1")
+    app.include_router(tenant.router, prefix="/api/v1")
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(operations.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")

@@ -13,6 +13,7 @@ from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
 from api.security.sessions import SessionStore
 from api.security.tenancy import owner_connection
+from api.security.tiers import TierReader
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections import keys
@@ -40,6 +41,7 @@ class SecurityServices:
     limits: RedisLimiter
     audit: AuditSink
     sessions: SessionStore | None = None  # dashboard sign-in (api/security/sessions.py)
+    tiers: TierReader | None = None  # each tenant's tier (api/security/tiers.py)
 
 
 def build_security(
@@ -58,11 +60,12 @@ def build_security(
         authenticator=authenticator,
         limits=RedisLimiter(
             redis,
-            rate_limit=settings.rate_limit_per_minute,
-            concurrency_limit=settings.concurrency_limit,
+            rate_limit=settings.rate_limit_per_minute or 60,
+            concurrency_limit=settings.concurrency_limit or 5,
             window_s=60.0,
             slot_ttl_s=settings.concurrency_slot_ttl_s,
         ),
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
+        tiers=TierReader(pool, settings.projections_schema, settings.tier_cache_ttl_s),
     )
