@@ -13,7 +13,7 @@ from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
 from api.security.sessions import SessionStore
 from api.security.tenancy import owner_connection
-from api.security.tiers import TierReader
+from api.security.tiers import TierReader, Tiers
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections import keys
@@ -41,7 +41,10 @@ class SecurityServices:
     limits: RedisLimiter
     audit: AuditSink
     sessions: SessionStore | None = None  # dashboard sign-in (api/security/sessions.py)
-    tiers: TierReader | None = None  # each tenant's tier (api/security/tiers.py)
+    tiers: Tiers | None = None  # each tenant's tier (api/security/tiers.py)
+    # When set, replace every tier's rate / in-flight limits (load tests and benchmarks).
+    rate_override: int | None = None
+    busy_override: int | None = None
 
 
 def build_security(
@@ -60,7 +63,7 @@ def build_security(
         authenticator=authenticator,
         limits=RedisLimiter(
             redis,
-            rate_limit=settings.rate_limit_per_minute or 60,
+            rate_limit=settings.rate_limit_per_minute or 60,  # unused: each request's tier
             concurrency_limit=settings.concurrency_limit or 5,
             window_s=60.0,
             slot_ttl_s=settings.concurrency_slot_ttl_s,
@@ -68,4 +71,6 @@ def build_security(
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
         tiers=TierReader(pool, settings.projections_schema, settings.tier_cache_ttl_s),
+        rate_override=settings.rate_limit_per_minute,
+        busy_override=settings.concurrency_limit,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 
@@ -31,6 +32,15 @@ from projections.tenant_tiers import load_state
 
 class TiersUnavailable(Exception):
     """The tenant projection could not be read and nothing usable was cached."""
+
+
+class Tiers(Protocol):
+    """Where the gateway reads a tenant's tier (:class:`TierReader`; a fixed one in
+    unit tests)."""
+
+    async def effective(self, tenant_id: str) -> Effective:
+        """The tier ``tenant_id`` has now; raises :class:`TiersUnavailable`."""
+        ...
 
 
 class TierReader:
