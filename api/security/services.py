@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from api.security.audit import AuditSink
 from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
+from api.security.quota import GoalQuota
 from api.security.sessions import SessionStore
 from api.security.tenancy import owner_connection
 from api.security.tiers import TierReader, Tiers
@@ -42,6 +43,7 @@ class SecurityServices:
     audit: AuditSink
     sessions: SessionStore | None = None  # dashboard sign-in (api/security/sessions.py)
     tiers: Tiers | None = None  # each tenant's tier (api/security/tiers.py)
+    quota: GoalQuota | None = None  # goals per month (api/security/quota.py)
     # When set, replace every tier's rate / in-flight limits (load tests and benchmarks).
     rate_override: int | None = None
     busy_override: int | None = None
@@ -71,6 +73,7 @@ def build_security(
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
         tiers=TierReader(pool, settings.projections_schema, settings.tier_cache_ttl_s),
+        quota=GoalQuota(redis),
         rate_override=settings.rate_limit_per_minute,
         busy_override=settings.concurrency_limit,
     )

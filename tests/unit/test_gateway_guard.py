@@ -18,6 +18,7 @@ from omnihub.settings import Settings
 from projections.killswitch import CachedSwitches
 from tests.unit.test_api_goals import (
     SECRET,
+    CountingQuota,
     FakeAppender,
     FakeIdempotency,
     FakeKeys,
@@ -67,6 +68,7 @@ async def gateway() -> AsyncIterator[tuple[Any, ScriptedLimiter, dict[str, str]]
     state.security.authenticator = Authenticator(keys, SECRET, 0)
     state.security.limits = limiter = ScriptedLimiter()
     state.security.tiers = FixedTiers()
+    state.security.quota = CountingQuota()  # type: ignore[assignment]
     minted = {"writer": keys.mint("acme", ("write",)), "reader": keys.mint("acme", ("read",))}
     yield app, limiter, minted
 
