@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 IMPLIES: Mapping[str, frozenset[str]] = {
-    "admin": frozenset({"write", "audit:read", "keys:admin", "wallets:link"}),
+    "admin": frozenset({"write", "audit:read", "keys:admin", "wallets:link", "templates:share"}),
     "write": frozenset({"read", "goals:write", "runs:cancel"}),
     "read": frozenset({"runs:read", "approvals:read", "kpis:read", "keys:read", "tenant:read"}),
     "keys:admin": frozenset({"keys:read"}),
@@ -35,6 +35,7 @@ IMPLIES: Mapping[str, frozenset[str]] = {
     "platform:killswitch": frozenset(),
     "platform:tiers": frozenset(),
     "tenant:read": frozenset(),
+    "templates:share": frozenset(),
 }
 """Each known scope and the scopes it directly implies."""
 

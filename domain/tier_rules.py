@@ -46,3 +46,17 @@ def approval_timeout(context: dict[str, str]) -> int | None:
 def month_of(at: datetime) -> str:
     """The calendar month (UTC) a goal counts against: ``YYYY-MM``."""
     return f"{at.year:04d}-{at.month:02d}"
+
+
+def too_many_steps(steps: int, max_steps: int, tier: str) -> str | None:
+    """Why a plan of ``steps`` steps may not run under a limit of ``max_steps`` (0: none),
+    or None: the cause a run fails with."""
+    if max_steps <= 0 or steps <= max_steps:
+        return None
+    upgrade = least_tier(lambda t: t.max_plan_steps >= steps)
+    more = f"; the {upgrade} tier allows it" if upgrade else "; no tier allows it"
+    whose = f"the {tier} tier" if tier else "this run"
+    return (
+        f"entitlement_exceeded: max_plan_steps: the plan has {steps} steps,"
+        f" {whose} allows {max_steps}{more}"
+    )

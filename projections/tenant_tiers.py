@@ -13,9 +13,11 @@ same row again), and the consumer's position sits in the same transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 
-from domain.entitlements import Subscription, TenantTiers, Token
+from domain.entitlements import Effective, Subscription, TenantTiers, Token, effective
 from domain.events import (
     Event,
     MembershipChanged,
@@ -24,6 +26,7 @@ from domain.events import (
     WalletUnlinked,
 )
 from domain.tiers import tier
+from streams.positions import PG_TRANSIENT
 
 _SUBSCRIPTION = (
     "INSERT INTO tenant_subscriptions (tenant_id, tier, expires_at, reason, changed_by,"
@@ -139,3 +142,18 @@ async def subscription_event_id(conn: asyncpg.Connection | asyncpg.Pool, tenant_
         "SELECT event_id FROM tenant_subscriptions WHERE tenant_id = $1", tenant_id
     )
     return str(value or "")
+
+
+class PgTierLookup:
+    """A tenant's tier at a time, from the projection (the saga bridge's
+    :class:`~sagas.bridge.TierLookup`)."""
+
+    transient = PG_TRANSIENT
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def at(self, tenant_id: str, when: datetime) -> Effective:
+        """The tier ``tenant_id`` had at ``when``, by the facts folded so far."""
+        async with self._pool.acquire() as conn:
+            return effective(await load_state(conn, tenant_id), when)

@@ -4,15 +4,27 @@ tests/e2e/test_tiers.py runs the same against the real stack), and the pure rule
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from domain.events import AuditFactObserved
-from domain.tier_rules import approval_timeout, least_tier, month_of, within
+from domain.entitlements import Subscription, TenantTiers, effective
+from domain.events import AuditFactObserved, PlanTemplateShared
+from domain.plan_cache import DisabledPlanCache
+from domain.risk_policy import TenantPolicies
+from domain.tier_rules import approval_timeout, least_tier, month_of, too_many_steps, within
 from domain.tiers import TIERS
+from sagas.bridge import run_policy
+from sagas.messages import RunPolicy, RunRef
+from sagas.plan_source import PlanSource
+from sagas.planner import PlanRequest, RuleBasedPlanner, rule_plan
+from sagas.tools import ToolRegistry
+from sagas.tools.transform import TransformTool
+from sagas.tools.wait import WaitTool
+from tests.factories import goal_received
 from tests.unit.test_api_goals import (  # noqa: F401  (app_and_client: a fixture)
     CountingQuota,
     FixedTiers,
@@ -21,6 +33,7 @@ from tests.unit.test_api_goals import (  # noqa: F401  (app_and_client: a fixtur
 )
 
 GOAL = {"goal": "Book flight to Paris"}
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -111,3 +124,74 @@ def test_pure_rules() -> None:
         with pytest.raises(ValueError, match="approval_timeout_s"):
             approval_timeout({"approval_timeout_s": bad})
     assert month_of(datetime(2026, 1, 31, 23, 59, tzinfo=UTC)) == "2026-01"
+
+
+async def test_sharing_a_template_needs_the_tier_and_stopping_never_does(free: Any) -> None:
+    app, client = free
+    admin = {"Authorization": "Bearer " + app.state.omnihub.keys.mint("acme", ("admin",))}
+    share = {"template": "Book flight to {DESTINATION}", "shared_with": ["beta"]}
+    r = await client.put("/api/v1/plan-templates/sharing", json=share, headers=admin)
+    assert r.status_code == 402, r.text
+    assert (r.json()["entitlement"], r.json()["upgrade_to"]) == ("plan_template_sharing", "pro")
+    stop = await client.put(
+        "/api/v1/plan-templates/sharing", json={**share, "shared_with": []}, headers=admin
+    )
+    assert stop.status_code == 202, stop.text
+    app.state.omnihub.security.tiers = FixedTiers("pro")
+    r = await client.put("/api/v1/plan-templates/sharing", json=share, headers=admin)
+    assert r.status_code == 202 and r.json()["shared_with"] == ["beta"]
+    shared = [e for e in app.state.omnihub.appender.events if isinstance(e, PlanTemplateShared)]
+    assert [e.shared_with for e in shared] == [(), ("beta",)]
+    assert [f.action for f in await denials(app)] == ["plan_template_sharing"]
+
+
+def test_a_run_starts_with_its_tiers_entitlements_and_asked_timeout() -> None:
+    goal = goal_received(tenant="acme")
+    pro = effective(TenantTiers("acme", Subscription("pro", None, "e")), datetime.now(UTC))
+    policy = run_policy(goal, RunPolicy(), TenantPolicies(), pro)
+    assert (policy.tier, policy.max_plan_steps, policy.llm_planner) == ("pro", 25, True)
+    free = run_policy(goal, RunPolicy(), TenantPolicies(), effective(TenantTiers("acme"), NOW))
+    assert (free.tier, free.max_plan_steps, free.llm_planner) == ("free", 5, False)
+    asked = replace(goal, context={"approval_timeout_s": "600"})
+    assert run_policy(asked, RunPolicy(), TenantPolicies(), None).approval_timeout_s == 600.0
+    # Without a lookup (or before tiers) a run keeps the old defaults: no limits.
+    old = run_policy(goal, RunPolicy(), TenantPolicies(), None)
+    assert (old.tier, old.max_plan_steps, old.llm_planner) == ("", 0, True)
+
+
+def test_a_plan_over_the_step_limit_has_a_clear_cause() -> None:
+    assert too_many_steps(5, 5, "free") is None and too_many_steps(99, 0, "") is None
+    cause = too_many_steps(6, 5, "free")
+    assert cause == (
+        "entitlement_exceeded: max_plan_steps: the plan has 6 steps, the free tier allows 5;"
+        " the starter tier allows it"
+    )
+    assert (too_many_steps(101, 100, "enterprise") or "").endswith("no tier allows it")
+
+
+class Switches:
+    async def is_engaged(self, feature: str) -> bool:
+        return False
+
+
+class ModelPlanner:
+    name = "llm"
+    model = "openai/test"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def propose(self, request: PlanRequest) -> dict[str, Any]:
+        self.asked += 1
+        return rule_plan(request.goal)
+
+
+async def test_without_the_llm_planner_entitlement_the_rules_plan() -> None:
+    llm = ModelPlanner()
+    tools = ToolRegistry([TransformTool(), WaitTool()])
+    source = PlanSource(DisabledPlanCache(), llm, RuleBasedPlanner(), tools, Switches())
+    run = RunRef("r1", "acme")
+    made = await source.plan(run, "say hi", {}, llm_allowed=False)
+    assert (made.planner, llm.asked) == ("rules", 0)
+    made = await source.plan(run, "say hi", {}, llm_allowed=True)
+    assert (made.planner, llm.asked) == ("openai/test", 1)
