@@ -59,7 +59,7 @@ async def run_bridge(
             TemporalRuns(client, settings.temporal_task_queue),
             policy_from(settings),
             policies_from(settings.tenant_policies),
-            PgTierLookup(pool),
+            PgTierLookup(pool, settings.default_tier, settings.tier_cache_ttl_s),
         )
         consumer = LogConsumer(
             settings,

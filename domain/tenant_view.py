@@ -25,10 +25,10 @@ class Source:
     wallet: str | None = None  # the linked wallet holding a membership
 
 
-def sources(state: TenantTiers, at: datetime) -> list[Source]:
-    """Every source of ``state`` at ``at``: free always, the subscription, each token a
-    linked wallet holds (revoked tokens hold nothing and are left out)."""
-    found = [Source(DEFAULT_SOURCE, "free", None, True)]
+def sources(state: TenantTiers, at: datetime, default: TierName = "free") -> list[Source]:
+    """Every source of ``state`` at ``at``: the default tier always, the subscription,
+    each token a linked wallet holds (revoked tokens hold nothing and are left out)."""
+    found = [Source(DEFAULT_SOURCE, default, None, True)]
     sub = state.subscription
     if sub is not None:
         active = sub.expires_at is None or at < sub.expires_at

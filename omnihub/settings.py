@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import schemas
+from domain.tiers import TierName
 from omnihub import HOME
 
 PLACEHOLDER_SECRET = "dev-only-change-me"
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     # How stale the API's view of a tenant's tier facts may be (one Postgres read per
     # tenant per this long); expiries are evaluated at each request regardless.
     tier_cache_ttl_s: float = Field(default=1.0, ge=0, le=10)
+    # The tier of a tenant with no subscription or membership (domain/tiers.py).
+    default_tier: TierName = "free"
     key_projection_wait_s: float = Field(default=10.0, ge=0)
     batch_max_goals: int = Field(default=100, ge=1)
     audit_retention_days: int = Field(default=0, ge=0)  # 0 keeps the audit log forever

@@ -13,6 +13,7 @@ same row again), and the consumer's position sits in the same transaction.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import asyncpg
@@ -25,7 +26,7 @@ from domain.events import (
     WalletLinked,
     WalletUnlinked,
 )
-from domain.tiers import tier
+from domain.tiers import TierName, tier
 from streams.positions import PG_TRANSIENT
 
 _SUBSCRIPTION = (
@@ -146,14 +147,23 @@ async def subscription_event_id(conn: asyncpg.Connection | asyncpg.Pool, tenant_
 
 class PgTierLookup:
     """A tenant's tier at a time, from the projection (the saga bridge's
-    :class:`~sagas.bridge.TierLookup`)."""
+    :class:`~sagas.bridge.TierLookup`); each tenant's facts are read at most once per
+    ``ttl_s``, so a burst of goals costs one read per tenant, not one per goal."""
 
     transient = PG_TRANSIENT
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, default: TierName = "free", ttl_s: float = 1.0) -> None:
         self._pool = pool
+        self._default = default
+        self._ttl_s = ttl_s
+        self._cached: dict[str, tuple[float, TenantTiers]] = {}
 
     async def at(self, tenant_id: str, when: datetime) -> Effective:
         """The tier ``tenant_id`` had at ``when``, by the facts folded so far."""
-        async with self._pool.acquire() as conn:
-            return effective(await load_state(conn, tenant_id), when)
+        asked_at = time.monotonic()
+        hit = self._cached.get(tenant_id)
+        if hit is None or asked_at >= hit[0]:
+            async with self._pool.acquire() as conn:
+                hit = (asked_at + self._ttl_s, await load_state(conn, tenant_id))
+            self._cached[tenant_id] = hit
+        return effective(hit[1], when, self._default)

@@ -80,7 +80,8 @@ async def get_tenant(p: TenantReader, state: StateDep) -> Any:
     """The caller's tenant: its tier now, each entitlement and its source."""
     facts = await _read(await state.postgres.get(), p.tenant_id, state.settings.projections_schema)
     now = datetime.now(UTC)
-    tier = effective(facts, now)
+    default = state.settings.default_tier
+    tier = effective(facts, now, default)
     return TenantOut(
         tenant_id=p.tenant_id,
         tier=tier.tier,
@@ -91,7 +92,7 @@ async def get_tenant(p: TenantReader, state: StateDep) -> Any:
             k: GrantOut(value=_value(g.value), source=g.source)
             for k, g in tier.entitlements.items()
         },
-        sources=[SourceOut(**vars(s)) for s in sources(facts, now)],
+        sources=[SourceOut(**vars(s)) for s in sources(facts, now, default)],
     )
 
 

@@ -45,14 +45,14 @@ class Taken:
 class GoalQuota:
     """Counts each tenant's goals per month against its tier's ``goals_per_month``."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, namespace: str = "omnihub") -> None:
         self._redis = redis
+        self._namespace = namespace  # the deployment's (its topic prefix), as sessions do
         self._script = redis.register_script(_TAKE)
 
-    @staticmethod
-    def key(tenant_id: str, month: str) -> str:
+    def key(self, tenant_id: str, month: str) -> str:
         """The counter of ``tenant_id`` for ``month`` (``YYYY-MM``)."""
-        return f"omnihub:goals:{{{tenant_id}}}:{month}"
+        return f"omnihub:goals:{self._namespace}:{{{tenant_id}}}:{month}"
 
     async def take(self, tenant_id: str, month: str, n: int, limit: int | None) -> Taken:
         """Grant up to ``n`` goals within ``limit`` (None: unlimited) and count them."""

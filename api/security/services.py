@@ -72,8 +72,10 @@ def build_security(
         ),
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
-        tiers=TierReader(pool, settings.projections_schema, settings.tier_cache_ttl_s),
-        quota=GoalQuota(redis),
+        tiers=TierReader(
+            pool, settings.projections_schema, settings.tier_cache_ttl_s, settings.default_tier
+        ),
+        quota=GoalQuota(redis, namespace=settings.topic_prefix),
         rate_override=settings.rate_limit_per_minute,
         busy_override=settings.concurrency_limit,
     )

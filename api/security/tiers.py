@@ -26,6 +26,7 @@ from api.security.audit import AuditSink, audit_fact
 from api.security.principal import Principal
 from api.security.tenancy import owner_connection
 from domain.entitlements import Effective, TenantTiers, effective
+from domain.tiers import TierName
 from omnihub.lazy import Lazy
 from projections.tenant_tiers import load_state
 
@@ -51,12 +52,14 @@ class TierReader:
         pool: Lazy[asyncpg.Pool],
         schema: str,
         ttl_s: float,
+        default: TierName = "free",
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._pool = pool
         self._schema = schema
         self.ttl_s = ttl_s
+        self.default = default
         self._clock = clock
         self._now = now
         self._cached: dict[str, tuple[float, TenantTiers]] = {}  # tenant -> (expires, facts)
@@ -77,7 +80,7 @@ class TierReader:
 
     async def effective(self, tenant_id: str) -> Effective:
         """The tier ``tenant_id`` has now, each entitlement with its source."""
-        return effective(await self.facts(tenant_id), self._now())
+        return effective(await self.facts(tenant_id), self._now(), self.default)
 
 
 def unavailable(exc: TiersUnavailable) -> Problem:
