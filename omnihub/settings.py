@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import schemas
+from domain.tiers import TierName
 from omnihub import HOME
 
 PLACEHOLDER_SECRET = "dev-only-change-me"
@@ -49,14 +50,21 @@ class Settings(BaseSettings):
 
     secret_key: str = PLACEHOLDER_SECRET
 
-    # Gateway (api/security): per-key limits, key cache, batch size, audit retention.
-    rate_limit_per_minute: int = Field(default=60, ge=1)
-    concurrency_limit: int = Field(default=5, ge=1)
+    # Gateway (api/security): limits, key cache, batch size, audit retention. The limits
+    # are each tenant's tier's (domain/tiers.py); these two, when set, replace every
+    # tier's rate (per key and per tenant) and in-flight limits: for load tests.
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    concurrency_limit: int | None = Field(default=None, ge=1)
     concurrency_slot_ttl_s: int = Field(default=60, ge=1)  # a crashed request frees its slot
     auth_cache_ttl_s: float = Field(default=2.0, ge=0)
     # How stale the API's view of a kill switch may be (one Redis read per feature per
     # this long instead of one per request); toggling waits this long before "applied".
     killswitch_cache_ttl_s: float = Field(default=1.0, ge=0, le=10)
+    # How stale the API's view of a tenant's tier facts may be (one Postgres read per
+    # tenant per this long); expiries are evaluated at each request regardless.
+    tier_cache_ttl_s: float = Field(default=1.0, ge=0, le=10)
+    # The tier of a tenant with no subscription or membership (domain/tiers.py).
+    default_tier: TierName = "free"
     key_projection_wait_s: float = Field(default=10.0, ge=0)
     batch_max_goals: int = Field(default=100, ge=1)
     audit_retention_days: int = Field(default=0, ge=0)  # 0 keeps the audit log forever

@@ -26,11 +26,15 @@ from domain.events import (
     Event,
     GoalReceived,
     KillSwitchToggled,
+    MembershipChanged,
     NotificationChannelSet,
     PlanCacheInvalidated,
     PlanGenerated,
     PlanTemplateShared,
     RunCancelRequested,
+    SubscriptionChanged,
+    WalletLinked,
+    WalletUnlinked,
 )
 from streams.topics import Topic
 
@@ -54,17 +58,25 @@ def _types(*classes: type[Event]) -> frozenset[str]:
 
 KEY_EVENT_TYPES = _types(ApiKeyCreated, ApiKeyRotated, ApiKeyRevoked)
 DEVICE_EVENT_TYPES = _types(DeviceRegistered, DeviceRevoked)
-# What the audit chain records: security facts, key and device lifecycle, switches, approvals.
+# What the audit chain records: security facts, key and device lifecycle, switches,
+# approvals, subscription changes.
 AUDIT_SOURCE_TYPES = (
     KEY_EVENT_TYPES
     | DEVICE_EVENT_TYPES
-    | _types(AuditFactObserved, KillSwitchToggled, ApprovalGranted, ApprovalDenied)
+    | _types(
+        AuditFactObserved, KillSwitchToggled, ApprovalGranted, ApprovalDenied, SubscriptionChanged
+    )
 )
 
 PROJECTOR = Subscription("projector", (Topic.RUNS, Topic.AUDIT), None)
 GATEWAY_KEYS = Subscription("gateway-keys", (Topic.CONTROL,), KEY_EVENT_TYPES)
 GATEWAY_DEVICES = Subscription("gateway-devices", (Topic.CONTROL,), DEVICE_EVENT_TYPES)
 GATEWAY_KILLSWITCH = Subscription("gateway-killswitch", (Topic.CONTROL,), _types(KillSwitchToggled))
+GATEWAY_TIERS = Subscription(
+    "gateway-tiers",
+    (Topic.CONTROL,),
+    _types(SubscriptionChanged, WalletLinked, WalletUnlinked, MembershipChanged),
+)
 GATEWAY_AUDIT_CHAIN = Subscription(
     "gateway-audit-chain", (Topic.CONTROL, Topic.RUNS), AUDIT_SOURCE_TYPES
 )
@@ -85,7 +97,13 @@ NOTIFIER = Subscription(
 # Every long-running process, in start order, with the consumers it runs.
 PROCESSES: Mapping[str, tuple[Subscription, ...]] = {
     "api": (),
-    "gateway": (GATEWAY_KEYS, GATEWAY_KILLSWITCH, GATEWAY_AUDIT_CHAIN, GATEWAY_DEVICES),
+    "gateway": (
+        GATEWAY_KEYS,
+        GATEWAY_KILLSWITCH,
+        GATEWAY_AUDIT_CHAIN,
+        GATEWAY_TIERS,
+        GATEWAY_DEVICES,
+    ),
     "worker": (),
     "saga-bridge": (SAGA_BRIDGE,),
     "plan-cache": (PLAN_CACHE,),
