@@ -143,11 +143,12 @@ class ChainWatcher:
         if stored is None:
             genesis = await asyncio.to_thread(self._chain.genesis)
             watch = start(self._chain.chain_id, self._contract, genesis, self._config.from_block)
+            since = datetime.fromtimestamp(0, UTC)  # never stored: it may have appended anyway
         else:
-            watch, saved_at = stored
-            if appended_since is not None:
-                # Back a minute: the broker's timestamps and Postgres' clock may differ.
-                self._appended = await appended_since(saved_at - timedelta(minutes=1))
+            # Back a minute: the broker's timestamps and Postgres' clock may differ.
+            watch, since = stored[0], stored[1] - timedelta(minutes=1)
+        if appended_since is not None:
+            self._appended = await appended_since(since)
         self._watch = watch
         return watch
 

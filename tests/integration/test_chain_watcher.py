@@ -4,7 +4,9 @@
   height) is found by the block hashes and the lost mint is retracted by its own event;
 - confirmations: nothing is appended until enough blocks are on top;
 - the real process, killed with SIGKILL while the chain moves on, resumes from its
-  stored block on restart: every change once, nothing missed, nothing twice.
+  stored block on restart: every change once, nothing missed, nothing twice;
+- a crash after an append but before the store: the restarted watcher reads the ids the
+  log took since its last store and appends nothing twice.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from contracts.logs import Web3Chain
 from contracts.membership import MembershipContract
 from domain.entitlements import fold
 from domain.events import MembershipChanged
+from domain.membership_watch import Watch
 from infra import chain_service
 from infra.launch import omnihub_argv, spawn
 from infra.stack import StackConfig
@@ -39,6 +42,7 @@ from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.log_reader import read_log
 from streams.producer import KafkaEventAppender
+from streams.recent_ids import event_ids_since
 from streams.schema_registry import SchemaRegistry
 from streams.topics import topic_for
 
@@ -195,7 +199,7 @@ async def test_the_process_resumes_from_its_stored_block_after_sigkill(
         (str(second), "minted", bob),
         (str(first), "renewed", alice),
         (str(first), "transferred", bob),
-    ], log.read_text()[-3000:]
+    ], [(e.token_id, e.change, e.block_number, e.envelope.event_id) for e in events]
     assert len({e.envelope.event_id for e in events}) == 4
     row = await pool.fetchrow(
         "SELECT next_block, updated_at FROM chain_watcher_state WHERE watcher = $1",
@@ -203,3 +207,52 @@ async def test_the_process_resumes_from_its_stored_block_after_sigkill(
     )
     assert row is not None and row["next_block"] > receipt["blockNumber"]
     assert row["updated_at"] <= datetime.now(UTC)
+
+
+class StoreThatDies(PgWatchStore):
+    """Appends go through; the store after them fails, as a crash between the two would."""
+
+    async def save(self, watcher: str, watch: Watch) -> None:
+        raise ConnectionError("died before storing")
+
+
+async def test_a_crash_between_append_and_store_appends_nothing_twice(
+    w3: Web3, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    owner, alice = w3.eth.accounts[:2]
+    membership, receipt = MembershipContract.deploy(w3, owner)
+    config = WatchConfig(from_block=receipt["blockNumber"], confirmations=1)
+    appender = KafkaEventAppender(settings, CODEC)
+    chain = Web3Chain(membership)
+
+    async def appended_since(when: datetime) -> set[str]:
+        since = int(when.timestamp() * 1000)
+        topic = topic_for(settings, "membership_changed")
+        return await event_ids_since(settings.kafka_bootstrap, topic, since, "membership_changed")
+
+    try:
+        first = ChainWatcher(chain, membership.address, appender, PgWatchStore(pool), config)
+        await first.resume(appended_since)
+        await asyncio.to_thread(wait_head, w3, receipt["blockNumber"] + 1)
+        await first.step()  # stores a state with nothing appended yet
+        await asyncio.to_thread(membership.mint, alice, "pro", now(w3) + DAY, owner)
+        await asyncio.to_thread(wait_head, w3, w3.eth.block_number + 1)
+        dying = ChainWatcher(chain, membership.address, appender, StoreThatDies(pool), config)
+        await dying.resume(appended_since)
+        with pytest.raises(ConnectionError):
+            await dying.step()
+        assert len(await logged(settings)) == 1  # appended, not stored
+
+        # Both restart from the state stored before the mint; only one asks the log.
+        again = ChainWatcher(chain, membership.address, appender, PgWatchStore(pool), config)
+        await again.resume(appended_since)
+        without_memory = ChainWatcher(
+            chain, membership.address, appender, PgWatchStore(pool), config
+        )
+        await without_memory.resume()
+        assert await again.step() == 0  # the same blocks, the same id: skipped
+        assert len(await logged(settings)) == 1
+        # The control: without the ids from the log, the mint would be appended twice.
+        assert await without_memory.step() == 1
+    finally:
+        await appender.stop()
