@@ -68,7 +68,7 @@ def notes(cfg: StackConfig) -> list[str]:
     if not env:
         return []
     where = f"{env['OMNIHUB_MEMBERSHIP_ADDRESS']} on chain {env['OMNIHUB_CHAIN_ID']}"
-    return [f"{'membership':<12} {'deployed':<10} {'-':>8}  {where:<40} {record_path(cfg)}"]
+    return [f"{'membership':<13} {'deployed':<10} {'-':>8}  {where:<40} {record_path(cfg)}"]
 
 
 def _argv(cfg: StackConfig) -> list[str]:

@@ -85,7 +85,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             counters = " ".join(f"{k}={v}" for k, v in live.json()["counters"].items() if v)
             print(f"GET /api/v1/live (the tenant's live counters, from Redis) -> {counters}")
         dashboard_key = await _waiting_approval(client, settings, args.tenant)
-        print("\nmemberships on chain: a wallet signs in and is minted a pro membership")
+        print("\nMemberships on chain: a wallet signs in and is minted a pro membership")
         client.headers["Authorization"] = f"Bearer {dashboard_key}"  # admin: links wallets
         await wallet_tier(client, settings)
     if final is None:
