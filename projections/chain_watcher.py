@@ -223,6 +223,12 @@ class ChainWatcher:
         if fresh:
             await self._appender.append_many(fresh)  # LogUnavailable: nothing stored
             self.appended_count += len(fresh)
+            # Remembered, so a store that fails next cannot make the retry append them again
+            # (membership changes are few: the set stays small).
+            self._appended.update(e.envelope.event_id for e in fresh)
+            # A retracted change may come back in another block with the same id (the same
+            # transaction, mined again): then it must be appended again.
+            self._appended.difference_update(e.retracts for e in fresh if e.retracts)
         return len(fresh)
 
     def _now(self) -> datetime:

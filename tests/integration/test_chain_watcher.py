@@ -6,7 +6,8 @@
 - the real process, killed with SIGKILL while the chain moves on, resumes from its
   stored block on restart: every change once, nothing missed, nothing twice;
 - a crash after an append but before the store: the restarted watcher reads the ids the
-  log took since its last store and appends nothing twice.
+  log took since its last store and appends nothing twice;
+- a transaction mined again in another block after a reorg (same id) counts again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from eth_account import Account
 from web3 import Web3
+from web3.types import TxParams
 
 from contracts.deployment import connect
 from contracts.logs import Web3Chain
@@ -256,3 +259,44 @@ async def test_a_crash_between_append_and_store_appends_nothing_twice(
         assert await without_memory.step() == 1
     finally:
         await appender.stop()
+
+
+async def test_a_transaction_mined_again_after_a_reorg_counts_again(
+    w3: Web3, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    minter = Account.create()
+    w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": minter.address, "value": 10**18})
+    membership, receipt = MembershipContract.deploy(w3, minter)
+    holder = w3.eth.accounts[7]
+    call = membership.contract.functions.mint(holder, 2, now(w3) + DAY)
+    params: TxParams = {
+        "from": minter.address,
+        "nonce": w3.eth.get_transaction_count(minter.address, "pending"),
+    }
+    raw = minter.sign_transaction(call.build_transaction(params)).raw_transaction
+    appender = KafkaEventAppender(settings, CODEC)
+    config = WatchConfig(from_block=receipt["blockNumber"], confirmations=1)
+    watcher = ChainWatcher(
+        Web3Chain(membership), membership.address, appender, PgWatchStore(pool), config
+    )
+    try:
+        await watcher.resume()
+        snapshot = rpc(w3, "evm_snapshot")
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))
+        await asyncio.to_thread(wait_head, w3, w3.eth.block_number + 1)
+        assert await watcher.step() == 1
+        assert rpc(w3, "evm_revert", snapshot) is True
+        await asyncio.to_thread(wait_head, w3, w3.eth.block_number + 1)  # another block there
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))  # the same tx
+        await asyncio.to_thread(wait_head, w3, w3.eth.block_number + 1)
+        assert await watcher.step() == 2
+    finally:
+        await appender.stop()
+    minted, retracted, again = await logged(settings)
+    assert (retracted.change, retracted.retracts) == ("retracted", minted.envelope.event_id)
+    assert (again.change, again.holder, again.tx_hash) == ("minted", holder, minted.tx_hash)
+    assert again.block_hash != minted.block_hash
+    # Same transaction and log index: the same id, and the fold ends with the token held.
+    assert again.envelope.event_id == minted.envelope.event_id
+    token = fold("*", [minted, retracted, again]).tokens
+    assert [t.holder for t in token.values()] == [holder.lower()]
