@@ -40,6 +40,7 @@ from domain.membership_watch import (
     start,
     to_json,
 )
+from omnihub import metrics
 from streams.producer import EventAppender
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,7 @@ class ChainWatcher:
     async def _follow(self, watch: Watch) -> tuple[Watch, list[MembershipChanged]]:
         head = await asyncio.to_thread(self._chain.head)
         cfg = self._config
+        metrics.CHAIN_BLOCKS_BEHIND.set(max(0, head - watch.next_block + 1))
         span = next_range(watch, head, cfg.confirmations, cfg.max_blocks)
         if span is None:
             return watch, []
@@ -223,6 +225,8 @@ class ChainWatcher:
         if fresh:
             await self._appender.append_many(fresh)  # LogUnavailable: nothing stored
             self.appended_count += len(fresh)
+            for event in fresh:
+                metrics.CHAIN_MEMBERSHIP_CHANGES.labels(event.change).inc()
             # Remembered, so a store that fails next cannot make the retry append them again
             # (membership changes are few: the set stays small).
             self._appended.update(e.envelope.event_id for e in fresh)

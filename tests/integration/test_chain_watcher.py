@@ -25,6 +25,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from eth_account import Account
+from prometheus_client import REGISTRY
 from web3 import Web3
 from web3.types import TxParams
 
@@ -89,6 +90,13 @@ async def logged(settings: Settings) -> list[MembershipChanged]:
     return out  # log order per token (one key, one partition)
 
 
+def retractions_counted() -> float:
+    sample = REGISTRY.get_sample_value(
+        "omnihub_chain_membership_changes_total", {"change": "retracted"}
+    )
+    return sample or 0.0
+
+
 @pytest.fixture
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(
@@ -125,7 +133,9 @@ async def test_a_reorged_mint_is_retracted_by_its_own_event(
         assert rpc(w3, "evm_revert", snapshot) is True  # the mint's block is gone
         await asyncio.to_thread(membership.mint, bob, "starter", expiry, owner)
         await asyncio.to_thread(wait_head, w3, w3.eth.block_number + 2)
+        retracted_before = retractions_counted()
         assert await watcher.step() == 2  # the retraction, then bob's mint
+        assert retractions_counted() == retracted_before + 1
     finally:
         await appender.stop()
     minted_alice, retracted, minted_bob = await logged(settings)
