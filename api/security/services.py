@@ -14,7 +14,7 @@ from api.security.principal import Authenticator
 from api.security.quota import GoalQuota
 from api.security.sessions import SessionStore
 from api.security.tenancy import owner_connection
-from api.security.tiers import TierReader, Tiers
+from api.security.tiers import TierReader, Tiers, postgres_facts
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections import keys
@@ -73,7 +73,9 @@ def build_security(
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
         tiers=TierReader(
-            pool, settings.projections_schema, settings.tier_cache_ttl_s, settings.default_tier
+            postgres_facts(pool, settings.projections_schema),
+            settings.tier_cache_ttl_s,
+            settings.default_tier,
         ),
         quota=GoalQuota(redis, namespace=settings.topic_prefix),
         rate_override=settings.rate_limit_per_minute,

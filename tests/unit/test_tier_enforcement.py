@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from api.security.tiers import TierReader, TiersUnavailable
 from domain.entitlements import Subscription, TenantTiers, effective
 from domain.events import AuditFactObserved, PlanTemplateShared
 from domain.plan_cache import DisabledPlanCache
@@ -195,3 +196,31 @@ async def test_without_the_llm_planner_entitlement_the_rules_plan() -> None:
     assert (made.planner, llm.asked) == ("rules", 0)
     made = await source.plan(run, "say hi", {}, llm_allowed=True)
     assert (made.planner, llm.asked) == ("openai/test", 1)
+
+
+async def test_the_reader_caches_facts_but_evaluates_expiry_on_every_read() -> None:
+    ends = NOW + timedelta(seconds=30)
+    facts = TenantTiers("acme", Subscription("pro", ends, "e1"))
+    loads: list[str] = []
+
+    async def load(tenant_id: str) -> TenantTiers:
+        loads.append(tenant_id)
+        return facts
+
+    clock, now = [0.0], [NOW]
+    reader = TierReader(load, ttl_s=1.0, clock=lambda: clock[0], now=lambda: now[0])
+    assert (await reader.effective("acme")).tier == "pro"
+    now[0] = ends  # the subscription ends while its facts are still cached
+    assert (await reader.effective("acme")).tier == "free" and loads == ["acme"]
+    facts = TenantTiers("acme", Subscription("enterprise", None, "e2"))
+    assert (await reader.effective("acme")).tier == "free"  # cached for ttl_s
+    clock[0] = 1.0
+    assert (await reader.effective("acme")).tier == "enterprise" and loads == ["acme"] * 2
+
+
+async def test_a_reader_that_cannot_load_raises_unavailable() -> None:
+    async def down(tenant_id: str) -> TenantTiers:
+        raise TiersUnavailable("connection refused")
+
+    with pytest.raises(TiersUnavailable):
+        await TierReader(down, ttl_s=1.0, default="starter").effective("acme")
