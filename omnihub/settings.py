@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     siwe_nonce_ttl_s: int = Field(default=300, ge=30, le=3600)
 
     # OmniDash (issue 11): the live stream, dashboard sessions and the notifier.
-    stream_max_per_key: int = Field(default=4, ge=1)  # open streams per key, per process
+    stream_max_per_key: int = Field(default=4, ge=1)  # open streams per key, all processes
     stream_queue_max: int = Field(default=256, ge=1)  # frames behind before a client is cut
     stream_heartbeat_s: float = Field(default=15.0, gt=0.0)
     stream_send_timeout_s: float = Field(default=10.0, gt=0.0)  # one frame's write
