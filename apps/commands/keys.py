@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from apps.commands.operator import Operator, add_as, operator_of, os_user
 from omnihub.settings import Settings, get_settings
 
 
@@ -26,6 +27,7 @@ def register(sub: Any) -> None:
     create.add_argument("--scopes", required=True, help="comma-separated, e.g. admin")
     create.add_argument("--name", default="")
     create.add_argument("--expires-in-days", type=int)
+    add_as(create)
     create.set_defaults(handler=_run, op=_create)
     listing = ks.add_parser("list", help="a tenant's keys (no secrets)")
     listing.add_argument("--tenant", required=True)
@@ -36,6 +38,7 @@ def register(sub: Any) -> None:
         p.add_argument("key_id")
         p.add_argument("--grace-s", type=int, default=3600, help="rotate: old key's grace")
         p.add_argument("--reason", default="", help="revoke: why")
+        add_as(p)
         p.set_defaults(handler=_run, op=op)
 
 
@@ -87,9 +90,8 @@ async def operator_key(settings: Settings, tenant: str, scope_names: list[str], 
     """Mint a key as the operator (straight to the log) and wait until it works."""
     from api.security.key_admin import created
 
-    event, plaintext = created(
-        settings.secret_key, tenant, scope_names, actor="cli:operator", name=name
-    )
+    actor = Operator(os_user()).actor
+    event, plaintext = created(settings.secret_key, tenant, scope_names, actor=actor, name=name)
     if not await _append_and_wait(settings, event, event.key_id, lambda k: True):
         raise RuntimeError("the key was appended but never became active")
     return plaintext
@@ -110,7 +112,7 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
             settings.secret_key,
             args.tenant,
             parse_scope_list(args.scopes),
-            actor="cli:operator",
+            actor=operator_of(args).actor,
             name=args.name,
             expires_at=expires,
         )
@@ -163,7 +165,10 @@ async def _rotate(settings: Settings, args: argparse.Namespace) -> int:
     if old is None:
         return 1
     event, plaintext = rotated(
-        settings.secret_key, old, actor="cli:operator", grace=timedelta(seconds=args.grace_s)
+        settings.secret_key,
+        old,
+        actor=operator_of(args).actor,
+        grace=timedelta(seconds=args.grace_s),
     )
     active = await _append_and_wait(settings, event, event.new_key_id, lambda k: True)
     print(
@@ -179,7 +184,7 @@ async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     old = await _existing(settings, args.tenant, args.key_id)
     if old is None:
         return 1
-    event = revoked(old, actor="cli:operator", reason=args.reason)
+    event = revoked(old, actor=operator_of(args).actor, reason=args.reason)
     done = await _append_and_wait(settings, event, old.key_id, lambda k: k.revoked_at is not None)
     print(f"revoked {old.key_id}" if done else "revocation appended, not yet projected")
     return 0 if done else 1
