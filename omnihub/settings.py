@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     """Request body limit (a larger body is a 413)."""
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
     """How long an `Idempotency-Key` is remembered."""
+    access_log: bool = True
+    """One JSON line per API request on the `omnihub.access` logger (key prefix, never the key)."""
 
     secret_key: str = PLACEHOLDER_SECRET
     """Server secret (API key hashing); the placeholder is refused in production."""

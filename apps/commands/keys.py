@@ -125,22 +125,47 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if active else 1
 
 
+LIST_HEADER = ("KEY_ID", "KEY", "SCOPES", "STATE", "LAST_USED", "NAME")
+
+
+def key_table(found: list[Any], last_used: dict[str, datetime]) -> list[str]:
+    """``keys list``'s lines: a header, then a key a line, columns aligned. A key's last
+    use is precise to a minute (see api/security/last_used.py); ``never`` if unknown."""
+    rows = [LIST_HEADER]
+    for k in found:
+        if k.revoked_at:
+            state = "revoked"
+        else:
+            state = f"expires {k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "active"
+        used = last_used.get(k.key_id)
+        when = f"{used.astimezone(UTC):%Y-%m-%d %H:%M}Z" if used else "never"
+        rows.append((k.key_id, f"omh_{k.prefix}_…", ",".join(k.scopes), state, when, k.name))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_HEADER) - 1)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
+
+
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from api.security.last_used import last_uses
     from projections.keys import list_keys
 
     pool = await _pool(settings)
     try:
         async with pool.acquire() as conn:
-            print(f"{'KEY_ID':<36}  {'KEY':<14}  {'SCOPES':<30} STATE  NAME")
-            for k in await list_keys(conn, args.tenant):
-                state = (
-                    "revoked"
-                    if k.revoked_at
-                    else ("expires " + str(k.expires_at) if k.expires_at else "active")
-                )
-                print(f"{k.key_id}  omh_{k.prefix}_…  {','.join(k.scopes):<30} {state}  {k.name}")
+            found = await list_keys(conn, args.tenant)
     finally:
         await pool.close()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        used = await last_uses(redis, settings.topic_prefix, [k.key_id for k in found])
+    finally:
+        await redis.aclose()
+    for line in key_table(found, used):
+        print(line)
     return 0
 
 
