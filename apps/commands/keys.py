@@ -128,17 +128,19 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
 LIST_HEADER = ("KEY_ID", "KEY", "SCOPES", "STATE", "LAST_USED", "NAME")
 
 
-def key_table(found: list[Any], last_used: dict[str, datetime]) -> list[str]:
+def key_table(found: list[Any], last_used: dict[str, datetime] | None) -> list[str]:
     """``keys list``'s lines: a header, then a key a line, columns aligned. A key's last
-    use is precise to a minute (see api/security/last_used.py); ``never`` if unknown."""
+    use is precise to a minute (see api/security/last_used.py); ``never`` if none is
+    recorded, ``unknown`` for every key when the uses could not be read (None)."""
     rows = [LIST_HEADER]
     for k in found:
         if k.revoked_at:
             state = "revoked"
         else:
             state = f"expires {k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "active"
-        used = last_used.get(k.key_id)
+        used = None if last_used is None else last_used.get(k.key_id)
         when = f"{used.astimezone(UTC):%Y-%m-%d %H:%M}Z" if used else "never"
+        when = "unknown" if last_used is None else when
         rows.append((k.key_id, f"omh_{k.prefix}_…", ",".join(k.scopes), state, when, k.name))
     widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_HEADER) - 1)]
     return [
@@ -149,6 +151,7 @@ def key_table(found: list[Any], last_used: dict[str, datetime]) -> list[str]:
 
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
+    from redis.exceptions import RedisError
 
     from api.security.last_used import last_uses
     from projections.keys import list_keys
@@ -159,9 +162,13 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
             found = await list_keys(conn, args.tenant)
     finally:
         await pool.close()
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    used: dict[str, datetime] | None
     try:
         used = await last_uses(redis, settings.topic_prefix, [k.key_id for k in found])
+    except (RedisError, OSError) as exc:  # the keys are still worth listing
+        print(f"last uses unknown (Redis at {settings.redis_url}: {exc!r})", file=sys.stderr)
+        used = None
     finally:
         await redis.aclose()
     for line in key_table(found, used):

@@ -177,3 +177,8 @@ async def test_keys_list_has_a_header_and_a_last_used_column() -> None:
     assert table[1][column:].startswith("2026-12-01 17:05Z") and table[2][column:].startswith(
         "never"
     )
+
+
+def test_keys_list_says_unknown_when_the_last_uses_cannot_be_read() -> None:
+    table = key_table([stored("k1", "abcd1234")], None)
+    assert table[1].split()[4] == "unknown"
