@@ -137,7 +137,8 @@ def key_table(found: list[Any], last_used: dict[str, datetime] | None) -> list[s
         if k.revoked_at:
             state = "revoked"
         else:
-            state = f"expires {k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "active"
+            until = k.expires_at.astimezone(UTC) if k.expires_at else None
+            state = f"expires {until:%Y-%m-%d %H:%M}Z" if until else "active"
         used = None if last_used is None else last_used.get(k.key_id)
         when = f"{used.astimezone(UTC):%Y-%m-%d %H:%M}Z" if used else "never"
         when = "unknown" if last_used is None else when

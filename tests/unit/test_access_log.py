@@ -180,5 +180,6 @@ async def test_keys_list_has_a_header_and_a_last_used_column() -> None:
 
 
 def test_keys_list_says_unknown_when_the_last_uses_cannot_be_read() -> None:
-    table = key_table([stored("k1", "abcd1234")], None)
-    assert table[1].split()[4] == "unknown"
+    soon = datetime(2027, 1, 2, 3, 4, tzinfo=UTC)
+    table = key_table([stored("k1", "abcd1234", expires_at=soon)], None)
+    assert table[1].split()[3:7] == ["expires", "2027-01-02", "03:04Z", "unknown"]
