@@ -9,6 +9,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from api.security.audit import AuditSink
+from api.security.last_used import LastUsed
 from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
 from api.security.quota import GoalQuota
@@ -47,6 +48,7 @@ class SecurityServices:
     # When set, replace every tier's rate / in-flight limits (load tests and benchmarks).
     rate_override: int | None = None
     busy_override: int | None = None
+    last_used: LastUsed | None = None  # for `omnihub keys list` (api/security/last_used.py)
 
 
 def build_security(
@@ -80,4 +82,5 @@ def build_security(
         quota=GoalQuota(redis, namespace=settings.topic_prefix),
         rate_override=settings.rate_limit_per_minute,
         busy_override=settings.concurrency_limit,
+        last_used=LastUsed(redis, settings.topic_prefix),
     )
