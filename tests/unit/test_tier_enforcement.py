@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from api.security.tiers import TierReader, TiersUnavailable
-from domain.entitlements import Subscription, TenantTiers, effective
+from domain.audit_facts import fact_for
+from domain.entitlements import Subscription, TenantTiers, effective, subscription_change
 from domain.events import AuditFactObserved, PlanTemplateShared
 from domain.plan_cache import DisabledPlanCache
 from domain.risk_policy import TenantPolicies
@@ -25,6 +26,7 @@ from sagas.planner import PlanRequest, RuleBasedPlanner, rule_plan
 from sagas.tools import ToolRegistry
 from sagas.tools.transform import TransformTool
 from sagas.tools.wait import WaitTool
+from streams.topology import AUDIT_SOURCE_TYPES
 from tests.factories import goal_received
 from tests.unit.test_api_goals import (  # noqa: F401  (app_and_client: a fixture)
     CountingQuota,
@@ -224,3 +226,16 @@ async def test_a_reader_that_cannot_load_raises_unavailable() -> None:
 
     with pytest.raises(TiersUnavailable):
         await TierReader(down, ttl_s=1.0, default="starter").effective("acme")
+
+
+def test_a_subscription_change_is_an_audit_fact_of_its_tenant() -> None:
+    event = subscription_change("acme", "pro", actor="user:op", reason="paid", request_id="r")
+    assert event.EVENT_TYPE in AUDIT_SOURCE_TYPES
+    category, action, outcome, subject, resource, details = fact_for(event) or ("",) * 6
+    assert (category, action, outcome, subject) == (
+        "subscription",
+        "set_tier",
+        "success",
+        "user:op",
+    )
+    assert resource == "tenant:acme" and details["tier"] == "pro"
