@@ -10,12 +10,13 @@ from redis.asyncio import Redis
 
 from api.security.audit import AuditSink
 from api.security.devices import DeviceAuthenticator, PostgresDeviceLookup
+from api.security.last_used import LastUsed
 from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
 from api.security.quota import GoalQuota
 from api.security.sessions import SessionStore
 from api.security.tenancy import owner_connection
-from api.security.tiers import TierReader, Tiers
+from api.security.tiers import TierReader, Tiers, postgres_facts
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections import keys
@@ -49,6 +50,7 @@ class SecurityServices:
     # When set, replace every tier's rate / in-flight limits (load tests and benchmarks).
     rate_override: int | None = None
     busy_override: int | None = None
+    last_used: LastUsed | None = None  # for `omnihub keys list` (api/security/last_used.py)
 
 
 def build_security(
@@ -82,9 +84,12 @@ def build_security(
             prefix=f"omnihub:{settings.topic_prefix}",
         ),
         tiers=TierReader(
-            pool, settings.projections_schema, settings.tier_cache_ttl_s, settings.default_tier
+            postgres_facts(pool, settings.projections_schema),
+            settings.tier_cache_ttl_s,
+            settings.default_tier,
         ),
         quota=GoalQuota(redis, namespace=settings.topic_prefix),
         rate_override=settings.rate_limit_per_minute,
         busy_override=settings.concurrency_limit,
+        last_used=LastUsed(redis, settings.topic_prefix),
     )

@@ -15,7 +15,7 @@ denied, naming it) recorded before a 402 or 403 problem naming it too.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -35,6 +35,9 @@ class TiersUnavailable(Exception):
     """The tenant projection could not be read and nothing usable was cached."""
 
 
+FactsLoader = Callable[[str], Awaitable[TenantTiers]]
+
+
 class Tiers(Protocol):
     """Where the gateway reads a tenant's tier (:class:`TierReader`; a fixed one in
     unit tests)."""
@@ -44,20 +47,31 @@ class Tiers(Protocol):
         ...
 
 
+def postgres_facts(pool: Lazy[asyncpg.Pool], schema: str) -> FactsLoader:
+    """Load a tenant's facts from the tenant projection."""
+
+    async def load(tenant_id: str) -> TenantTiers:
+        try:
+            async with owner_connection(await pool.get(), schema) as conn:
+                return await load_state(conn, tenant_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise TiersUnavailable(str(exc)) from exc
+
+    return load
+
+
 class TierReader:
-    """Each tenant's facts from Postgres, at most ``ttl_s`` old; the tier evaluated now."""
+    """Each tenant's facts, at most ``ttl_s`` old; the tier evaluated now."""
 
     def __init__(
         self,
-        pool: Lazy[asyncpg.Pool],
-        schema: str,
+        load: FactsLoader,
         ttl_s: float,
         default: TierName = "free",
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._pool = pool
-        self._schema = schema
+        self._load = load
         self.ttl_s = ttl_s
         self.default = default
         self._clock = clock
@@ -70,11 +84,7 @@ class TierReader:
         hit = self._cached.get(tenant_id)
         if hit is not None and asked_at < hit[0]:
             return hit[1]
-        try:
-            async with owner_connection(await self._pool.get(), self._schema) as conn:
-                state = await load_state(conn, tenant_id)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise TiersUnavailable(str(exc)) from exc
+        state = await self._load(tenant_id)
         self._cached[tenant_id] = (asked_at + self.ttl_s, state)
         return state
 

@@ -14,6 +14,7 @@ import pytest
 
 from api.idempotency import Claim
 from api.security import key_material
+from api.security.last_used import LastUsed
 from api.security.limits import Admission, RateDecision
 from api.security.principal import Authenticator
 from api.security.quota import Taken
@@ -135,10 +136,18 @@ class FixedTiers:
 
 
 class FakeRedis:
-    """Only what the kill-switch check reads: no switch is engaged."""
+    """Only what the kill-switch check reads (no switch is engaged) and the keys' last
+    uses (api/security/last_used.py) write."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[str, str]] = {}
 
     async def get(self, name: str) -> None:
         return None
+
+    async def hset(self, name: str, key: str, value: str) -> int:
+        self.hashes.setdefault(name, {})[key] = value
+        return 1
 
     async def aclose(self) -> None: ...
 
@@ -159,6 +168,7 @@ async def app_and_client() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     state.security.limits = Unlimited()
     state.security.tiers = FixedTiers("pro")
     state.security.quota = CountingQuota()  # type: ignore[assignment]
+    state.security.last_used = LastUsed(state.redis, "omnihub")  # type: ignore[arg-type]
     key = state.keys.mint("acme", ("write",))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from domain.entitlements import Subscription, TenantTiers, effective
+from api.security.tiers import TierReader, TiersUnavailable
+from domain.audit_facts import fact_for
+from domain.entitlements import Subscription, TenantTiers, effective, subscription_change
 from domain.events import AuditFactObserved, PlanTemplateShared
 from domain.plan_cache import DisabledPlanCache
 from domain.risk_policy import TenantPolicies
@@ -24,6 +26,7 @@ from sagas.planner import PlanRequest, RuleBasedPlanner, rule_plan
 from sagas.tools import ToolRegistry
 from sagas.tools.transform import TransformTool
 from sagas.tools.wait import WaitTool
+from streams.topology import AUDIT_SOURCE_TYPES
 from tests.factories import goal_received
 from tests.unit.test_api_goals import (  # noqa: F401  (app_and_client: a fixture)
     CountingQuota,
@@ -195,3 +198,44 @@ async def test_without_the_llm_planner_entitlement_the_rules_plan() -> None:
     assert (made.planner, llm.asked) == ("rules", 0)
     made = await source.plan(run, "say hi", {}, llm_allowed=True)
     assert (made.planner, llm.asked) == ("openai/test", 1)
+
+
+async def test_the_reader_caches_facts_but_evaluates_expiry_on_every_read() -> None:
+    ends = NOW + timedelta(seconds=30)
+    facts = TenantTiers("acme", Subscription("pro", ends, "e1"))
+    loads: list[str] = []
+
+    async def load(tenant_id: str) -> TenantTiers:
+        loads.append(tenant_id)
+        return facts
+
+    clock, now = [0.0], [NOW]
+    reader = TierReader(load, ttl_s=1.0, clock=lambda: clock[0], now=lambda: now[0])
+    assert (await reader.effective("acme")).tier == "pro"
+    now[0] = ends  # the subscription ends while its facts are still cached
+    assert (await reader.effective("acme")).tier == "free" and loads == ["acme"]
+    facts = TenantTiers("acme", Subscription("enterprise", None, "e2"))
+    assert (await reader.effective("acme")).tier == "free"  # cached for ttl_s
+    clock[0] = 1.0
+    assert (await reader.effective("acme")).tier == "enterprise" and loads == ["acme"] * 2
+
+
+async def test_a_reader_that_cannot_load_raises_unavailable() -> None:
+    async def down(tenant_id: str) -> TenantTiers:
+        raise TiersUnavailable("connection refused")
+
+    with pytest.raises(TiersUnavailable):
+        await TierReader(down, ttl_s=1.0, default="starter").effective("acme")
+
+
+def test_a_subscription_change_is_an_audit_fact_of_its_tenant() -> None:
+    event = subscription_change("acme", "pro", actor="user:op", reason="paid", request_id="r")
+    assert event.EVENT_TYPE in AUDIT_SOURCE_TYPES
+    category, action, outcome, subject, resource, details = fact_for(event) or ("",) * 6
+    assert (category, action, outcome, subject) == (
+        "subscription",
+        "set_tier",
+        "success",
+        "user:op",
+    )
+    assert resource == "tenant:acme" and details["tier"] == "pro"
