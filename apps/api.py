@@ -44,6 +44,7 @@ from api.security.services import build_security
 from apps.runtime import setup_telemetry
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
+from projections.keyring import privacy_for
 from projections.killswitch import CachedSwitches
 from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
@@ -72,7 +73,12 @@ def build_state(settings: Settings) -> AppState:
             interceptors=client_interceptors(),
         )
 
-    appender = KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s)
+    appender = KafkaEventAppender(
+        settings,
+        codec,
+        timeout_s=settings.append_timeout_s,
+        privacy=privacy_for(settings, codec.registry),
+    )
     postgres = Lazy(pg_pool, close_pool)
     state = AppState(
         settings=settings,

@@ -16,6 +16,7 @@ from apps.runtime import serve
 from domain.risk_policy import policies_from
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
+from projections.keyring import privacy_for
 from sagas.bridge import SagaBridge, TemporalRuns, policy_from
 from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
@@ -52,6 +53,7 @@ async def run_bridge(
         SAGA_BRIDGE,
         codec,
         [bridge],
+        privacy=privacy_for(settings, codec.registry),
         group_id=group_id,
         start_at_latest=start_at_latest,
     )

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     saga_history_limit: int = Field(default=5000, ge=50)  # continue-as-new past this
     worker_max_concurrent_activities: int = Field(default=50, ge=1)
 
+    # Crypto-shredding (issue 13): the key-encryption key wrapping the data keys (base64,
+    # 32 bytes; empty: a development key generated into the state folder) and older
+    # ones that still unwrap until `omnihub privacy rotate-kek` re-wraps their keys.
+    privacy_kek: str = ""
+    privacy_old_keks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Projections (issue 3): read-model schema and Redis keyspace.
     projections_schema: str = "public"
     projections_redis_prefix: str = "omnihub:proj"
@@ -127,7 +133,7 @@ class Settings(BaseSettings):
     vapid_private_key: str | None = None  # PEM (EC P-256) that signs Web Push
     vapid_subject: str = "mailto:approvals@omnihub.invalid"
 
-    @field_validator("webhook_allowed_hosts", mode="before")
+    @field_validator("webhook_allowed_hosts", "privacy_old_keks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -141,6 +147,8 @@ class Settings(BaseSettings):
                 "OMNIHUB_SECRET_KEY is the development placeholder; set a real secret "
                 "before running with OMNIHUB_ENV=production"
             )
+        if self.env == "production" and not self.privacy_kek:
+            raise ValueError("OMNIHUB_PRIVACY_KEK must be set when OMNIHUB_ENV=production")
         if self.topic_min_insync > self.topic_replication:
             raise ValueError("OMNIHUB_TOPIC_MIN_INSYNC cannot exceed OMNIHUB_TOPIC_REPLICATION")
         return self

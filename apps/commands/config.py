@@ -15,7 +15,7 @@ from typing import Any
 
 from omnihub.settings import PLACEHOLDER_SECRET, Settings, get_settings
 
-SECRET_NAME = re.compile(r"(secret|password|token|api_key|private_key)", re.IGNORECASE)
+SECRET_NAME = re.compile(r"(secret|password|token|api_key|private_key|kek)", re.IGNORECASE)
 DSN_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
 
 

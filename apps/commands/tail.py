@@ -70,6 +70,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 async def _tail_async(args: argparse.Namespace) -> None:
     from apps.commands.log import format_event
+    from projections.keyring import privacy_for
     from streams.codec import EventCodec
     from streams.log_reader import read_log
     from streams.schema_registry import SchemaRegistry
@@ -77,6 +78,7 @@ async def _tail_async(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    privacy = privacy_for(settings, codec.registry)  # erased fields print as erased
     topics = [topic_name(settings, Topic(t)) for t in (args.topics or DEFAULT_TOPICS)]
     undecodable = 0
     async for rec in read_log(
@@ -95,7 +97,8 @@ async def _tail_async(args: argparse.Namespace) -> None:
             continue
         if not _wanted(rec.event, args):
             continue
-        print(format_event(rec.event, rec.topic, rec.partition, rec.offset, args.json), flush=True)
+        event = await privacy.open_one(rec.event)
+        print(format_event(event, rec.topic, rec.partition, rec.offset, args.json), flush=True)
     if undecodable:
         print(f"tail: {undecodable} record(s) could not be decoded", file=sys.stderr)
 

@@ -1,0 +1,121 @@
+"""Sealing personal fields at append and opening them where consumers decode.
+
+The fields come from the schemas (``"omnihub.personal": true``, see
+:mod:`domain.privacy`); the data keys from a :class:`KeyStore` (Postgres, in
+:mod:`projections.keyring`). Keys are cached in the process, so sealing and opening cost
+no round trip per event: a store call happens once per run (which key seals it) and once
+per key id (opening), and a key found erased stays erased.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
+from typing import Protocol
+
+from domain.events import Event, GoalReceived
+from domain.privacy import (
+    Path,
+    key_id_of,
+    map_paths,
+    open_all,
+    open_text,
+    personal_paths,
+    seal_text,
+    sealed_strings,
+)
+from streams.schema_registry import SchemaRegistry
+
+DATA_SUBJECT = "data_subject"  # the goal context key that names a data subject
+
+
+class KeyStore(Protocol):
+    """Where data keys live (wrapped); the port :class:`Privacy` needs."""
+
+    async def key_for_run(
+        self, tenant_id: str, run_id: str, subject: str | None
+    ) -> tuple[str, bytes]:
+        """The (key id, key) sealing ``run_id``: the one it was bound to, else the data
+        subject's (``subject``) or the tenant's, created if needed, and bound."""
+        ...
+
+    async def keys(self, key_ids: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Each key by id; None when erased or unknown."""
+        ...
+
+
+class Privacy:
+    """Seals and opens events; the one place that knows which fields are personal."""
+
+    def __init__(self, registry: SchemaRegistry, store: KeyStore, ttl_s: float = 30.0) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._paths: dict[str, tuple[Path, ...]] = {}
+        for event_type in registry.event_types:
+            self._paths[event_type] = personal_paths(registry.latest(event_type).raw)
+        self._runs: dict[str, tuple[str, bytes, float]] = {}  # run -> key sealing it
+        self._keys: dict[str, tuple[bytes | None, float]] = {}  # key id -> key, when read
+
+    def paths(self, event_type: str) -> tuple[Path, ...]:
+        return self._paths.get(event_type, ())
+
+    async def seal(self, events: Sequence[Event]) -> list[Event]:
+        """``events`` with every personal string sealed with its run's data key."""
+        out = []
+        for event in events:
+            paths = self.paths(event.EVENT_TYPE)
+            if not paths:
+                out.append(event)
+                continue
+            key_id, key = await self._run_key(event)
+            out.append(map_paths(event, paths, partial(_seal_nonempty, key_id, key)))
+        return out
+
+    async def open(self, events: Iterable[Event]) -> list[Event]:
+        """``events`` with every sealed string opened (or read as erased)."""
+        batch = list(events)
+        wanted = {key_id_of(s) for e in batch for s in sealed_strings(e)}
+        if not wanted:
+            return batch
+        keys = await self._load(wanted)
+        return [open_all(e, lambda s: open_text(s, keys.get(key_id_of(s)))) for e in batch]
+
+    async def open_one(self, event: Event) -> Event:
+        return (await self.open([event]))[0]
+
+    def forget(self, key_id: str) -> None:
+        """A key was erased: never use it again in this process."""
+        self._keys[key_id] = (None, float("inf"))
+        for run_id in [r for r, (k, _, _) in self._runs.items() if k == key_id]:
+            del self._runs[run_id]
+
+    async def _run_key(self, event: Event) -> tuple[str, bytes]:
+        env = event.envelope
+        now = time.monotonic()
+        found = self._runs.get(env.run_id)
+        if found is not None and now - found[2] < self._ttl_s:
+            return found[0], found[1]
+        subject = event.context.get(DATA_SUBJECT) if isinstance(event, GoalReceived) else None
+        key_id, key = await self._store.key_for_run(env.tenant_id, env.run_id, subject)
+        if len(self._runs) > 10_000:  # bounded: runs end, and a miss costs one query
+            self._runs.clear()
+        self._runs[env.run_id] = (key_id, key, now)
+        return key_id, key
+
+    async def _load(self, wanted: set[str]) -> dict[str, bytes | None]:
+        now = time.monotonic()
+        fresh = {k: v for k in wanted if (v := self._keys.get(k)) and now - v[1] < self._ttl_s}
+        missing = sorted(wanted - set(fresh))
+        if missing:
+            loaded = await self._store.keys(missing)
+            for key_id in missing:
+                key = loaded.get(key_id)
+                # An erased key stays erased: no need to ask again.
+                self._keys[key_id] = (key, now if key is not None else float("inf"))
+        return {k: self._keys[k][0] for k in wanted}
+
+
+def _seal_nonempty(key_id: str, key: bytes, text: str) -> str:
+    # An empty value says nothing about anyone; left as is, it reads the same after erasure.
+    return seal_text(key_id, key, text) if text else text
