@@ -36,6 +36,7 @@ from api.routes import (
     live,
     notifications,
     operations,
+    privacy,
     runs,
     stream,
     wallet,
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(goals_batch.router, prefix="/api/v1")
     app.include_router(keys.router, prefix="/api/v1")
     app.include_router(admin.router, prefix="/api/v1")
+    app.include_router(privacy.router, prefix="/api/v1")
     app.include_router(decisions.router, prefix="/api/v1")
     app.include_router(runs.router, prefix="/api/v1")
     app.include_router(approvals.router, prefix="/api/v1")

@@ -163,8 +163,10 @@ class PgKeyStore:
         """Destroy the live keys of a data subject (in every tenant), or every key of a
         tenant; return them with the runs they sealed."""
         pool = await self._conn_pool()
-        if subject is not None:
+        if subject is not None:  # within one tenant when it is named too
             where, arg = "subject_hash = $1", subject_hash("", subject)
+            if tenant_id is not None:
+                where += f" AND tenant_id = {quote_literal(tenant_id)}"
         elif tenant_id is not None:
             where, arg = "tenant_id = $1", tenant_id
         else:
@@ -220,6 +222,10 @@ class PgKeyStore:
                 "OMNIHUB_PRIVACY_KEK nor in OMNIHUB_PRIVACY_OLD_KEKS"
             )
         return AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], key_id.encode())
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _privacy_range(migration: object) -> bool:
