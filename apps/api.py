@@ -74,11 +74,9 @@ def build_state(settings: Settings) -> AppState:
             interceptors=client_interceptors(),
         )
 
+    privacy = privacy_for(settings, codec.registry)
     appender = KafkaEventAppender(
-        settings,
-        codec,
-        timeout_s=settings.append_timeout_s,
-        privacy=privacy_for(settings, codec.registry),
+        settings, codec, timeout_s=settings.append_timeout_s, privacy=privacy
     )
     postgres = Lazy(pg_pool, close_pool)
     state = AppState(
@@ -90,6 +88,7 @@ def build_state(settings: Settings) -> AppState:
         postgres=postgres,
         temporal=Lazy(temporal),
         switches=CachedSwitches(redis, settings.killswitch_cache_ttl_s),
+        privacy=privacy,
     )
     state.security = build_security(settings, redis, postgres, lambda: state.appender)
     return state

@@ -25,8 +25,6 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.events import Event
-
 PERSONAL = "omnihub.personal"  # the custom Avro property on a field
 PREFIX = "enc:v1:"
 ERASED = "[erased]"  # what a personal value reads as once its key is gone
@@ -184,7 +182,3 @@ def erase_json(value: Any, names: frozenset[str]) -> Any:
 
 def _erased(text: str) -> str:
     return text and ERASED  # empty values are never sealed, so they stay empty
-
-
-def event_has_sealed(event: Event) -> bool:
-    return next(sealed_strings(event), None) is not None

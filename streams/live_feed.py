@@ -30,6 +30,7 @@ from domain.live import (
 )
 from streams.codec import DecodeError, EventCodec
 from streams.log_reader import partitions_of
+from streams.privacy import Privacy
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,11 @@ class LiveFeed:
         flt: StreamFilter,
         start: Position | None,
         options: FeedOptions,
+        privacy: Privacy | None = None,
     ) -> None:
         self._bootstrap, self._topic, self._codec = bootstrap, topic, codec
         self._filter, self._start, self._options = flt, start, options
+        self._privacy = privacy  # personal fields shown opened, or as erased
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max(options.queue_max, 2))
         self.position: Position = {}
         self.cut = False
@@ -144,6 +147,8 @@ class LiveFeed:
             event = self._codec.decode(msg.value or b"")
         except DecodeError:
             return False  # the consumers dead-letter it; a dashboard has nothing to show
+        if self._privacy is not None:
+            event = await self._privacy.open_one(event)
         view, known = self._folds.apply(event)
         data = run_event_data(event, view, known)
         data["log"] = f"{msg.topic}:{msg.partition}:{msg.offset}"  # where this record is

@@ -53,4 +53,7 @@ async def erase(body: ErasureIn, state: StateDep, principal: TenantAdmin) -> Era
         )
     finally:
         await store.close()
+    if state.privacy is not None:  # this process seals no more with those keys
+        for key in erased:
+            state.privacy.forget(key.key_id)
     return ErasureOut(keys_destroyed=len(erased), runs_erased=sum(len(e.run_ids) for e in erased))

@@ -145,6 +145,7 @@ async def stream(
         FeedOptions(
             settings.stream_queue_max, settings.stream_heartbeat_s, settings.stream_send_timeout_s
         ),
+        state.privacy,
     )
     give_back = slots_of(request, state).take(p.key_id)  # a refusal is a plain 429
     return EventStreamResponse(_frames(feed), settings.stream_send_timeout_s, give_back)

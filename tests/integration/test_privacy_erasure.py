@@ -4,16 +4,19 @@ nor after a rebuild from the log; the read models and ``as-of`` say erased."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
 import os
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import asyncpg
 from redis.asyncio import Redis
 
+from apps.gateway import run_gateway
 from domain.events import ApprovalGranted, Event, GoalReceived, StepCompleted
 from domain.privacy import ERASED
 from omnihub.settings import Settings
@@ -22,6 +25,7 @@ from projections.keyring import Keks, PgKeyStore, privacy_for
 from projections.rebuild import rebuild_postgres, rebuild_redis
 from projections.shredding import erase_subject
 from streams.admin import ensure_declared_topics
+from streams.audit_verify import verify_topic
 from streams.producer import KafkaEventAppender
 from streams.replay import end_offsets, replay
 from streams.topics import Topic, topic_name
@@ -112,6 +116,17 @@ async def redis_keys_holding(settings: Settings, text: str) -> list[str]:
         await redis.aclose()
 
 
+async def audit_rows(settings: Settings, where: str) -> int:
+    return len(await fetch(settings, f"SELECT 1 FROM audit_log WHERE {where}"))
+
+
+async def chain_verifies(settings: Settings) -> bool:
+    codec = codec_for(settings)
+    topic = topic_name(settings, Topic.AUDIT)
+    result = await verify_topic(settings.kafka_bootstrap, codec, [topic])
+    return result.ok and bool(result.tenants)
+
+
 async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None:
     settings = isolated_settings()
     secret, other = f"Zorbwick{uuid.uuid4().hex[:8]}", f"Quillon{uuid.uuid4().hex[:8]}"
@@ -127,14 +142,19 @@ async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None
     try:
         await appender.append_many(personal_run(run_a, tenant, secret, subject))
         await appender.append_many(personal_run(run_b, tenant, other, None))
+        stop_gateway = asyncio.Event()  # the audit chainer links the approvals' reasons
+        gateway = asyncio.create_task(run_gateway(settings, stop_gateway))
         async with running_projector(settings):
             await wait_for(lambda: caught_up(settings), 60, "the projector")
+            approvals = "category = 'approval'"
+            await wait_for(lambda: _at_least(audit_rows(settings, approvals), 2), 60, "audit")
             # Before: the log holds ciphertext only; the read models hold plaintext.
             assert not await kafka_holds(settings, secret)
             assert not await kafka_holds(settings, subject)
             held = await postgres_tables_holding(settings, secret)
             assert {t.split(".")[1] for t in held} >= {'"runs"', '"run_events"', '"approvals"'}
             assert await redis_keys_holding(settings, secret)  # the live run view
+            assert await chain_verifies(settings)
 
             erased = await erase_subject(
                 store, appender, tenant_id=None, subject=subject, requested_by="user:dpo"
@@ -142,7 +162,11 @@ async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None
             assert [(e.tenant_id, e.scope, e.run_ids) for e in erased] == [
                 (tenant, "subject", [run_a])
             ]
+            erasures = "category = 'privacy' AND action = 'erase' AND subject = 'user:dpo'"
+            await wait_for(lambda: _at_least(audit_rows(settings, erasures), 1), 60, "erase")
             await wait_for(lambda: caught_up(settings), 60, "the projector after the erase")
+            # The chain hashed the reason's ciphertext, which the log still holds.
+            assert await chain_verifies(settings)
 
             # After: nothing anywhere, and the read models say erased.
             assert await postgres_tables_holding(settings, secret) == []
@@ -153,11 +177,17 @@ async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None
             assert goals[run_b] == f"Book a table for {other}"  # the tenant's key lives on
             (approval,) = await fetch(settings, "SELECT * FROM approvals WHERE run_id=$1", run_a)
             assert approval["reason"] == ERASED
+            (audit,) = await fetch(
+                settings, "SELECT details FROM audit_log WHERE details->>'run_id'=$1", run_a
+            )
+            assert json.loads(audit["details"])["reason"] == ERASED
 
             pg = await rebuild_postgres(settings)
             rd = await rebuild_redis(settings)
             assert pg.equal, pg.differences  # the erase wrote what a replay writes
             assert rd.equal
+        stop_gateway.set()
+        await asyncio.wait_for(gateway, 60)
         assert await postgres_tables_holding(settings, secret) == []
         assert await redis_keys_holding(settings, secret) == []
 
@@ -173,6 +203,10 @@ async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None
     finally:
         await appender.stop()
         await store.close()
+
+
+async def _at_least(count: Awaitable[int], n: int) -> bool:
+    return await count >= n
 
 
 async def test_rotating_the_kek_rewraps_keys_without_touching_the_log() -> None:
