@@ -28,6 +28,7 @@ from domain.events import (
     PlanGenerated,
     PlanTemplateShared,
     RunCancelRequested,
+    SubjectErased,
 )
 from streams.topics import Topic
 
@@ -64,7 +65,7 @@ GATEWAY_AUDIT_CHAIN = Subscription(
 PLAN_CACHE = Subscription(
     "plan-cache",
     (Topic.RUNS, Topic.CONTROL),
-    _types(PlanGenerated, PlanCacheInvalidated, PlanTemplateShared),
+    _types(PlanGenerated, PlanCacheInvalidated, PlanTemplateShared, SubjectErased),
 )
 SAGA_BRIDGE = Subscription(
     "saga-bridge",

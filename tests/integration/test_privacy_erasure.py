@@ -17,18 +17,25 @@ import asyncpg
 from redis.asyncio import Redis
 
 from apps.gateway import run_gateway
+from domain import ids
 from domain.events import ApprovalGranted, Event, GoalReceived, StepCompleted
 from domain.privacy import ERASED
 from omnihub.settings import Settings
 from projections.as_of import known_at
-from projections.keyring import Keks, PgKeyStore, privacy_for
+from projections.keyring import Keks, PgKeyStore, keks_from, privacy_for
+from projections.plan_cache.projector import PlanCacheFolder
 from projections.rebuild import rebuild_postgres, rebuild_redis
 from projections.shredding import erase_subject
 from streams.admin import ensure_declared_topics
 from streams.audit_verify import verify_topic
+from streams.follower import LogConsumer
 from streams.producer import KafkaEventAppender
 from streams.replay import end_offsets, replay
 from streams.topics import Topic, topic_name
+from streams.topology import PLAN_CACHE
+from tests.e2e.test_ingest import example_consumer
+from tests.integration.test_plan_cache import EMBEDDER, planned, step
+from tests.integration.test_plan_cache_projector import fresh_store
 from tests.integration.test_projection_store import (
     caught_up,
     codec_for,
@@ -116,6 +123,24 @@ async def redis_keys_holding(settings: Settings, text: str) -> list[str]:
         await redis.aclose()
 
 
+async def example_reads_goal(settings: Settings, run_id: str) -> str:
+    """The goal of ``run_id`` as examples/analytics_consumer.py reads it with the keys."""
+    analytics = example_consumer()
+    schemas = analytics.load_schemas(settings.schemas_dir)
+    kek = base64.b64encode(keks_from(settings).current).decode()
+    keys = analytics.Keys(settings.postgres_dsn, kek, settings.projections_schema)
+    topic = topic_name(settings, Topic.RUNS)
+    ends = await end_offsets(settings.kafka_bootstrap, [topic])
+    ranges = {tp: (0, end) for tp, end in ends.items()}
+    async for _, _, raws in replay(settings.kafka_bootstrap, ranges):
+        for raw in raws:
+            kind = dict(raw.headers).get("event_type")
+            if raw.key == run_id.encode() and kind == b"goal_received" and raw.value:
+                event = await analytics.open_sealed(analytics.decode(raw.value, schemas), keys)
+                return str(event["goal"])
+    raise AssertionError(f"no goal_received for {run_id}")
+
+
 async def audit_rows(settings: Settings, where: str) -> int:
     return len(await fetch(settings, f"SELECT 1 FROM audit_log WHERE {where}"))
 
@@ -155,6 +180,7 @@ async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None
             assert {t.split(".")[1] for t in held} >= {'"runs"', '"run_events"', '"approvals"'}
             assert await redis_keys_holding(settings, secret)  # the live run view
             assert await chain_verifies(settings)
+            assert await example_reads_goal(settings, run_a) == f"Book a table for {secret}"
 
             erased = await erase_subject(
                 store, appender, tenant_id=None, subject=subject, requested_by="user:dpo"
@@ -165,6 +191,8 @@ async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None
             erasures = "category = 'privacy' AND action = 'erase' AND subject = 'user:dpo'"
             await wait_for(lambda: _at_least(audit_rows(settings, erasures), 1), 60, "erase")
             await wait_for(lambda: caught_up(settings), 60, "the projector after the erase")
+            assert await example_reads_goal(settings, run_a) == ERASED
+            assert await example_reads_goal(settings, run_b) == f"Book a table for {other}"
             # The chain hashed the reason's ciphertext, which the log still holds.
             assert await chain_verifies(settings)
 
@@ -229,3 +257,48 @@ async def test_rotating_the_kek_rewraps_keys_without_touching_the_log() -> None:
         await only_new.close()
     assert await end_offsets(settings.kafka_bootstrap, topics) == log_before
     assert base64.b64encode(old) != base64.b64encode(new)
+
+
+async def test_the_plan_cache_forgets_what_it_learned_from_an_erased_run() -> None:
+    settings = isolated_settings()
+    secret = f"Vandemeer{uuid.uuid4().hex[:8]}"
+    tenant = f"tenant-{uuid.uuid4().hex[:6]}"
+    await ensure_declared_topics(settings)
+    codec = codec_for(settings)
+    appender = KafkaEventAppender(
+        settings, codec, timeout_s=60, privacy=privacy_for(settings, codec.registry)
+    )
+    plan = planned(f"Email the invoice to {secret}", [step("mail.send", to=secret)], tenant)
+    plan = dataclasses.replace(plan, plan_id=ids.derive_id("plan", plan.envelope.run_id))
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2)
+    store = PgKeyStore(settings)
+    try:
+        await appender.append(plan)
+        assert not await kafka_holds(settings, secret)
+        cache_store = await fresh_store(pool)
+        folder = PlanCacheFolder(cache_store, EMBEDDER, ttl_s=settings.plan_cache_ttl_s)
+        privacy = privacy_for(settings, codec.registry)
+        consumer = LogConsumer(settings, PLAN_CACHE, codec, [folder], privacy=privacy)
+        await consumer.catch_up()
+        assert await postgres_tables_holding(settings, secret)  # the learned template
+
+        erased = await erase_subject(
+            store, appender, tenant_id=tenant, subject=None, requested_by="user:dpo"
+        )
+        assert [e.run_ids for e in erased] == [[plan.envelope.run_id]]
+        await consumer.catch_up()
+        assert await postgres_tables_holding(settings, secret) == []
+        replayed = await fresh_store(pool)  # a rebuild learns nothing from erased text
+        await LogConsumer(
+            settings,
+            PLAN_CACHE,
+            codec,
+            [PlanCacheFolder(replayed, EMBEDDER, ttl_s=settings.plan_cache_ttl_s)],
+            privacy=privacy_for(settings, codec.registry),
+        ).catch_up()
+        assert await replayed.snapshot() == []
+        assert await postgres_tables_holding(settings, secret) == []
+    finally:
+        await appender.stop()
+        await store.close()
+        await pool.close()
