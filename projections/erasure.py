@@ -3,7 +3,8 @@
 The projector folds ``subject_erased`` like any run event (the run's goal and outcome
 read as erased); this writes the rest in the same transaction: each timeline row's
 personal payload fields and summary, the run's approvals, and the approval decisions in
-the audit log, exactly as a replay with the key gone would have stored them.
+the audit log, exactly as a replay with the key gone would have stored them; and the
+records the saga's ``pg_record`` tool wrote for the run, where that table exists.
 """
 
 from __future__ import annotations
@@ -72,3 +73,11 @@ async def erase_runs(conn: asyncpg.Connection, run_ids: Sequence[str]) -> None:
             for a in audits
         ],
     )
+    # The saga's tool table lives beside the projections (the worker creates it).
+    if await conn.fetchval("SELECT to_regclass('saga_tool_records') IS NOT NULL"):
+        await conn.execute(
+            "UPDATE saga_tool_records SET record = to_jsonb($2::text)"
+            " WHERE run_id = ANY($1::text[])",
+            runs,
+            ERASED,
+        )

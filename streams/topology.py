@@ -73,7 +73,9 @@ SAGA_BRIDGE = Subscription(
     _types(GoalReceived, ApprovalGranted, ApprovalDenied, RunCancelRequested),
 )
 NOTIFIER = Subscription(
-    "notifier", (Topic.RUNS, Topic.CONTROL), _types(ApprovalRequested, NotificationChannelSet)
+    "notifier",
+    (Topic.RUNS, Topic.CONTROL),
+    _types(ApprovalRequested, NotificationChannelSet, SubjectErased),
 )
 
 # Every long-running process, in start order, with the consumers it runs.

@@ -17,8 +17,15 @@ import asyncpg
 from redis.asyncio import Redis
 
 from apps.gateway import run_gateway
+from apps.notifier import run_notifier
 from domain import ids
-from domain.events import ApprovalGranted, Event, GoalReceived, StepCompleted
+from domain.events import (
+    ApprovalGranted,
+    Event,
+    GoalReceived,
+    NotificationChannelSet,
+    StepCompleted,
+)
 from domain.privacy import ERASED
 from omnihub.settings import Settings
 from projections.as_of import known_at
@@ -302,3 +309,56 @@ async def test_the_plan_cache_forgets_what_it_learned_from_an_erased_run() -> No
         await appender.stop()
         await store.close()
         await pool.close()
+
+
+async def test_a_tenant_erasure_drops_the_notifiers_channels() -> None:
+    settings = isolated_settings()
+    secret = f"Ostrander{uuid.uuid4().hex[:8]}"
+    tenant = f"tenant-{uuid.uuid4().hex[:6]}"
+    await ensure_declared_topics(settings)
+    codec = codec_for(settings)
+    appender = KafkaEventAppender(
+        settings, codec, timeout_s=60, privacy=privacy_for(settings, codec.registry)
+    )
+    channel = NotificationChannelSet(
+        ids.envelope(
+            NotificationChannelSet,
+            run_id=f"notify-{tenant}",
+            tenant_id=tenant,
+            actor="user:ops",
+            correlation_id=tenant,
+            discriminator=("c1",),
+        ),
+        "c1",
+        "email",
+        f"{secret}@example.com",
+    )
+    store = PgKeyStore(settings)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    notifier = asyncio.create_task(run_notifier(settings, stop, ready=ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 60)
+        await appender.append(channel)
+        assert not await kafka_holds(settings, secret)
+        await wait_for(
+            lambda: _at_least(_count(redis_keys_holding(settings, secret)), 1), 60, "channel"
+        )
+        erased = await erase_subject(
+            store, appender, tenant_id=tenant, subject=None, requested_by="user:dpo"
+        )
+        assert [(e.scope, e.run_ids) for e in erased] == [("tenant", [f"notify-{tenant}"])]
+        await wait_for(lambda: _none(redis_keys_holding(settings, secret)), 60, "the channel to go")
+        assert await postgres_tables_holding(settings, secret) == []
+    finally:
+        stop.set()
+        await asyncio.wait_for(notifier, 60)
+        await appender.stop()
+        await store.close()
+
+
+async def _count(found: Awaitable[list[str]]) -> int:
+    return len(await found)
+
+
+async def _none(found: Awaitable[list[str]]) -> bool:
+    return not await found
