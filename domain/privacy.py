@@ -67,10 +67,6 @@ def subject_hash(tenant_id: str, subject: str | None) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-def is_sealed(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(PREFIX)
-
-
 def key_id_of(sealed: str) -> str:
     """The data key a sealed value needs."""
     return sealed[len(PREFIX) :].split(":", 1)[0]

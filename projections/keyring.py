@@ -173,7 +173,9 @@ class PgKeyStore:
             raise ValueError("name a subject or a tenant")
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
+                # The subject's hash goes too: nothing left says whose key it was.
                 f"UPDATE {self._t('privacy_keys')} SET wrapped = NULL, kek_id = NULL,"
+                " subject_hash = 'erased:' || key_id,"
                 f" erased_at = now(), erased_by = $2 WHERE {where} AND erased_at IS NULL"
                 " RETURNING key_id, tenant_id, scope",
                 arg,

@@ -27,7 +27,7 @@ from domain.events import Event, SubjectErased
 from omnihub.settings import Settings
 from streams.codec import DecodeError, EventCodec
 from streams.deadletter import DeadLetter, DeadLetterWriter, KafkaDeadLetterWriter
-from streams.privacy import Privacy
+from streams.privacy import SEALED_BYTES, Privacy
 from streams.telemetry import dead_lettered, folded, handling, traceparent_of
 from streams.topics import topic_name
 from streams.topology import Subscription
@@ -131,7 +131,7 @@ class Pipeline:
             return
         records = [await self._decode(topic, partition, raw) for raw in raws]
         if self._privacy is not None:
-            records = await self._open(self._privacy, records)
+            records = await self._open(self._privacy, records, raws)
         traces = [r.trace for r in records if r.event is not None]
         for handler in self.handlers:
             with handling(self.name, handler.name, topic, partition, traces):
@@ -164,14 +164,26 @@ class Pipeline:
         return Record(raw.offset, event, traceparent_of(raw.headers))
 
     @staticmethod
-    async def _open(privacy: Privacy, records: list[Record]) -> list[Record]:
+    async def _open(
+        privacy: Privacy, records: list[Record], raws: Sequence[RawRecord]
+    ) -> list[Record]:
         """Open the batch's sealed fields; an erasure in it is honoured from then on."""
         for r in records:
             if isinstance(r.event, SubjectErased):
                 privacy.forget(r.event.key_id)
-        events = [r.event for r in records if r.event is not None]
-        opened = iter(await privacy.open(events))
-        return [r if r.event is None else Record(r.offset, next(opened), r.trace) for r in records]
+        # Only records whose bytes hold a sealed value are looked into.
+        sealed = [
+            i
+            for i, (r, raw) in enumerate(zip(records, raws, strict=True))
+            if r.event is not None and SEALED_BYTES in (raw.value or b"")
+        ]
+        if not sealed:
+            return records
+        opened = await privacy.open([e for i in sealed if (e := records[i].event) is not None])
+        out = list(records)
+        for i, event in zip(sealed, opened, strict=True):
+            out[i] = Record(out[i].offset, event, out[i].trace)
+        return out
 
     async def _apply(
         self,

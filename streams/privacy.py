@@ -16,6 +16,7 @@ from typing import Protocol
 
 from domain.events import Event, GoalReceived
 from domain.privacy import (
+    PREFIX,
     Path,
     key_id_of,
     map_paths,
@@ -28,6 +29,7 @@ from domain.privacy import (
 from streams.schema_registry import SchemaRegistry
 
 DATA_SUBJECT = "data_subject"  # the goal context key that names a data subject
+SEALED_BYTES = PREFIX.encode()  # Avro writes strings as UTF-8: a cheap test on raw bytes
 
 
 class KeyStore(Protocol):
