@@ -72,21 +72,23 @@ def key_id_of(sealed: str) -> str:
     return sealed[len(PREFIX) :].split(":", 1)[0]
 
 
-def seal_text(key_id: str, key: bytes, text: str) -> str:
+def seal_text(key_id: str, key: bytes | AESGCM, text: str) -> str:
     """``text`` sealed with data key ``key`` (its id is bound in as associated data)."""
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     nonce = os.urandom(NONCE_BYTES)
-    body = AESGCM(key).encrypt(nonce, text.encode(), key_id.encode())
+    body = cipher.encrypt(nonce, text.encode(), key_id.encode())
     return f"{PREFIX}{key_id}:{base64.b64encode(nonce + body).decode()}"
 
 
-def open_text(sealed: str, key: bytes | None) -> str:
+def open_text(sealed: str, key: bytes | AESGCM | None) -> str:
     """The plaintext of ``sealed``, or :data:`ERASED` without its key (or if tampered)."""
     if key is None:
         return ERASED
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     key_id, _, b64 = sealed[len(PREFIX) :].partition(":")
     raw = base64.b64decode(b64)
     try:
-        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], key_id.encode()).decode()
+        return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], key_id.encode()).decode()
     except (InvalidTag, ValueError):
         return ERASED
 

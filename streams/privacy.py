@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from domain.events import Event, GoalReceived
 from domain.privacy import (
     PREFIX,
@@ -24,7 +26,6 @@ from domain.privacy import (
     open_text,
     personal_paths,
     seal_text,
-    sealed_strings,
 )
 from streams.schema_registry import SchemaRegistry
 
@@ -56,8 +57,8 @@ class Privacy:
         self._paths: dict[str, tuple[Path, ...]] = {}
         for event_type in registry.event_types:
             self._paths[event_type] = personal_paths(registry.latest(event_type).raw)
-        self._runs: dict[str, tuple[str, bytes, float]] = {}  # run -> key sealing it
-        self._keys: dict[str, tuple[bytes | None, float]] = {}  # key id -> key, when read
+        self._runs: dict[str, tuple[str, AESGCM, float]] = {}  # run -> key sealing it
+        self._ciphers: dict[str, tuple[AESGCM | None, float]] = {}  # key id -> key, read at
 
     def paths(self, event_type: str) -> tuple[Path, ...]:
         return self._paths.get(event_type, ())
@@ -70,29 +71,50 @@ class Privacy:
             if not paths:
                 out.append(event)
                 continue
-            key_id, key = await self._run_key(event)
-            out.append(map_paths(event, paths, partial(_seal_nonempty, key_id, key)))
+            key_id, cipher = await self._run_key(event)
+            out.append(map_paths(event, paths, partial(_seal_nonempty, key_id, cipher)))
         return out
 
     async def open(self, events: Iterable[Event]) -> list[Event]:
         """``events`` with every sealed string opened (or read as erased)."""
         batch = list(events)
-        wanted = {key_id_of(s) for e in batch for s in sealed_strings(e)}
-        if not wanted:
-            return batch
-        keys = await self._load(wanted)
-        return [open_all(e, lambda s: open_text(s, keys.get(key_id_of(s)))) for e in batch]
+        missing: set[str] = set()
+        out = [self._open_event(e, missing) for e in batch]
+        if missing:  # keys not cached (or stale): load them once, then open again
+            await self._load(missing)
+            missing.clear()
+            out = [self._open_event(e, missing) for e in batch]
+        return out
 
     async def open_one(self, event: Event) -> Event:
         return (await self.open([event]))[0]
 
     def forget(self, key_id: str) -> None:
         """A key was erased: never use it again in this process."""
-        self._keys[key_id] = (None, float("inf"))
+        self._ciphers[key_id] = (None, float("inf"))
         for run_id in [r for r, (k, _, _) in self._runs.items() if k == key_id]:
             del self._runs[run_id]
 
-    async def _run_key(self, event: Event) -> tuple[str, bytes]:
+    def _open_event(self, event: Event, missing: set[str]) -> Event:
+        stale = time.monotonic() - self._ttl_s
+
+        def opener(text: str) -> str:
+            if not text.startswith(PREFIX):
+                return text
+            key_id = key_id_of(text)
+            cached = self._ciphers.get(key_id)
+            if cached is None or cached[1] < stale:
+                missing.add(key_id)
+                return text
+            return open_text(text, cached[0])
+
+        # Personal fields by the schema; an event type with none may still carry a copy
+        # of a sealed value (an audit record's details): look everywhere in it.
+        paths = self.paths(event.EVENT_TYPE)
+        opened: Event = map_paths(event, paths, opener) if paths else open_all(event, opener)
+        return opened
+
+    async def _run_key(self, event: Event) -> tuple[str, AESGCM]:
         env = event.envelope
         now = time.monotonic()
         found = self._runs.get(env.run_id)
@@ -102,22 +124,18 @@ class Privacy:
         key_id, key = await self._store.key_for_run(env.tenant_id, env.run_id, subject)
         if len(self._runs) > 10_000:  # bounded: runs end, and a miss costs one query
             self._runs.clear()
-        self._runs[env.run_id] = (key_id, key, now)
-        return key_id, key
+        self._runs[env.run_id] = (key_id, AESGCM(key), now)
+        return key_id, self._runs[env.run_id][1]
 
-    async def _load(self, wanted: set[str]) -> dict[str, bytes | None]:
+    async def _load(self, missing: set[str]) -> None:
         now = time.monotonic()
-        fresh = {k: v for k in wanted if (v := self._keys.get(k)) and now - v[1] < self._ttl_s}
-        missing = sorted(wanted - set(fresh))
-        if missing:
-            loaded = await self._store.keys(missing)
-            for key_id in missing:
-                key = loaded.get(key_id)
-                # An erased key stays erased: no need to ask again.
-                self._keys[key_id] = (key, now if key is not None else float("inf"))
-        return {k: self._keys[k][0] for k in wanted}
+        loaded = await self._store.keys(sorted(missing))
+        for key_id in missing:
+            key = loaded.get(key_id)
+            # An erased key stays erased: no need to ask again.
+            self._ciphers[key_id] = (AESGCM(key), now) if key is not None else (None, float("inf"))
 
 
-def _seal_nonempty(key_id: str, key: bytes, text: str) -> str:
+def _seal_nonempty(key_id: str, key: AESGCM, text: str) -> str:
     # An empty value says nothing about anyone; left as is, it reads the same after erasure.
     return seal_text(key_id, key, text) if text else text
