@@ -110,6 +110,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.security is not None:
             await state.security.audit.drain()
         await state.appender.stop()
+        if state.privacy is not None:
+            await state.privacy.close()
         await state.postgres.close()
         await state.redis.aclose()
 

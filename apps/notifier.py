@@ -56,6 +56,7 @@ async def run_notifier(
     finally:
         await letters.stop()
         await appender.stop()
+        await privacy.close()
         await redis.aclose()
 
 

@@ -41,7 +41,10 @@ async def plan_cache_consumer(settings: Settings) -> AsyncIterator[LogConsumer]:
         folder = PlanCacheFolder(store, embedder, ttl_s=settings.plan_cache_ttl_s)
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
         privacy = privacy_for(settings, codec.registry)
-        yield LogConsumer(settings, PLAN_CACHE, codec, [folder], privacy=privacy)
+        try:
+            yield LogConsumer(settings, PLAN_CACHE, codec, [folder], privacy=privacy)
+        finally:
+            await privacy.close()
     finally:
         await pool.close()
 

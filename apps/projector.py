@@ -54,13 +54,14 @@ async def projector(
             RedisSink(RedisProjection.of(redis, settings)),
         ]
         gauges = asyncio.create_task(keep_approval_gauges(pool, settings.projections_schema))
+        privacy = privacy_for(settings, codec.registry)
         try:
-            privacy = privacy_for(settings, codec.registry)
             yield LogConsumer(
                 settings, PROJECTOR, codec, handlers, instance_id=instance_id, privacy=privacy
             )
         finally:
             gauges.cancel()
+            await privacy.close()
     finally:
         await redis.aclose()
         await pool.close()

@@ -48,17 +48,21 @@ async def run_bridge(
         policy_from(settings),
         policies_from(settings.tenant_policies),
     )
+    privacy = privacy_for(settings, codec.registry)
     consumer = LogConsumer(
         settings,
         SAGA_BRIDGE,
         codec,
         [bridge],
-        privacy=privacy_for(settings, codec.registry),
+        privacy=privacy,
         group_id=group_id,
         start_at_latest=start_at_latest,
     )
     mark_ready()
-    await consumer.run(stop, ready)
+    try:
+        await consumer.run(stop, ready)
+    finally:
+        await privacy.close()
     return bridge
 
 

@@ -107,6 +107,7 @@ async def saga_activities(
     async with AsyncExitStack() as stack:
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
         privacy = privacy_for(settings, codec.registry)
+        stack.push_async_callback(privacy.close)
         appender = KafkaEventAppender(settings, codec, privacy=privacy)
         stack.push_async_callback(appender.stop)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(30.0)))

@@ -46,6 +46,9 @@ class MemoryKeys:
     async def keys(self, key_ids: Sequence[str]) -> Mapping[str, bytes | None]:
         return {k: self._by_id.get(k) for k in key_ids}
 
+    async def close(self) -> None:
+        return None
+
 
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds else float("inf")

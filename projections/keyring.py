@@ -80,8 +80,15 @@ class PgKeyStore:
     def __init__(self, settings: Settings, keks: Keks | None = None) -> None:
         self._dsn = settings.postgres_dsn
         self._schema = settings.projections_schema
-        self._keks = keks or keks_from(settings)
+        self._settings = settings
+        self._given_keks = keks  # else read (or, in development, made) on first use
         self._pool: asyncpg.Pool | None = None
+
+    @property
+    def _keks(self) -> Keks:
+        if self._given_keks is None:
+            self._given_keks = keks_from(self._settings)
+        return self._given_keks
 
     async def _conn_pool(self) -> asyncpg.Pool:
         if self._pool is None:

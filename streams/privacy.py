@@ -47,6 +47,10 @@ class KeyStore(Protocol):
         """Each key by id; None when erased or unknown."""
         ...
 
+    async def close(self) -> None:
+        """Release the store's connections."""
+        ...
+
 
 class Privacy:
     """Seals and opens events; the one place that knows which fields are personal."""
@@ -85,6 +89,9 @@ class Privacy:
             missing.clear()
             out = [self._open_event(e, missing) for e in batch]
         return out
+
+    async def close(self) -> None:
+        await self._store.close()
 
     async def open_one(self, event: Event) -> Event:
         return (await self.open([event]))[0]

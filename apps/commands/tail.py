@@ -13,10 +13,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from domain.events import EVENT_TYPES
+from domain.events import EVENT_TYPES, Event
 from omnihub.settings import get_settings
+
+if TYPE_CHECKING:
+    from streams.privacy import Privacy
 
 TOPICS = ("runs", "audit", "control", "deadletter")
 DEFAULT_TOPICS = ("runs", "audit", "control")
@@ -97,10 +100,23 @@ async def _tail_async(args: argparse.Namespace) -> None:
             continue
         if not _wanted(rec.event, args):
             continue
-        event = await privacy.open_one(rec.event)
+        event = await _opened(privacy, rec.event)
         print(format_event(event, rec.topic, rec.partition, rec.offset, args.json), flush=True)
     if undecodable:
         print(f"tail: {undecodable} record(s) could not be decoded", file=sys.stderr)
+    await privacy.close()
+
+
+async def _opened(privacy: Privacy, event: Event) -> Event:
+    """``event`` with its personal fields opened; as the log holds them (sealed) when the
+    key store cannot be reached, so tail still shows the log."""
+    import asyncpg
+
+    try:
+        return await privacy.open_one(event)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"tail: personal fields stay sealed: {exc!r}", file=sys.stderr, flush=True)
+        return event
 
 
 def _wanted(event: Any, args: argparse.Namespace) -> bool:
