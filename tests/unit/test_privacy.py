@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Mapping, Sequence
 
 from domain.events import GoalReceived, PlanGenerated
 from domain.privacy import (
@@ -17,9 +19,12 @@ from domain.privacy import (
     seal_text,
     sealed_strings,
 )
+from domain.run_view import evolve_run
+from domain.timeline import erased_summary
 from omnihub import REPO_ROOT
+from streams.privacy import Privacy
 from streams.schema_registry import SchemaRegistry, fingerprint_of
-from tests.factories import all_events
+from tests.factories import all_events, goal_received
 
 SCHEMAS = REPO_ROOT / "schemas"
 
@@ -76,3 +81,61 @@ def test_erase_json_matches_a_replay_without_the_key() -> None:
         "reason": "",  # empty values are never sealed
         "tool": "x",
     }
+
+
+class MemoryKeys:
+    """A fake key store (pure-logic tests; the Postgres one is tested on the stack)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, bytes] = {}
+        self.asked = 0
+
+    async def key_for_run(
+        self, tenant_id: str, run_id: str, subject: str | None
+    ) -> tuple[str, bytes]:
+        key_id = f"{tenant_id}-{subject or 'tenant'}"  # real ids are hex, never ":"
+        return key_id, self.by_id.setdefault(key_id, os.urandom(32))
+
+    async def keys(self, key_ids: Sequence[str]) -> Mapping[str, bytes | None]:
+        self.asked += 1
+        return {k: self.by_id.get(k) for k in key_ids}
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_privacy_seals_per_subject_opens_with_cached_keys_and_forgets() -> None:
+    store = MemoryKeys()
+    privacy = Privacy(SchemaRegistry.from_dir(SCHEMAS), store)
+    goal = dataclasses.replace(
+        goal_received(), goal="Call Alice", context={"data_subject": "alice@example.com"}
+    )
+    (sealed,) = await privacy.seal([goal])
+    assert isinstance(sealed, GoalReceived) and "Alice" not in sealed.goal
+    assert key_id_of(sealed.goal) == "acme-alice@example.com"  # the named subject's key
+    assert await privacy.open([sealed, sealed]) == [goal, goal]
+    assert await privacy.open_one(sealed) == goal
+    assert store.asked == 1  # one look-up, then the cache
+    del store.by_id["acme-alice@example.com"]  # destroyed elsewhere...
+    privacy.forget("acme-alice@example.com")  # ...and this process saw subject_erased
+    erased = await privacy.open_one(sealed)
+    assert isinstance(erased, GoalReceived) and erased.goal == ERASED
+    assert set(erased.context.values()) == {ERASED}
+
+
+def test_subject_erased_folds_into_the_run_and_reads_as_a_replay_would() -> None:
+    run = [e for e in all_events() if e.envelope.run_id == "run-1"]
+    before = None
+    for event in run:
+        if event.EVENT_TYPE != "subject_erased":
+            before = evolve_run(before, event)
+    erasure = next(e for e in run if e.EVENT_TYPE == "subject_erased")
+    after = evolve_run(before, erasure)
+    assert after.goal == ERASED
+    assert after.status == before.status and after.event_count == before.event_count + 1
+    assert erased_summary("goal_received", "goal received: Call Alice") == (
+        "goal received: [erased]"
+    )
+    assert erased_summary("step_started", "step s1 (x) started, attempt 1") == (
+        "step s1 (x) started, attempt 1"
+    )
