@@ -38,7 +38,7 @@ class MemoryKeys:
         self._by_id: dict[str, bytes] = {}
 
     async def key_for_run(
-        self, tenant_id: str, run_id: str, subject: str | None
+        self, tenant_id: str, run_id: str, subject: str | None, new_run: bool = False
     ) -> tuple[str, bytes]:
         key_id = f"k-{tenant_id}"
         return key_id, self._by_id.setdefault(key_id, os.urandom(32))

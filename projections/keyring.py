@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,9 @@ class PgKeyStore:
         self._settings = settings
         self._given_keks = keks  # else read (or, in development, made) on first use
         self._pool: asyncpg.Pool | None = None
+        # Each subject's live key, briefly: a new run then costs one statement (its bind).
+        self._subjects: dict[tuple[str, str], tuple[str, bytes, float]] = {}
+        self.ttl_s = 30.0
 
     @property
     def _keks(self) -> Keks:
@@ -107,32 +111,44 @@ class PgKeyStore:
         return f"{quote_ident(self._schema)}.{table}"
 
     async def key_for_run(
-        self, tenant_id: str, run_id: str, subject: str | None
+        self, tenant_id: str, run_id: str, subject: str | None, new_run: bool = False
     ) -> tuple[str, bytes]:
         pool = await self._conn_pool()
-        async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"SELECT k.key_id, k.wrapped, k.kek_id FROM {self._t('privacy_run_keys')} r"
-                f" JOIN {self._t('privacy_keys')} k USING (key_id)"
-                " WHERE r.run_id = $1 AND k.wrapped IS NOT NULL",
-                run_id,
-            )
-            if row is not None:
-                return row["key_id"], self._unwrap(row["key_id"], row["kek_id"], row["wrapped"])
-            key_id, key = await self._subject_key(conn, tenant_id, subject)
-            await conn.execute(
-                f"INSERT INTO {self._t('privacy_run_keys')} (run_id, key_id, tenant_id)"
-                " VALUES ($1, $2, $3) ON CONFLICT (run_id) DO UPDATE SET key_id = $2",
-                run_id,
-                key_id,
-                tenant_id,
-            )
-            return key_id, key
+        async with pool.acquire() as conn:
+            if not new_run:  # a run's later events use the key its goal was sealed with
+                row = await conn.fetchrow(
+                    f"SELECT k.key_id, k.wrapped, k.kek_id FROM {self._t('privacy_run_keys')} r"
+                    f" JOIN {self._t('privacy_keys')} k USING (key_id)"
+                    " WHERE r.run_id = $1 AND k.wrapped IS NOT NULL",
+                    run_id,
+                )
+                if row is not None:
+                    return row["key_id"], self._unwrap(row["key_id"], row["kek_id"], row["wrapped"])
+            for _ in range(2):
+                key_id, key = await self._subject_key(conn, tenant_id, subject)
+                if await conn.fetchval(self._bind_sql(), run_id, key_id, tenant_id):
+                    return key_id, key
+                # Erased since it was cached: the subject's next key seals from now on.
+                self._subjects.pop((tenant_id, subject_hash(tenant_id, subject)), None)
+        raise LookupError(f"no live data key for {run_id}")
+
+    def _bind_sql(self) -> str:
+        # Binds the run only to a live key, in one statement (no transaction round trips).
+        return (
+            f"INSERT INTO {self._t('privacy_run_keys')} (run_id, key_id, tenant_id)"
+            f" SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM {self._t('privacy_keys')}"
+            " WHERE key_id = $2 AND wrapped IS NOT NULL)"
+            " ON CONFLICT (run_id) DO UPDATE SET key_id = EXCLUDED.key_id RETURNING key_id"
+        )
 
     async def _subject_key(
         self, conn: asyncpg.Connection, tenant_id: str, subject: str | None
     ) -> tuple[str, bytes]:
         digest = subject_hash(tenant_id, subject)
+        now = time.monotonic()
+        cached = self._subjects.get((tenant_id, digest))
+        if cached is not None and now - cached[2] < self.ttl_s:
+            return cached[0], cached[1]
         key_id, key = uuid.uuid4().hex, os.urandom(32)
         # Two processes may create a subject's first key at once: one insert wins.
         await conn.execute(
@@ -152,7 +168,9 @@ class PgKeyStore:
             tenant_id,
             digest,
         )
-        return row["key_id"], self._unwrap(row["key_id"], row["kek_id"], row["wrapped"])
+        found = row["key_id"], self._unwrap(row["key_id"], row["kek_id"], row["wrapped"])
+        self._subjects[(tenant_id, digest)] = (*found, now)
+        return found
 
     async def keys(self, key_ids: Sequence[str]) -> Mapping[str, bytes | None]:
         pool = await self._conn_pool()

@@ -37,10 +37,11 @@ class KeyStore(Protocol):
     """Where data keys live (wrapped); the port :class:`Privacy` needs."""
 
     async def key_for_run(
-        self, tenant_id: str, run_id: str, subject: str | None
+        self, tenant_id: str, run_id: str, subject: str | None, new_run: bool = False
     ) -> tuple[str, bytes]:
-        """The (key id, key) sealing ``run_id``: the one it was bound to, else the data
-        subject's (``subject``) or the tenant's, created if needed, and bound."""
+        """The (key id, key) sealing ``run_id``: the one it was bound to (unless
+        ``new_run``: its goal), else the data subject's (``subject``) or the tenant's,
+        created if needed, and bound."""
         ...
 
     async def keys(self, key_ids: Sequence[str]) -> Mapping[str, bytes | None]:
@@ -127,8 +128,9 @@ class Privacy:
         found = self._runs.get(env.run_id)
         if found is not None and now - found[2] < self._ttl_s:
             return found[0], found[1]
+        goal = isinstance(event, GoalReceived)
         subject = event.context.get(DATA_SUBJECT) if isinstance(event, GoalReceived) else None
-        key_id, key = await self._store.key_for_run(env.tenant_id, env.run_id, subject)
+        key_id, key = await self._store.key_for_run(env.tenant_id, env.run_id, subject, goal)
         if len(self._runs) > 10_000:  # bounded: runs end, and a miss costs one query
             self._runs.clear()
         self._runs[env.run_id] = (key_id, AESGCM(key), now)

@@ -362,3 +362,28 @@ async def _count(found: Awaitable[list[str]]) -> int:
 
 async def _none(found: Awaitable[list[str]]) -> bool:
     return not await found
+
+
+async def test_after_an_erasure_new_runs_get_a_new_key_even_from_a_warm_cache() -> None:
+    settings = isolated_settings()
+    store = PgKeyStore(settings)
+    subject = f"s-{uuid.uuid4().hex[:6]}"
+    try:
+        old, _ = await store.key_for_run("tenant-w", "run-w1", subject, new_run=True)
+        again, _ = await store.key_for_run("tenant-w", "run-w2", subject, new_run=True)
+        assert again == old  # one key per subject, cached
+        later, _ = await store.key_for_run("tenant-w", "run-w1", None)
+        assert later == old  # a run's later events: the key its goal was sealed with
+        other = PgKeyStore(settings)  # the eraser is another process
+        try:
+            erased = await other.erase(tenant_id=None, subject=subject, requested_by="user:dpo")
+        finally:
+            await other.close()
+        assert {e.key_id for e in erased} == {old}
+        assert sorted(r for e in erased for r in e.run_ids) == ["run-w1", "run-w2"]
+        new, _ = await store.key_for_run("tenant-w", "run-w3", subject, new_run=True)
+        assert new != old
+        keys = await store.keys([old, new])
+        assert keys[old] is None and keys[new] is not None
+    finally:
+        await store.close()

@@ -91,7 +91,7 @@ class MemoryKeys:
         self.asked = 0
 
     async def key_for_run(
-        self, tenant_id: str, run_id: str, subject: str | None
+        self, tenant_id: str, run_id: str, subject: str | None, new_run: bool = False
     ) -> tuple[str, bytes]:
         key_id = f"{tenant_id}-{subject or 'tenant'}"  # real ids are hex, never ":"
         return key_id, self.by_id.setdefault(key_id, os.urandom(32))
