@@ -9,6 +9,7 @@ hash chain. The chain still verifies: it hashed the ciphertext, which stays in t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from domain import ids
 from domain.events import AuditFactObserved, Event, SubjectErased
@@ -23,14 +24,16 @@ async def erase_subject(
     tenant_id: str | None,
     subject: str | None,
     requested_by: str,
+    details: Mapping[str, str] | None = None,
 ) -> list[Erased]:
-    """Erase a data subject (in every tenant) or a whole tenant; what was destroyed."""
+    """Erase a data subject (in every tenant) or a whole tenant; what was destroyed.
+    ``details`` go into the audit fact (an operator's OS user, whom it acted as)."""
     erasure_id = uuid.uuid4().hex
     erased = await store.erase(tenant_id=tenant_id, subject=subject, requested_by=requested_by)
     events: list[Event] = []
     for key in erased:
         events += [_erased_event(erasure_id, key, run_id, requested_by) for run_id in key.run_ids]
-        events.append(_audit_fact(erasure_id, key, requested_by))
+        events.append(_audit_fact(erasure_id, key, requested_by, details or {}))
     for start in range(0, len(events), 500):
         await appender.append_many(events[start : start + 500])
     return erased
@@ -53,7 +56,9 @@ def _erased_event(erasure_id: str, key: Erased, run_id: str, requested_by: str) 
     )
 
 
-def _audit_fact(erasure_id: str, key: Erased, requested_by: str) -> AuditFactObserved:
+def _audit_fact(
+    erasure_id: str, key: Erased, requested_by: str, details: Mapping[str, str]
+) -> AuditFactObserved:
     return AuditFactObserved(
         envelope=ids.envelope(
             AuditFactObserved,
@@ -68,5 +73,10 @@ def _audit_fact(erasure_id: str, key: Erased, requested_by: str) -> AuditFactObs
         outcome="success",
         subject=requested_by,
         resource=f"data_key:{key.key_id}",
-        details={"erasure_id": erasure_id, "scope": key.scope, "runs": str(len(key.run_ids))},
+        details={
+            **details,
+            "erasure_id": erasure_id,
+            "scope": key.scope,
+            "runs": str(len(key.run_ids)),
+        },
     )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 from typing import Any
 
+from apps.commands.operator import add_as, operator_of, record_operation
 from omnihub.settings import get_settings
 
 
@@ -25,10 +25,11 @@ def register(sub: Any) -> None:
     who = erase.add_mutually_exclusive_group(required=True)
     who.add_argument("--subject", help="a data subject named in requests (context data_subject)")
     who.add_argument("--tenant", help="every key of this tenant")
-    erase.add_argument("--as", dest="requested_by", help="who asks (default: user:<OS user>)")
+    add_as(erase)
     erase.add_argument("--json", action="store_true")
     erase.set_defaults(handler=lambda a: asyncio.run(_erase(a)))
     rotate = ps.add_parser("rotate-kek", help="re-wrap every data key with the current KEK")
+    add_as(rotate)
     rotate.set_defaults(handler=lambda a: asyncio.run(_rotate(a)))
 
 
@@ -44,10 +45,16 @@ async def _erase(args: argparse.Namespace) -> int:
     appender = KafkaEventAppender(
         settings, EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     )
-    requested_by = args.requested_by or f"user:{getpass.getuser()}"
+    operator = operator_of(args)
+    requested_by = operator.actor
     try:
         erased = await erase_subject(
-            store, appender, tenant_id=args.tenant, subject=args.subject, requested_by=requested_by
+            store,
+            appender,
+            tenant_id=args.tenant,
+            subject=args.subject,
+            requested_by=requested_by,
+            details=operator.details(),
         )
     finally:
         await appender.stop()
@@ -68,10 +75,14 @@ async def _erase(args: argparse.Namespace) -> int:
 async def _rotate(args: argparse.Namespace) -> int:
     from projections.keyring import PgKeyStore
 
-    store = PgKeyStore(get_settings())
+    settings = get_settings()
+    store = PgKeyStore(settings)
     try:
         count = await store.rewrap()
     finally:
         await store.close()
+    await record_operation(
+        settings, operator_of(args), "privacy_rotate_kek", "privacy_keys", {"rewrapped": str(count)}
+    )
     print(f"re-wrapped {count} data key(s) with the current KEK")
     return 0
