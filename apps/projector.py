@@ -23,6 +23,7 @@ from apps.runtime import serve
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 from projections.approval_gauge import keep_approval_gauges
+from projections.keyring import privacy_for
 from projections.migrate import apply_migrations
 from projections.pg_store import PostgresProjection
 from projections.redis_store import RedisProjection
@@ -53,10 +54,14 @@ async def projector(
             RedisSink(RedisProjection.of(redis, settings)),
         ]
         gauges = asyncio.create_task(keep_approval_gauges(pool, settings.projections_schema))
+        privacy = privacy_for(settings, codec.registry)
         try:
-            yield LogConsumer(settings, PROJECTOR, codec, handlers, instance_id=instance_id)
+            yield LogConsumer(
+                settings, PROJECTOR, codec, handlers, instance_id=instance_id, privacy=privacy
+            )
         finally:
             gauges.cancel()
+            await privacy.close()
     finally:
         await redis.aclose()
         await pool.close()

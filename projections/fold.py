@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from domain.approval_view import ApprovalView, approval_id_of, evolve_approval
-from domain.events import ApprovalGranted, AuditRecorded, Event
+from domain.events import ApprovalGranted, AuditRecorded, Event, SubjectErased
 from domain.kpis import KpiDelta, RunDuration, kpi_delta, run_duration
 from domain.run_view import RUN_EVENTS, RunView, evolve_run
 from domain.storable import storable
@@ -49,6 +49,7 @@ class Changes:
     kpis: dict[tuple[str, datetime], KpiDelta] = field(default_factory=dict)
     durations: list[RunDuration] = field(default_factory=list)
     applied_ids: list[str] = field(default_factory=list)
+    erased_runs: list[str] = field(default_factory=list)  # stored rows to overwrite
     duplicates: int = 0
     ignored: int = 0
 
@@ -98,6 +99,10 @@ def _still_waiting(
 def _fold_run_event(loaded: Loaded, out: Changes, event: Event) -> None:
     run_id = event.envelope.run_id
     before = out.runs.get(run_id) or loaded.runs.get(run_id)
+    if isinstance(event, SubjectErased):
+        out.erased_runs.append(run_id)
+        if before is None:  # nothing of the run is held here (or it expired): no view
+            return
     out.runs_before.setdefault(run_id, loaded.runs.get(run_id))
     after = _still_waiting(before, evolve_run(before, event), loaded, out, event)
     out.runs[run_id] = after

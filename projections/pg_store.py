@@ -22,6 +22,7 @@ from domain.approval_view import ApprovalView
 from domain.events import Event
 from domain.kpis import COUNTERS
 from domain.run_view import RunView
+from projections.erasure import erase_runs
 from projections.fold import ApplyResult, Changes, Loaded, fold_batch
 from projections.migrate import quote_ident
 from streams.consumer import Record
@@ -160,6 +161,8 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
         # Every partition's batch adds to the same (tenant, minute) rows: lock them last
         # (shortest hold) and in one order (no deadlock between partitions).
         await conn.executemany(_KPI_UPSERT, [_row(c.kpis[k]) for k in sorted(c.kpis)])
+    if c.erased_runs:
+        await erase_runs(conn, c.erased_runs)
 
 
 # Row getters per dataclass, built once: the generic fields() lookup per row cost more

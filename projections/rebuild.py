@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from omnihub.settings import Settings
 from projections.checksum import CONTENT_TABLES, columns, table_sums
+from projections.keyring import privacy_for
 from projections.migrate import apply_migrations, projection_range, quote_ident
 from projections.pg_store import PostgresProjection, positions
 from projections.redis_store import RedisProjection
@@ -106,7 +107,13 @@ class _Folder:
         self._dlq = _CountingDeadLetters()
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
         self._pipeline = Pipeline(
-            settings, PROJECTOR, codec, [sink], deadletters=self._dlq, announce_deadletters=False
+            settings,
+            PROJECTOR,
+            codec,
+            [sink],
+            deadletters=self._dlq,
+            announce_deadletters=False,
+            privacy=privacy_for(settings, codec.registry),
         )
         self._progress = progress
         self.events = 0

@@ -37,6 +37,7 @@ from domain.events import (
     StepCompleted,
     StepFailed,
     StepStarted,
+    SubjectErased,
     SubscriptionChanged,
     WalletLinked,
     WalletUnlinked,
@@ -223,4 +224,5 @@ def membership_events() -> list[Event]:
             "delivered",
             1,
         ),
+        SubjectErased(env(SubjectErased, "run-1", "e1", "k1"), "e1", "k1", "subject", "user:dpo"),
     ]
