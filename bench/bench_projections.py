@@ -107,16 +107,24 @@ async def lag_at_rate(settings: Settings, rate: int, seconds: int) -> list[float
     conn = await asyncpg.connect(settings.postgres_dsn)
     lags: list[float] = []
     pending: list[tuple[AppendResult, float]] = []
+    appended = asyncio.Event()
+
+    async def watch() -> None:
+        # Every 10 ms, beside the appends: checking only between ticks measured the
+        # 100 ms tick, not the lag.
+        while pending or not appended.is_set():
+            await _collect(conn, settings, pending, lags)
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
     for i in range(0, len(events), per_tick):
         results = await appender.append_many(events[i : i + per_tick])
         acked = time.perf_counter()
         pending += [(r, acked) for r in results]
         sent += [(r, acked) for r in results]
-        await _collect(conn, settings, pending, lags)
         await asyncio.sleep(max(0.0, t0 + (i // per_tick + 1) * tick - time.perf_counter()))
-    while pending:
-        await _collect(conn, settings, pending, lags)
-        await asyncio.sleep(0.01)
+    appended.set()
+    await watcher
     await conn.close()
     await appender.stop()
     stop.set()
@@ -159,6 +167,32 @@ async def raw_consume_rate(settings: Settings) -> float:
     return n / (time.perf_counter() - started)
 
 
+async def commit_ms(settings: Settings, n: int = 50) -> dict[str, float]:
+    """p50 of a one-row upsert's transaction, with synchronous commit on and off: what
+    each projection transaction waits for while it holds the shared KPI rows."""
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    table = f"{settings.projections_schema}_commit_probe"
+    await conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (k int PRIMARY KEY, v int)")
+    out = {}
+    try:
+        for mode in ("on", "off"):
+            took = []
+            for _ in range(n):
+                began = time.perf_counter()
+                async with conn.transaction():
+                    await conn.execute("SELECT set_config('synchronous_commit', $1, true)", mode)
+                    await conn.execute(
+                        f"INSERT INTO {table} VALUES (1, 1)"
+                        f" ON CONFLICT (k) DO UPDATE SET v = {table}.v + 1"
+                    )
+                took.append(time.perf_counter() - began)
+            out[mode] = round(pct(took, 50) * 1000, 2)
+    finally:
+        await conn.execute(f"DROP TABLE {table}")
+        await conn.close()
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
@@ -183,6 +217,7 @@ async def main(args: argparse.Namespace) -> None:
         pg = await rebuild_postgres(settings, swap=False)
     with Cpu() as rd_cpu:
         rd = await rebuild_redis(settings, swap=False)
+    commits = await commit_ms(settings)
     fold_us = 1e6 * LAST_DRAIN_CPU.seconds / len(backlog)
     pg_us, rd_us = (1e6 * c.seconds / max(r.events, 1) for c, r in ((pg_cpu, pg), (rd_cpu, rd)))
     print(
@@ -190,7 +225,9 @@ async def main(args: argparse.Namespace) -> None:
         f"events/s ({pg.events} events, verified={pg.equal}); rebuild redis "
         f"{rd.events_per_s:,.0f} events/s (verified={rd.equal})\n"
         f"CPU per event (this process): fold into both {fold_us:.0f} us, rebuild postgres "
-        f"{pg_us:.0f} us, rebuild redis {rd_us:.0f} us; raw consume {LAST_RAW_CPU_US[0]:.1f} us"
+        f"{pg_us:.0f} us, rebuild redis {rd_us:.0f} us; raw consume {LAST_RAW_CPU_US[0]:.1f} us\n"
+        f"Postgres commit p50: synchronous {commits['on']} ms, asynchronous (the projector's)"
+        f" {commits['off']} ms"
     )
     print(
         json.dumps(
@@ -209,6 +246,8 @@ async def main(args: argparse.Namespace) -> None:
                 "rebuild_postgres_cpu_us_per_event": round(pg_us, 1),
                 "rebuild_redis_cpu_us_per_event": round(rd_us, 1),
                 "raw_consume_cpu_us_per_event": round(LAST_RAW_CPU_US[0], 1),
+                "pg_commit_p50_ms_sync": commits["on"],
+                "pg_commit_p50_ms_async": commits["off"],
             }
         )
     )

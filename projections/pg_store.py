@@ -142,8 +142,14 @@ class PostgresProjection:
     ) -> ApplyResult:
         """Fold and write ``records`` (one partition, ascending offsets) exactly once."""
         async with conn.transaction():
+            # Asynchronous commit (this transaction only): the rows and the position still
+            # commit together, so a crash can lose only the newest batches, both together,
+            # and they are folded again from the log. The commit no longer waits for the
+            # WAL flush while holding the shared kpi_minute rows every partition updates.
             await conn.execute(
-                "SELECT set_config('search_path', $1, true)", f"{quote_ident(self.schema)}, public"
+                "SELECT set_config('search_path', $1, true),"
+                " set_config('synchronous_commit', 'off', true)",
+                f"{quote_ident(self.schema)}, public",
             )
             next_offset = await self._positions.lock(conn, topic, partition)
             fresh = [r for r in records if r.offset >= next_offset]
