@@ -105,14 +105,16 @@ def payload(event: Event) -> dict[str, Any]:
 
 
 # Field names per dataclass, looked up once: the projector folds every event through here.
-_NAMES: dict[type, tuple[str, ...]] = {}
+_NAMES: dict[tuple[type, str], tuple[str, ...]] = {}
 
 
 def _names(cls: type, skip: str = "") -> tuple[str, ...]:
-    found = _NAMES.get(cls)
+    found = _NAMES.get((cls, skip))
     if found is None:
-        found = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return tuple(n for n in found if n != skip) if skip else found
+        found = _NAMES[(cls, skip)] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name != skip
+        )
+    return found
 
 
 def _jsonable(value: Any) -> Any:
