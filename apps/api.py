@@ -29,6 +29,7 @@ from api.routes import (
     admin,
     approvals,
     decisions,
+    devices,
     goals,
     goals_batch,
     health,
@@ -37,8 +38,10 @@ from api.routes import (
     live,
     notifications,
     operations,
+    plan_templates,
     runs,
     stream,
+    tenant,
     wallet,
 )
 from api.security.services import build_security
@@ -140,9 +143,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
     app.include_router(wallet.router, prefix="/api/v1")
+    app.include_router(tenant.router, prefix="/api/v1")
+    app.include_router(plan_templates.router, prefix="/api/v1")
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(operations.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
+    app.include_router(devices.router, prefix="/api/v1")
     dashboard.install(app)
     openapi.install(app)
     return app

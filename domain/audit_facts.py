@@ -17,8 +17,11 @@ from domain.events import (
     ApprovalGranted,
     AuditFactObserved,
     AuditRecorded,
+    DeviceRegistered,
+    DeviceRevoked,
     Event,
     KillSwitchToggled,
+    SubscriptionChanged,
 )
 
 Fact = tuple[str, str, str, str, str, Mapping[str, str]]
@@ -66,6 +69,19 @@ def fact_for(event: Event) -> Fact | None:
                 f"api_key:{key_id}",
                 {"prefix": prefix, "reason": reason},
             )
+        case DeviceRegistered(device_id=device_id, name=name, scopes=scopes):
+            details = {"name": name, "scopes": ",".join(scopes), "public_key": event.public_key}
+            return (
+                "device_lifecycle",
+                "register",
+                "success",
+                actor,
+                f"device:{device_id}",
+                details,
+            )
+        case DeviceRevoked(device_id=device_id, reason=reason):
+            details = {"reason": reason}
+            return ("device_lifecycle", "revoke", "success", actor, f"device:{device_id}", details)
         case KillSwitchToggled(feature=feature, enabled=enabled, reason=reason):
             return (
                 "kill_switch",
@@ -74,6 +90,15 @@ def fact_for(event: Event) -> Fact | None:
                 actor,
                 f"feature:{feature}",
                 {"reason": reason},
+            )
+        case SubscriptionChanged(tier=tier, reason=reason, expires_at=expires_at):
+            return (
+                "subscription",
+                "set_tier",
+                "success",
+                actor,
+                f"tenant:{event.envelope.tenant_id}",
+                {"tier": tier, "reason": reason, "expires_at": str(expires_at or "")},
             )
         case ApprovalGranted() | ApprovalDenied():
             denied = isinstance(event, ApprovalDenied)

@@ -26,6 +26,7 @@ LOCAL_METRICS_PORTS = {
     "plan-cache": 9404,
     "projector": 9405,
     "notifier": 9406,
+    "chain-watcher": 9407,
 }
 
 

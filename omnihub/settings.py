@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import schemas
+from domain.tiers import TierName
 from omnihub import HOME
 
 PLACEHOLDER_SECRET = "dev-only-change-me"
@@ -79,11 +80,13 @@ class Settings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     """Server secret (API key hashing); the placeholder is refused in production."""
 
-    # Gateway (api/security): per-key limits, key cache, batch size, audit retention.
-    rate_limit_per_minute: int = Field(default=60, ge=1)
-    """Requests a minute per API key (429 beyond)."""
-    concurrency_limit: int = Field(default=5, ge=1)
-    """Requests in flight per API key (429 beyond)."""
+    # Gateway (api/security): limits, key cache, batch size, audit retention. The limits
+    # are each tenant's tier's (domain/tiers.py); these two, when set, replace every
+    # tier's rate (per key and per tenant) and in-flight limits: for load tests.
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    """When set, replaces every tier's requests a minute, per key and per tenant (load tests)."""
+    concurrency_limit: int | None = Field(default=None, ge=1)
+    """When set, replaces every tier's requests in flight, per key and per tenant (load tests)."""
     concurrency_slot_ttl_s: int = Field(default=60, ge=1)  # a crashed request frees its slot
     """How long a request's concurrency slot lives if its process dies holding it."""
     auth_cache_ttl_s: float = Field(default=2.0, ge=0)
@@ -95,6 +98,14 @@ class Settings(BaseSettings):
     """How old the API's view of a kill switch may be; a toggle's `applied` waits this long (0:
     read Redis on every request).
     """
+    # How stale the API's view of a tenant's tier facts may be (one Postgres read per
+    # tenant per this long); expiries are evaluated at each request regardless.
+    tier_cache_ttl_s: float = Field(default=1.0, ge=0, le=10)
+    """How old the API's (and the saga bridge's) copy of a tenant's tier facts may be; expiries are
+    evaluated on every request regardless."""
+    # The tier of a tenant with no subscription or membership (domain/tiers.py).
+    default_tier: TierName = "free"
+    """The tier of a tenant with no subscription or membership."""
     key_projection_wait_s: float = Field(default=10.0, ge=0)
     """How long a key or kill-switch change waits for its projection before answering."""
     batch_max_goals: int = Field(default=100, ge=1)
@@ -188,6 +199,22 @@ class Settings(BaseSettings):
     """The URI a wallet sign-in message must name; unset: `http://<api_host>:<api_port>`."""
     siwe_nonce_ttl_s: int = Field(default=300, ge=30, le=3600)
     """A sign-in nonce's lifetime."""
+    # The chain watcher: blocks on top before a log counts, how deep a reorg it undoes.
+    membership_from_block: int | None = None  # default: the deployment record's block
+    """The block the chain watcher starts at; unset: the deployment record's block."""
+    chain_confirmations: int = Field(default=2, ge=0)
+    """Blocks on top before a membership log counts."""
+    chain_reorg_window: int = Field(default=64, ge=1)
+    """How many blocks back the chain watcher undoes a reorg."""
+    chain_poll_s: float = Field(default=1.0, gt=0.0)
+    """The chain watcher's poll period."""
+    chain_max_blocks: int = Field(default=1000, ge=1)  # per log query
+    """Blocks per log query of the chain watcher."""
+    # Trusted devices: how old a device-signed request may be (and how long it is kept
+    # to refuse a replay).
+    device_signature_window_s: int = Field(default=300, ge=10, le=3600)
+    """How far a device-signed request's time may be from the server's (its nonce is kept twice
+    that)."""
 
     # OmniDash (issue 11): the live stream, dashboard sessions and the notifier.
     stream_max_per_key: int = Field(default=4, ge=1)

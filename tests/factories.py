@@ -16,6 +16,8 @@ from domain.events import (
     ApproverNotified,
     AuditFactObserved,
     AuditRecorded,
+    DeviceRegistered,
+    DeviceRevoked,
     Event,
     GoalAssessed,
     GoalReceived,
@@ -200,6 +202,15 @@ def membership_events() -> list[Event]:
             0,
             None,
         ),
+        DeviceRegistered(
+            env(DeviceRegistered, "devices-acme", "d1"),
+            "d1",
+            "alice's phone",
+            "A" * 43,
+            ("approvals:decide",),
+            AT,
+        ),
+        DeviceRevoked(env(DeviceRevoked, "devices-acme", "d1"), "d1", "lost"),
         NotificationChannelSet(
             env(NotificationChannelSet, "notify-acme", "c1"), "c1", "webhook", "https://x.example"
         ),
