@@ -96,17 +96,20 @@ class WalletDirectory:
         hit = self._cache.get(lowered)
         if hit is not None and asked_at < hit[0]:
             return hit[1]
-        async with owner_connection(await self._pool.get(), self._schema) as conn:
-            rows = await conn.fetch(
-                "SELECT tenant_id FROM tenant_wallets WHERE address = $1 ORDER BY tenant_id",
-                lowered,
-            )
-        tenants = [r["tenant_id"] for r in rows]
+        tenants = await self._read(lowered)
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded, as the key cache is
         if self._ttl > 0:
             self._cache[lowered] = (asked_at + self._ttl, tenants)
         return tenants
+
+    async def _read(self, lowered: str) -> list[str]:
+        async with owner_connection(await self._pool.get(), self._schema) as conn:
+            rows = await conn.fetch(
+                "SELECT tenant_id FROM tenant_wallets WHERE address = $1 ORDER BY tenant_id",
+                lowered,
+            )
+        return [r["tenant_id"] for r in rows]
 
     def forget(self, address: str) -> None:
         """Drop a cached answer (after this process saw the wallet linked)."""

@@ -27,11 +27,13 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from domain.events import AuditFactObserved
 from domain.siwe import SiweMessage, render
 from infra.launch import running_api
 from infra.stack import StackConfig
 from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_processor
 from tests.e2e.test_dashboard_browser import AXE, CSP_HOOK, Watch, browser  # noqa: F401
+from tests.e2e.test_wallet import control_events
 from tests.saga_support import omnihub_process
 
 WALLET = Account.create()
@@ -74,26 +76,31 @@ def admin(api: str, env: dict[str, str]) -> CliKey:
     return cli_key(env, TENANT, "admin")
 
 
+def signed(n: dict[str, Any], account: Any, signer: Any = None) -> dict[str, str]:
+    """The SIWE message for nonce answer ``n`` naming ``account``, signed by ``signer``."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    text = render(
+        SiweMessage(
+            domain=n["domain"],
+            address=account.address,
+            uri=n["uri"],
+            chain_id=n["chain_id"],
+            nonce=n["nonce"],
+            issued_at=now,
+            expiration_time=now + timedelta(minutes=2),
+            statement=n["statement"],
+        )
+    )
+    signature = Account.sign_message(encode_defunct(text=text), (signer or account).key).signature
+    return {"message": text, "signature": "0x" + signature.hex().removeprefix("0x")}
+
+
 async def link(api: str, key: str, account: Any) -> None:
     """Link ``account`` to the key's tenant through the API, as the demo does."""
     auth = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=api, timeout=30) as c:
         n = (await c.post("/api/v1/auth/wallet/nonce", headers=auth)).json()
-        now = datetime.now(UTC).replace(microsecond=0)
-        text = render(
-            SiweMessage(
-                domain=n["domain"],
-                address=account.address,
-                uri=n["uri"],
-                chain_id=n["chain_id"],
-                nonce=n["nonce"],
-                issued_at=now,
-                expiration_time=now + timedelta(minutes=2),
-                statement=n["statement"],
-            )
-        )
-        signature = Account.sign_message(encode_defunct(text=text), account.key).signature
-        body = {"message": text, "signature": "0x" + signature.hex().removeprefix("0x")}
+        body = signed(n, account)
         r = await c.post("/api/v1/auth/wallet/verify", headers=auth, json=body)
         assert r.status_code == 200, r.text
 
@@ -235,3 +242,50 @@ async def test_a_wallet_linked_to_two_tenants_picks_one(
     await expect(page.locator(".tenant")).to_contain_text(f"{OTHER_TENANT} as wallet:")
     assert [e for e in watch.errors if not PROVOKED.search(e)] == []
     await page.context.close()
+
+
+async def test_signin_refusals_are_problem_details_with_an_audit_fact(
+    api: str, admin: CliKey, env: dict[str, str]
+) -> None:
+    signin, nonce = "/dashboard/signin/wallet", "/dashboard/signin/wallet/nonce"
+    async with httpx.AsyncClient(base_url=api, timeout=30) as c:
+        n = (await c.post(nonce, json={"address": STRANGER.address.lower()})).json()
+        assert n["address"] == STRANGER.address  # EIP-55, for a page that cannot hash
+        # A valid proof of a wallet linked nowhere: refused, and its nonce is spent.
+        body = signed(n, STRANGER)
+        r = await c.post(signin, json=body)
+        assert (r.status_code, r.json()["type"]) == (
+            403,
+            "https://omnihub.dev/problems/wallet-not-linked",
+        )
+        assert r.headers["content-type"] == "application/problem+json"
+        replay = await c.post(signin, json=body)
+        assert (replay.status_code, replay.json()["reason"]) == (401, "replayed")
+        # Signed by another key than the address it names.
+        n = (await c.post(nonce)).json()
+        r = await c.post(signin, json=signed(n, STRANGER, signer=WALLET))
+        assert (r.status_code, r.json()["reason"]) == (401, "wrong_signer")
+        # A nonce issued to link a wallet does not sign anybody in.
+        link_nonce = (
+            await c.post(
+                "/api/v1/auth/wallet/nonce", headers={"Authorization": f"Bearer {admin.key}"}
+            )
+        ).json()
+        r = await c.post(signin, json=signed(link_nonce, STRANGER))
+        assert (r.status_code, r.json()["reason"]) == (401, "nonce_unknown")
+        # Another site's page cannot post a sign-in (login CSRF).
+        r = await c.post(nonce, headers={"Origin": "https://evil.example"})
+        assert r.status_code == 403
+        assert "set-cookie" not in r.headers
+    for _ in range(30):
+        reasons = {
+            e.details.get("reason")
+            for e in await control_events(env)
+            if isinstance(e, AuditFactObserved)
+            and e.action == "wallet.signin"
+            and e.outcome == "failure"
+        }
+        if {"not_linked", "replayed", "wrong_signer", "nonce_unknown"} <= reasons:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"audit facts of the refusals: {reasons}")
