@@ -32,13 +32,14 @@ from domain.siwe import SiweMessage, render
 from infra.launch import running_api
 from infra.stack import StackConfig
 from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_processor
-from tests.e2e.test_dashboard_browser import AXE, CSP_HOOK, Watch, browser  # noqa: F401
+from tests.e2e.test_dashboard_browser import AXE, CSP_HOOK, Watch, browser, decide  # noqa: F401
 from tests.e2e.test_wallet import control_events
-from tests.saga_support import omnihub_process
+from tests.saga_support import omnihub_process, unique
 
 WALLET = Account.create()
 STRANGER = Account.create()
 SHARED = Account.create()
+APPROVER = Account.create()
 TENANT = f"dw-{uuid.uuid4().hex[:8]}"
 OTHER_TENANT = f"dw-{uuid.uuid4().hex[:8]}"
 WAIT_MS = 60_000
@@ -59,7 +60,11 @@ window.ethereum = {
 
 @pytest.fixture(scope="module")
 def env(stack: StackConfig) -> dict[str, str]:
-    return gateway_env(stack, OMNIHUB_RATE_LIMIT_PER_MINUTE="100000")
+    return gateway_env(
+        stack,
+        OMNIHUB_RATE_LIMIT_PER_MINUTE="100000",
+        OMNIHUB_TEMPORAL_TASK_QUEUE=unique("dashwallet"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +73,8 @@ def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with ExitStack() as stack:
         stack.enter_context(running_processor(env, logs))
         stack.enter_context(omnihub_process(env, logs / "projector.log", "projector", "run"))
+        stack.enter_context(omnihub_process(env, logs / "worker.log", "worker", "run"))
+        stack.enter_context(omnihub_process(env, logs / "bridge.log", "saga-bridge", "run"))
         yield stack.enter_context(running_api(env, logs))
 
 
@@ -289,3 +296,34 @@ async def test_signin_refusals_are_problem_details_with_an_audit_fact(
             return
         await asyncio.sleep(0.5)
     raise AssertionError(f"audit facts of the refusals: {reasons}")
+
+
+async def test_a_wallet_approves_as_itself(
+    browser: Browser,  # noqa: F811
+    api: str,
+    admin: CliKey,
+) -> None:
+    """Approvers are identities: the decision names the wallet, and the run goes on."""
+    await link(api, admin.key, APPROVER)
+    watch = Watch()
+    page = await with_wallet(browser, api, APPROVER, watch)
+    await sign_in(page)
+    auth = {"Authorization": f"Bearer {admin.key}"}
+    async with httpx.AsyncClient(base_url=api, timeout=30) as c:
+        r = await c.post(
+            "/api/v1/goals", headers=auth, json={"goal": "say hi then approve the payment"}
+        )
+        assert r.status_code == 202, r.text
+        run_id = r.json()["run_id"]
+        await decide(page, run_id, "Approve", "signed by my wallet")
+        for _ in range(120):
+            items = (await c.get("/api/v1/approvals?status=any", headers=auth)).json()["items"]
+            mine = [a for a in items if a["run_id"] == run_id]
+            run = (await c.get(f"/api/v1/runs/{run_id}", headers=auth)).json()
+            if mine and mine[0]["status"] == "granted" and run.get("status") == "completed":
+                break
+            await asyncio.sleep(0.5)
+    assert mine[0]["decided_by"] == f"wallet:{APPROVER.address}"
+    assert run["status"] == "completed"
+    assert [e for e in watch.errors if not PROVOKED.search(e)] == []
+    await page.context.close()
