@@ -13,10 +13,15 @@ A wallet linked to several tenants must name one in the message's ``Resources``
 (``urn:omnihub:tenant:<id>``): without it the answer is 409 ``wallet-ambiguous`` listing
 them, and the page lets the user pick and sign again. Every refusal is problem details
 with an audit fact recorded first (``authn``, ``wallet.signin``, ``failure``).
+
+Both routes need no key, so each client address may call them
+``OMNIHUB_WALLET_SIGNIN_PER_MINUTE`` times a minute (a Redis counter per address and
+minute, shared by every API process): beyond, 429 ``signin-rate-limited``.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -97,6 +102,27 @@ def set_session_cookie(response: Response, request: Request, session_id: str, tt
     )
 
 
+async def throttle(request: Request, state: AppState) -> None:
+    """429 once this client address made ``wallet_signin_per_minute`` requests this minute."""
+    minute = int(time.time() // 60)
+    client = request.client.host if request.client else "unknown"
+    key = f"omnihub:{state.settings.topic_prefix}:signin-rate:{client}:{minute}"
+    try:
+        count = int(await state.redis.incr(key))
+        if count == 1:
+            await state.redis.expire(key, 120)
+    except RedisError as exc:
+        raise Problem(503, "nonce-store-unavailable", "cannot count sign-ins now") from exc
+    if count > state.settings.wallet_signin_per_minute:
+        retry = str(60 - int(time.time()) % 60)
+        raise Problem(
+            429,
+            "signin-rate-limited",
+            "too many wallet sign-in requests from this address: wait a minute",
+            headers={"Retry-After": retry},
+        )
+
+
 def _signin(state: AppState) -> WalletSignIn:
     nonces = RedisNonceStore(state.redis, ttl_s=state.settings.siwe_nonce_ttl_s)
     return WalletSignIn(nonces, expectation(state.settings))
@@ -114,6 +140,7 @@ async def signin_nonce(request: Request, body: NonceIn | None = None) -> Any:
     """A single-use nonce for a wallet's sign-in message (no key needed)."""
     if not same_origin(request):
         raise Problem(403, "cross-site-signin", "cross-site sign-in refused")
+    await throttle(request, request.app.state.omnihub)
     signin = _signin(request.app.state.omnihub)
     try:
         nonce = await signin.nonces.issue(SIGNIN)
@@ -138,6 +165,7 @@ async def signin_wallet(body: SignInIn, request: Request) -> Response:
     if not same_origin(request):
         raise Problem(403, "cross-site-signin", "cross-site sign-in refused")
     state: AppState = request.app.state.omnihub
+    await throttle(request, state)
     sessions = _sessions(state)
     try:
         message = await _signin(state).verify(body.message, body.signature, SIGNIN)

@@ -64,6 +64,9 @@ def env(stack: StackConfig) -> dict[str, str]:
         stack,
         OMNIHUB_RATE_LIMIT_PER_MINUTE="100000",
         OMNIHUB_TEMPORAL_TASK_QUEUE=unique("dashwallet"),
+        # The sign-in loops below retry while a link is folded: no per-client limit here
+        # (tests/unit/test_wallet_sessions.py checks it).
+        OMNIHUB_WALLET_SIGNIN_PER_MINUTE="100000",
     )
 
 

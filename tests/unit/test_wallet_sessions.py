@@ -1,10 +1,12 @@
 """Wallet sessions: which tenant a wallet signs in to, what it may do, and the recheck that
-ends its session once it is unlinked (with a scripted directory: pure logic, no I/O)."""
+ends its session once it is unlinked (with a scripted directory: no I/O); and the open
+sign-in routes' per-client limit."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from api.security.principal import Authenticator
@@ -15,8 +17,10 @@ from api.security.wallet_sessions import (
     WalletDirectory,
     choose_tenant,
 )
+from apps.api import create_app
 from domain import scopes
 from omnihub.lazy import Lazy
+from omnihub.settings import Settings
 
 ADDRESS = "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A"
 
@@ -116,3 +120,45 @@ async def test_a_wallet_session_stands_for_the_wallet_until_it_is_unlinked() -> 
     refused = await store.recheck(session)
     assert refused.principal is None and refused.reason == "unlinked"
     assert refused.tenant_id == "acme"
+
+
+class SigninRedis:
+    """Only what the sign-in nonce route uses: its counter and the nonce's SET NX."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.nonces: dict[str, str] = {}
+
+    def register_script(self, _: str) -> Any:
+        return None
+
+    async def incr(self, key: str) -> int:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.counts[key]
+
+    async def expire(self, key: str, seconds: int) -> bool:
+        return True
+
+    async def set(self, key: str, value: str, nx: bool, ex: int) -> bool:
+        return self.nonces.setdefault(key, value) == value
+
+
+async def test_the_open_sign_in_routes_are_limited_per_client() -> None:
+    app = create_app(Settings(secret_key="unit", wallet_signin_per_minute=2))
+    app.state.omnihub.redis = redis = SigninRedis()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answers = [
+            await client.post("/dashboard/signin/wallet/nonce", json={"address": ADDRESS.lower()})
+            for _ in range(3)
+        ]
+        cross = await client.post(
+            "/dashboard/signin/wallet/nonce", headers={"Origin": "https://evil.example"}
+        )
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert answers[0].json()["address"] == ADDRESS
+    assert answers[0].json()["statement"] == "Sign in to the OmniHub dashboard."
+    assert answers[2].json()["type"].endswith("/signin-rate-limited")
+    assert 1 <= int(answers[2].headers["retry-after"]) <= 60
+    assert len(redis.nonces) == 2 and all(v == "issued:_signin" for v in redis.nonces.values())
+    assert cross.status_code == 403  # refused before it counts or issues anything
