@@ -92,9 +92,6 @@ async def _session(request: Request, recheck: bool = False) -> Session | None:
     return session
 
 
-_safe_next = safe_next
-
-
 @router.get("/", response_model=None)
 async def home() -> RedirectResponse:
     """The runs page."""
@@ -108,7 +105,7 @@ async def signin_page(request: Request, next: str | None = None) -> HTMLResponse
         "signin.html",
         page="signin",
         title="Sign in",
-        next=_safe_next(next),
+        next=safe_next(next),
         error=request.query_params.get("error"),
     )
 
@@ -120,7 +117,7 @@ async def signin(request: Request) -> Response:
         return Response("cross-site sign-in refused", 403)
     form = parse_qs((await request.body()).decode(errors="replace"))
     key = (form.get("api_key") or [""])[0].strip()
-    target = _safe_next((form.get("next") or [""])[0])
+    target = safe_next((form.get("next") or [""])[0])
     sessions = security_of(request.app.state.omnihub).sessions
     assert sessions is not None
     session, result = await sessions.open(key)
