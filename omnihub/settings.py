@@ -205,6 +205,9 @@ class Settings(BaseSettings):
     """The URI a wallet sign-in message must name; unset: `http://<api_host>:<api_port>`."""
     siwe_nonce_ttl_s: int = Field(default=300, ge=30, le=3600)
     """A sign-in nonce's lifetime."""
+    wallet_signin_per_minute: int = Field(default=30, ge=1)
+    """Wallet sign-in requests to the dashboard (nonces and verifications, no key needed)
+    per client address a minute, across API processes (429 beyond)."""
     # The chain watcher: blocks on top before a log counts, how deep a reorg it undoes.
     membership_from_block: int | None = None
     """The block the chain watcher starts at; unset: the deployment record's block."""

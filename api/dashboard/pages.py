@@ -1,6 +1,7 @@
 """The dashboard's pages: server-rendered shells (Jinja2) that a small script of our own
 fills from the JSON API and the live stream. Sign-in exchanges an API key for a session
-cookie. Every response under ``/dashboard`` carries a strict Content-Security-Policy:
+cookie, or a wallet's signed SIWE message for one (``wallet_signin.py``). Every response
+under ``/dashboard`` carries a strict Content-Security-Policy:
 scripts, styles, images and connections from this origin only, nothing inline.
 """
 
@@ -17,6 +18,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.types import Receive, Scope, Send
 
+from api.dashboard import wallet_signin
+from api.dashboard.wallet_signin import safe_next, same_origin, set_session_cookie
 from api.deps import AppState
 from api.security.deps import security_of
 from api.security.sessions import COOKIE, Session
@@ -78,6 +81,7 @@ class SecurityHeaders(BaseHTTPMiddleware):
 def install(app: FastAPI) -> None:
     """Serve the dashboard from ``app``."""
     app.add_middleware(SecurityHeaders)
+    app.include_router(wallet_signin.router)
     app.include_router(router)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard-static")
 
@@ -87,17 +91,15 @@ def _render(name: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-async def _session(request: Request) -> Session | None:
+async def _session(request: Request, recheck: bool = False) -> Session | None:
     state: AppState = request.app.state.omnihub
     sessions = security_of(state).sessions
-    return None if sessions is None else await sessions.find(request.cookies.get(COOKIE))
-
-
-def _safe_next(target: str | None) -> str:
-    # Only our own pages: an open redirect would make the sign-in page a phishing tool.
-    if target and target.startswith("/dashboard/") and not target.startswith("//"):
-        return target
-    return "/dashboard/runs"
+    if sessions is None:
+        return None
+    session = await sessions.find(request.cookies.get(COOKIE))
+    if session is not None and recheck and (await sessions.recheck(session)).principal is None:
+        return None  # its key was revoked or its wallet unlinked: sign in again
+    return session
 
 
 @router.get("/", response_model=None)
@@ -113,7 +115,7 @@ async def signin_page(request: Request, next: str | None = None) -> HTMLResponse
         "signin.html",
         page="signin",
         title="Sign in",
-        next=_safe_next(next),
+        next=safe_next(next),
         error=request.query_params.get("error"),
     )
 
@@ -121,12 +123,11 @@ async def signin_page(request: Request, next: str | None = None) -> HTMLResponse
 @router.post("/signin", response_model=None)
 async def signin(request: Request) -> Response:
     """An API key in, a session cookie out."""
-    origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if not same_origin(request):
         return Response("cross-site sign-in refused", 403)
     form = parse_qs((await request.body()).decode(errors="replace"))
     key = (form.get("api_key") or [""])[0].strip()
-    target = _safe_next((form.get("next") or [""])[0])
+    target = safe_next((form.get("next") or [""])[0])
     sessions = security_of(request.app.state.omnihub).sessions
     assert sessions is not None
     session, result = await sessions.open(key)
@@ -135,15 +136,7 @@ async def signin(request: Request) -> Response:
             f"/dashboard/signin?error={quote(result.reason)}&next={quote(target)}", 303
         )
     response = RedirectResponse(target, 303)
-    response.set_cookie(
-        COOKIE,
-        session.session_id,
-        max_age=sessions.ttl_s,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    set_session_cookie(response, request, session.session_id, sessions.ttl_s)
     return response
 
 
@@ -194,11 +187,17 @@ async def page(name: str, request: Request) -> Response:
 
 
 async def _page(request: Request, name: str, **extra: Any) -> Response:
-    session = await _session(request)
+    session = await _session(request, recheck=True)
     if session is None:
         here = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return RedirectResponse(f"/dashboard/signin?next={here}", 303)
     title = PAGES.get(name, "Run")
     return _render(
-        "page.html", page=name, title=title, csrf=session.csrf, tenant=session.tenant_id, **extra
+        "page.html",
+        page=name,
+        title=title,
+        csrf=session.csrf,
+        tenant=session.tenant_id,
+        who=f"wallet:{session.prefix}" if session.kind == "wallet" else "",
+        **extra,
     )

@@ -17,6 +17,7 @@ from api.security.quota import GoalQuota
 from api.security.sessions import SessionStore
 from api.security.tenancy import owner_connection
 from api.security.tiers import TierReader, Tiers, postgres_facts
+from api.security.wallet_sessions import WalletDirectory
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections import keys
@@ -75,7 +76,13 @@ def build_security(
             slot_ttl_s=settings.concurrency_slot_ttl_s,
         ),
         audit=AuditSink(appender),
-        sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
+        sessions=SessionStore(
+            redis,
+            authenticator,
+            settings.session_ttl_s,
+            settings.topic_prefix,
+            WalletDirectory(pool, settings.projections_schema, settings.auth_cache_ttl_s),
+        ),
         devices=DeviceAuthenticator(
             PostgresDeviceLookup(pool, settings.projections_schema),
             redis,

@@ -130,7 +130,7 @@ async def signed_in(
     await page.goto("/dashboard/runs")
     await expect(page).to_have_url(re.compile(r"/dashboard/signin\?next="))
     await page.get_by_label("API key").fill(key.key)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page).to_have_url(re.compile(r"/dashboard/runs$"))
     cookie = next(c for c in await context.cookies() if c["name"] == "omnihub_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"

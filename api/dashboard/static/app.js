@@ -366,8 +366,68 @@ async function adminPage() {
       el("td", { text: when(k.created_at) }), el("td", { text: k.revoked_at ? "revoked" : "active" }),
       el("td", {}, k.revoked_at ? "" : el("button", { type: "button", onclick: revoke, text: "Revoke" }))));
   }
-  $("#tier").textContent = "The tenant's tier is set by `omnihub tenants set-tier` and memberships on chain; no read model serves it to the API yet.";
+  await tierCard().catch((e) => { $("#tier").textContent = `tier unavailable: ${e.message}`; });
   say("");
+}
+
+// The tenant's tier from GET /api/v1/tenant: where it comes from, until when, what it allows.
+async function tierCard() {
+  const t = await api("/api/v1/tenant");
+  const until = t.expires_at ? `until ${when(t.expires_at)}` : "no expiry";
+  $("#tier").replaceChildren("Tier ", el("strong", { class: "tier-name", text: t.tier }),
+    ` from ${t.source}, ${until} (evaluated ${when(t.evaluated_at)}).`);
+  const show = (v) => (v === null ? "unlimited" : Array.isArray(v) ? v.map(show).join(" to ") : String(v));
+  $("#entitlements tbody").replaceChildren(...Object.entries(t.entitlements).map(([name, g]) =>
+    el("tr", { "data-entitlement": name }, el("td", { text: name }), el("td", { text: show(g.value) }),
+      el("td", { text: g.source }))));
+  $("#tier-sources tbody").replaceChildren(...t.sources.map((s) =>
+    el("tr", {}, el("td", { text: s.source }), el("td", { text: s.tier }),
+      el("td", { text: s.expires_at ? when(s.expires_at) : "never" }),
+      el("td", { text: s.active ? "yes" : "no (expired)" }), el("td", { text: s.wallet || "" }))));
+}
+
+// ---- sign-in with a wallet (SIWE, EIP-4361) through the browser's EIP-1193 provider ----
+function siweText(n, tenant) {
+  const lines = [`${n.domain} wants you to sign in with your Ethereum account:`, n.address, "",
+    n.statement, "", `URI: ${n.uri}`, `Version: ${n.version}`, `Chain ID: ${n.chain_id}`,
+    `Nonce: ${n.nonce}`, `Issued At: ${new Date().toISOString()}`,
+    `Expiration Time: ${new Date(Date.now() + 5 * 60 * 1000).toISOString()}`];
+  if (tenant) lines.push("Resources:", `- urn:omnihub:tenant:${tenant}`);
+  return lines.join("\n");
+}
+
+async function postJson(path, body) {
+  const r = await fetch(path, { method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const answer = await r.json().catch(() => ({}));
+  if (!r.ok) throw Object.assign(new Error(answer.detail || `${r.status}`), { body: answer });
+  return answer;
+}
+
+async function signinPage() {
+  const button = $("#wallet-signin");
+  const status = $("#wallet-status");
+  const choice = $("#wallet-choice");
+  button.addEventListener("click", async () => {
+    status.textContent = "";
+    if (!window.ethereum) { status.textContent = "No wallet in this browser (no EIP-1193 provider)."; return; }
+    try {
+      const [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
+      const n = await postJson("/dashboard/signin/wallet/nonce", { address: account });
+      const text = siweText(n, choice.hidden ? "" : $("#wallet-tenant").value);
+      const hex = "0x" + Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join("");
+      const signature = await window.ethereum.request({ method: "personal_sign", params: [hex, n.address] });
+      const done = await postJson("/dashboard/signin/wallet", { message: text, signature, next: button.dataset.next });
+      location.href = done.next;
+    } catch (err) {
+      const tenants = err.body?.tenants;
+      if (tenants) {  // linked to several tenants: pick one, then sign again
+        $("#wallet-tenant").replaceChildren(...tenants.map((t) => el("option", { value: t, text: t })));
+        choice.hidden = false;
+      }
+      status.textContent = `Wallet sign-in refused: ${err.message}`;
+    }
+  });
 }
 
 // ---- audit ------------------------------------------------------------------------
@@ -443,7 +503,7 @@ async function notificationsPage() {
 
 const PAGES = {
   runs: runsPage, run: runPage, approvals: approvalsPage, kpis: kpisPage, live: livePage,
-  admin: adminPage, audit: auditPage, operations: operationsPage, notifications: notificationsPage,
+  signin: signinPage, admin: adminPage, audit: auditPage, operations: operationsPage, notifications: notificationsPage,
 };
 
 // Signing out forgets the data saved for offline use: the next person sees none of it.
