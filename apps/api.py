@@ -27,6 +27,7 @@ from api.idempotency import RedisIdempotencyStore
 from api.routes import (
     admin,
     approvals,
+    audit,
     decisions,
     goals,
     goals_batch,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live.router, prefix="/api/v1")
     app.include_router(wallet.router, prefix="/api/v1")
     app.include_router(stream.router, prefix="/api/v1")
+    app.include_router(audit.router, prefix="/api/v1")
     app.include_router(operations.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
     dashboard.install(app)

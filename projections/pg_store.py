@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from domain.approval_view import ApprovalView
+from domain.audit_retention import checkpoint_through
 from domain.events import Event
 from domain.kpis import COUNTERS
 from domain.run_view import RunView
@@ -48,9 +49,12 @@ _TIMELINE_INSERT = (
 )
 _AUDIT_INSERT = (
     "INSERT INTO audit_log (event_id, tenant_id, occurred_at, actor, category, action, outcome,"
-    " subject, resource, details, sequence, prev_hash, hash)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13)"
+    " subject, resource, details, sequence, prev_hash, hash, run_id, causation_id,"
+    " correlation_id)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16)"
 )
+# A chained retention checkpoint expires the records it cuts (domain/audit_retention.py).
+_AUDIT_EXPIRE = "DELETE FROM audit_log WHERE tenant_id = $1 AND sequence BETWEEN 1 AND $2"
 _KPI_UPSERT = (
     f"INSERT INTO kpi_minute (tenant_id, minute, {', '.join(COUNTERS)}) "
     f"VALUES ($1, $2, {', '.join(f'${i}' for i in range(3, 3 + len(COUNTERS)))}) "
@@ -150,10 +154,17 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
                     a.sequence,
                     a.prev_hash,
                     a.hash,
+                    a.run_id,
+                    a.causation_id,
+                    a.correlation_id,
                 )
                 for a in c.audit
             ],
         )
+        for a in c.audit:
+            cut = checkpoint_through(a.category, a.action, a.details)
+            if cut is not None:
+                await conn.execute(_AUDIT_EXPIRE, a.tenant_id, cut[0])
     if c.durations:
         await conn.executemany(_DURATION_INSERT, [_row(d) for d in c.durations])
     if c.kpis:

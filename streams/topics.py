@@ -37,6 +37,7 @@ EVENT_TOPICS: Mapping[str, Topic] = {
     "audit_recorded": Topic.AUDIT,
     # Control plane; the audit chainer reads audit facts here, keyed audit-<tenant>.
     "audit_fact_observed": Topic.CONTROL,
+    "audit_checkpoint_taken": Topic.CONTROL,
     "api_key_created": Topic.CONTROL,
     "api_key_rotated": Topic.CONTROL,
     "api_key_revoked": Topic.CONTROL,

@@ -19,6 +19,7 @@ from domain.events import (
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
+    AuditCheckpointTaken,
     AuditFactObserved,
     Event,
     GoalReceived,
@@ -52,7 +53,7 @@ def _types(*classes: type[Event]) -> frozenset[str]:
 KEY_EVENT_TYPES = _types(ApiKeyCreated, ApiKeyRotated, ApiKeyRevoked)
 # What the audit chain records: security facts, key lifecycle, switches, approvals.
 AUDIT_SOURCE_TYPES = KEY_EVENT_TYPES | _types(
-    AuditFactObserved, KillSwitchToggled, ApprovalGranted, ApprovalDenied
+    AuditFactObserved, AuditCheckpointTaken, KillSwitchToggled, ApprovalGranted, ApprovalDenied
 )
 
 PROJECTOR = Subscription("projector", (Topic.RUNS, Topic.AUDIT), None)

@@ -1,4 +1,4 @@
-"""Audit log, chain verification and operations (dead letters, projection lag) for the
+"""Audit chain verification and operations (dead letters, projection lag) for the
 dashboard: reads of the read models and of the log, never writes."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from api.deps import StateDep
 from api.problems import Problem
-from api.routes.runs import FreshnessDep, fresh, read_models
+from api.routes.runs import FreshnessDep, fresh
 from api.security.deps import require
 from api.security.principal import Principal
 from streams.audit_verify import verify_topic
@@ -19,30 +19,6 @@ from streams.topics import Topic, topic_name
 
 router = APIRouter(tags=["operations"])
 AuditReader = Annotated[Principal, require("audit:read")]
-
-
-@router.get("/audit")
-async def list_audit(
-    state: StateDep,
-    p: AuditReader,
-    category: str | None = None,
-    outcome: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    """The caller's audit log newest first, filtered by category and outcome."""
-    async with read_models(state, p) as conn:
-        rows = await conn.fetch(
-            "SELECT event_id, occurred_at, actor, category, action, outcome, subject,"
-            " resource, details::text AS details, sequence, hash FROM audit_log"
-            " WHERE tenant_id = $1 AND ($2::text IS NULL OR category = $2)"
-            " AND ($3::text IS NULL OR outcome = $3)"
-            " ORDER BY occurred_at DESC, sequence DESC LIMIT $4",
-            p.tenant_id,
-            category,
-            outcome,
-            limit,
-        )
-    return {"items": [dict(r) for r in rows]}
 
 
 @router.get("/audit/verify")
