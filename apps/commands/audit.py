@@ -63,7 +63,7 @@ async def stored_heads(settings: Settings, tenant: str | None) -> dict[str, Chai
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from domain.audit_retention import PLATFORM
+    from domain.audit_retention import PLATFORM, longest_retention_days
     from streams.audit_verify import describe, verify_topic
     from streams.codec import EventCodec
     from streams.schema_registry import SchemaRegistry
@@ -74,10 +74,12 @@ def _verify(args: argparse.Namespace) -> int:
     settings = get_settings()
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     topic = args.topic or topic_name(settings, Topic.AUDIT)
+    # The log may have aged out its oldest records (the topic's retention).
+    trimmed = settings.audit_retention_days > 0 or longest_retention_days() > 0
     result = asyncio.run(
         verify_topic(
             settings.kafka_bootstrap, codec, [topic], tenant=args.tenant,
-            trimmed=settings.audit_retention_days > 0, until=args.until,
+            trimmed=trimmed, until=args.until,
         )
     )  # fmt: skip
     stored = {} if args.until else asyncio.run(stored_heads(settings, args.tenant))

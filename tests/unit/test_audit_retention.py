@@ -26,7 +26,9 @@ from domain.audit_retention import (
 )
 from domain.events import AuditRecorded, KillSwitchToggled
 from omnihub import REPO_ROOT
+from omnihub.settings import Settings
 from streams.audit_export import render
+from streams.topics import topic_specs
 from tests.unit.test_audit_chain import AT, chain, fact
 
 VERIFIER = REPO_ROOT / "examples" / "verify_audit_export.py"
@@ -55,6 +57,8 @@ def test_retention_comes_from_the_tier_and_defaults_to_90_days() -> None:
     assert retention_for("free") == ("free", 30)
     assert retention_for("enterprise") == ("enterprise", 0)  # forever
     assert longest_retention_days() == 0  # so the audit topic keeps everything
+    audit = next(t for t in topic_specs(Settings()) if t.name.endswith(".audit.v1"))
+    assert audit.config["retention.ms"] == "-1"
 
 
 def test_only_a_prefix_older_than_the_retention_is_cut() -> None:
