@@ -24,7 +24,7 @@ UNMATCHED = "unmatched"  # a path no route serves: one label, not one per raw pa
 _UNTRACED = ("/metrics", "/health")
 
 
-def _route(scope: Scope) -> str:
+def route_of(scope: Scope) -> str:
     """The matched route's template with its router's prefix (``/api/v1/runs/{run_id}``).
 
     An included router's route knows only its own path (``/runs/{run_id}``); the prefix
@@ -70,7 +70,7 @@ class TelemetryMiddleware:
             else:
                 await self.app(scope, receive, send_status)
         finally:
-            route = _route(scope)
+            route = route_of(scope)
             metrics.HTTP_REQUESTS.labels(route, str(status)).inc()
             metrics.HTTP_REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
 
@@ -86,7 +86,7 @@ class TelemetryMiddleware:
             try:
                 await self.app(scope, receive, send)
             finally:
-                route, code = _route(scope), status()
+                route, code = route_of(scope), status()
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", code)

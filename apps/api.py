@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client as TemporalClient
 
 from api import dashboard, docs, openapi, problems, telemetry
+from api.access_log import AccessLogMiddleware
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState
 from api.edge import EdgeMiddleware
@@ -126,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(EdgeMiddleware)
     docs.install(app)
+    if settings.access_log:
+        app.add_middleware(AccessLogMiddleware)
     telemetry.install(app)  # outermost: counts what the body limit refuses too
     app.include_router(health.router)
     app.include_router(goals.router, prefix="/api/v1")
@@ -154,7 +157,11 @@ def register(sub: Any) -> None:
     run = cmds.add_parser("run", help="serve the API with uvicorn")
     run.add_argument("--host", help="default OMNIHUB_API_HOST")
     run.add_argument("--port", type=int, help="default OMNIHUB_API_PORT")
-    run.add_argument("--access-log", action="store_true", help="log every request")
+    run.add_argument(
+        "--access-log",
+        action="store_true",
+        help="uvicorn's text access log too (see api/access_log.py)",
+    )
     run.set_defaults(handler=_run)
 
 

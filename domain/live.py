@@ -1,18 +1,27 @@
 """The live stream's pure half: positions, filters, run status folds and SSE frames.
 
 A stream position is the log position to resume from, one entry per partition:
-``<topic>:<partition>:<next offset>`` joined by commas. It is every frame's SSE ``id``,
-so a browser's ``EventSource`` sends the last one back as ``Last-Event-ID`` when it
-reconnects and the stream resumes exactly after what it delivered.
+``<topic>:<partition>:<next offset>`` joined by commas. Sealed (``PositionSeal``), it is
+every frame's SSE ``id``, so a browser's ``EventSource`` sends the last one back as
+``Last-Event-ID`` when it reconnects and the stream resumes exactly after what it
+delivered. Sealed, because the runs topic is shared by every tenant: plain offsets would
+tell one tenant how much the others write (the read API's freshness hides them too).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.events import Event
 from domain.run_view import RunView, evolve_run
@@ -38,6 +47,38 @@ def parse_position(text: str | None) -> Position | None:
 def format_position(position: Mapping[tuple[str, int], int]) -> str:
     """``topic:partition:offset`` per partition, in a stable order."""
     return ",".join(f"{t}:{p}:{o}" for (t, p), o in sorted(position.items()))
+
+
+class PositionSeal:
+    """Positions as opaque tokens only this deployment can open, each bound to a tenant.
+
+    AES-GCM under a key derived from the deployment's secret, with the tenant as the
+    associated data: another tenant's token, or an edited one, opens to nothing.
+    """
+
+    PREFIX = "p1."
+
+    def __init__(self, secret: str) -> None:
+        key = hashlib.sha256(f"omnihub stream position\0{secret}".encode()).digest()
+        self._aead = AESGCM(key)
+
+    def seal(self, position: Mapping[tuple[str, int], int], tenant_id: str) -> str:
+        """The token for ``position``, for ``tenant_id``'s streams only."""
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, format_position(position).encode(), tenant_id.encode())
+        return self.PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+    def open(self, token: str | None, tenant_id: str) -> Position | None:
+        """The position in ``token``; None when absent, foreign, edited or not a token."""
+        if not token or not token.startswith(self.PREFIX):
+            return None
+        body = token.removeprefix(self.PREFIX)
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            plain = self._aead.decrypt(raw[:12], raw[12:], tenant_id.encode())
+        except (InvalidTag, ValueError, binascii.Error):
+            return None
+        return parse_position(plain.decode(errors="replace"))
 
 
 @dataclass(frozen=True)

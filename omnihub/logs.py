@@ -3,8 +3,9 @@
 ``LOG_LEVEL`` sets the level; ``OMNIHUB_LOG_FORMAT`` is ``json`` or ``text`` (default:
 text on a terminal, JSON otherwise, e.g. under the stack or in a pod). A JSON line holds
 the time, level, logger and message, the current span's ``trace_id`` and ``span_id``
-(so a log line leads to its trace), and the ``tenant_id`` and ``run_id`` that
-:func:`log_context` set for the code around it.
+(so a log line leads to its trace), the ``tenant_id`` and ``run_id`` that
+:func:`log_context` set for the code around it, and a record's own ``fields`` (a mapping,
+or a callable returning one, called only when the line is written).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class JsonFormatter(logging.Formatter):
             line["tenant_id"] = tenant
         if run:
             line["run_id"] = run
+        fields = getattr(record, "fields", None)  # e.g. the API's access line
+        if fields is not None:
+            line.update(fields() if callable(fields) else fields)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

@@ -30,7 +30,6 @@ from projections import audit_read
 from streams.producer import EventAppender
 
 TierLookup = Callable[[asyncpg.Connection, str], Awaitable[str | None]]
-ACTOR = "system:audit-retention"
 
 
 @dataclass(frozen=True)
@@ -60,11 +59,13 @@ async def expire(
     appender: EventAppender,
     now: datetime,
     *,
+    actor: str,
     chain: str | None = None,
     dry_run: bool = False,
     tier_of: TierLookup = audit_read.tier_of,
 ) -> list[Expiry]:
-    """Plan every chain (or ``chain``) and append a checkpoint for each cut."""
+    """Plan every chain (or ``chain``) and append a checkpoint for each cut, by ``actor``
+    (the operator, or the scheduler, that runs the job)."""
     async with pool.acquire() as conn:
         names = [chain] if chain else await audit_read.chains(conn)
         plans = [await plan(conn, name, now, tier_of) for name in names]
@@ -72,7 +73,7 @@ async def expire(
     for p in plans:
         if p.cut is not None and not dry_run:
             await appender.append(
-                checkpoint_event(p.chain, p.cut, p.tier, p.days, actor=ACTOR,
+                checkpoint_event(p.chain, p.cut, p.tier, p.days, actor=actor,
                                  correlation_id=correlation)
             )  # fmt: skip
     return plans

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -24,7 +24,6 @@ from domain.live import (
     Position,
     RunFolds,
     StreamFilter,
-    format_position,
     run_event_data,
     sse_frame,
 )
@@ -56,9 +55,11 @@ class LiveFeed:
         flt: StreamFilter,
         start: Position | None,
         options: FeedOptions,
+        seal: Callable[[Position], str],
     ) -> None:
         self._bootstrap, self._topic, self._codec = bootstrap, topic, codec
         self._filter, self._start, self._options = flt, start, options
+        self._seal = seal  # positions leave the process sealed (see domain.live)
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max(options.queue_max, 2))
         self.position: Position = {}
         self.cut = False
@@ -79,13 +80,8 @@ class LiveFeed:
         except BaseException:
             await consumer.stop()
             raise
-        self.queue.put_nowait(
-            sse_frame(
-                "ready",
-                {"position": format_position(self.position)},
-                format_position(self.position),
-            )
-        )
+        pos = self._seal(self.position)
+        self.queue.put_nowait(sse_frame("ready", {"position": pos}, pos))
         self._pump = asyncio.create_task(self._run(consumer))
         return self
 
@@ -129,7 +125,7 @@ class LiveFeed:
             if loop.time() - quiet_since >= self._options.heartbeat_s:
                 # The heartbeat carries the position too: records skipped for other
                 # tenants are behind the client, and a reconnect need not read them again.
-                pos = format_position(self.position)
+                pos = self._seal(self.position)
                 await self._offer(sse_frame("heartbeat", {"position": pos}, pos))
                 quiet_since = loop.time()
 
@@ -146,8 +142,7 @@ class LiveFeed:
             return False  # the consumers dead-letter it; a dashboard has nothing to show
         view, known = self._folds.apply(event)
         data = run_event_data(event, view, known)
-        data["log"] = f"{msg.topic}:{msg.partition}:{msg.offset}"  # where this record is
-        return await self._offer(sse_frame("run_event", data, format_position(self.position)))
+        return await self._offer(sse_frame("run_event", data, self._seal(self.position)))
 
     async def _offer(self, frame: bytes) -> bool:
         """Queue ``frame``, waiting for room at most ``stall_s``; else cut the client."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import StateDep
 from api.problems import Problem
-from api.routes.runs import FreshnessDep, fresh, parse_cursor, read_models
+from api.routes.runs import FreshnessDep, Positions, parse_cursor, read_models
 from api.security.deps import require
 from api.security.principal import Principal
 from api.text import Text
@@ -28,6 +28,7 @@ async def list_approvals(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """The caller's approvals oldest request first; by default the pending queue."""
+    positions = await Positions.now(state)
     async with read_models(state, p) as conn:
         page, next_cursor = await queries.list_approvals(
             conn,
@@ -36,7 +37,8 @@ async def list_approvals(
             after=parse_cursor(cursor),
             limit=limit,
         )
-    return {"items": page, "next_cursor": next_cursor, "freshness": await fresh(state, probe)}
+    freshness = await positions.freshness(probe)
+    return {"items": page, "next_cursor": next_cursor, "freshness": freshness}
 
 
 @router.get("/approvals/{approval_id}")
@@ -44,8 +46,9 @@ async def get_approval(
     approval_id: Text, state: StateDep, probe: FreshnessDep, p: ApprovalReader
 ) -> dict[str, Any]:
     """One approval request and its decision, if any."""
+    positions = await Positions.now(state)
     async with read_models(state, p) as conn:
         approval = await queries.get_approval(conn, approval_id)
     if approval is None:
         raise Problem(404, "approval-not-found", f"no approval {approval_id} for this tenant")
-    return {**approval, "freshness": await fresh(state, probe)}
+    return {**approval, "freshness": await positions.freshness(probe)}

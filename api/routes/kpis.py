@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import StateDep
-from api.routes.runs import FreshnessDep, fresh, read_models
+from api.routes.runs import FreshnessDep, Positions, read_models
 from api.security.deps import require
 from api.security.principal import Principal
 from projections import queries
@@ -28,8 +28,9 @@ async def get_kpis(
 ) -> dict[str, Any]:
     """Per minute: goals, outcomes, compensations, run p50/p95, plan cache hit rate and
     the model calls it saved."""
+    positions = await Positions.now(state)
     async with read_models(state, p) as conn:
         rows = await queries.kpis(
             conn, tenant_id=p.tenant_id, since=since, until=until, limit=limit
         )
-    return {"items": rows, "freshness": await fresh(state, probe)}
+    return {"items": rows, "freshness": await positions.freshness(probe)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,9 +31,10 @@ async def live(
     ``OMNIHUB_LIVE_RETENTION_S`` after it ended; ``/runs`` keeps every run.
     """
     projection = RedisProjection.of(state.redis, state.settings)
-    try:
-        view = await projection.live(p.tenant_id, limit)
+    asked_at = time.monotonic()
+    try:  # the positions first: the view then holds at least what they say
         positions = await projection.positions()
+        view = await projection.live(p.tenant_id, limit)
     except (RedisError, OSError) as exc:
         raise Problem(
             503,
@@ -53,7 +55,7 @@ async def live(
     return {
         "counters": view["counters"],
         "recent": [_run(r) for r in view["recent"]],
-        "freshness": await probe.describe(rows),
+        "freshness": await probe.describe(rows, since=asked_at),
     }
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 
 from api.deps import StateDep
 from api.problems import Problem
-from api.routes.runs import FreshnessDep, fresh
+from api.routes.runs import FreshnessDep, Positions
 from api.security.deps import require
 from api.security.principal import Principal
 from streams.audit_verify import verify_topic
@@ -46,10 +46,11 @@ async def verify_audit(state: StateDep, p: AuditReader) -> dict[str, Any]:
 async def operations(state: StateDep, probe: FreshnessDep, p: AuditReader) -> dict[str, Any]:
     """The tenant's newest dead letters with their reasons, and the projections' lag."""
     s = state.settings
+    positions = await Positions.now(state)
     try:
         letters = await recent_dead_letters(
             s.kafka_bootstrap, topic_name(s, Topic.DEADLETTER), p.tenant_id
         )
     except (KafkaError, OSError) as exc:
         raise Problem(503, "log-unavailable", f"cannot read the dead letters: {exc}") from exc
-    return {"dead_letters": letters, "freshness": await fresh(state, probe)}
+    return {"dead_letters": letters, "freshness": await positions.freshness(probe)}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -43,8 +45,10 @@ async def get_freshness(request: Request) -> FreshnessProbe:
     probe: FreshnessProbe | None = getattr(request.app.state, "projection_freshness", None)
     if probe is None:
         settings = request.app.state.omnihub.settings
-        topics = [topic_name(settings, t) for t in (Topic.RUNS, Topic.AUDIT)]
-        probe = FreshnessProbe(settings.kafka_bootstrap, topics)
+        # The runs topic only: these read models fold it. The audit topic grows with
+        # every request (each one's facts are chained), so no read would ever be
+        # "caught up" with it.
+        probe = FreshnessProbe(settings.kafka_bootstrap, [topic_name(settings, Topic.RUNS)])
         request.app.state.projection_freshness = probe
     return probe
 
@@ -76,15 +80,28 @@ def _unavailable(exc: Exception) -> Problem:
     )
 
 
-async def fresh(state: AppState, probe: FreshnessProbe) -> dict[str, Any]:
-    """Positions and lag of the Postgres projector (not tenant data: read as owner)."""
-    try:
-        pool = await state.postgres.get()
-        async with owner_connection(pool, state.settings.projections_schema) as conn:
-            rows = await queries.freshness(conn)
-    except _UNAVAILABLE as exc:
-        raise _unavailable(exc) from exc
-    return await probe.describe(rows)
+@dataclass(frozen=True)
+class Positions:
+    """The Postgres projector's positions (not tenant data: read as owner), and when."""
+
+    rows: list[dict[str, Any]]
+    asked_at: float  # time.monotonic() before they were read
+
+    @classmethod
+    async def now(cls, state: AppState) -> Positions:
+        """Read them: before the data a read serves, so the data holds at least them."""
+        asked_at = time.monotonic()
+        try:
+            pool = await state.postgres.get()
+            async with owner_connection(pool, state.settings.projections_schema) as conn:
+                rows = await queries.freshness(conn)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        return cls(rows, asked_at)
+
+    async def freshness(self, probe: FreshnessProbe) -> dict[str, Any]:
+        """The freshness block: caught up only against the log's end as of after them."""
+        return await probe.describe(self.rows, since=self.asked_at)
 
 
 def parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
@@ -113,6 +130,7 @@ async def list_runs(
 ) -> dict[str, Any]:
     """The caller's runs newest first, filtered by status and creation time."""
     after = parse_cursor(cursor)
+    positions = await Positions.now(state)
     async with read_models(state, p) as conn:
         page, next_cursor = await queries.list_runs(
             conn,
@@ -123,7 +141,8 @@ async def list_runs(
             after=after,
             limit=limit,
         )
-    return {"items": page, "next_cursor": next_cursor, "freshness": await fresh(state, probe)}
+    freshness = await positions.freshness(probe)
+    return {"items": page, "next_cursor": next_cursor, "freshness": freshness}
 
 
 @router.get("/runs/{run_id}")
@@ -131,11 +150,12 @@ async def get_run(
     run_id: Text, state: StateDep, probe: FreshnessDep, p: RunReader
 ) -> dict[str, Any]:
     """One run with its ordered event timeline."""
+    positions = await Positions.now(state)
     async with read_models(state, p) as conn:
         run = await queries.get_run(conn, run_id)
         if run is not None:
             run["timeline"] = await queries.run_timeline(conn, run_id)
-    freshness = await fresh(state, probe)
+    freshness = await positions.freshness(probe)
     if run is None:
         raise Problem(
             404,

@@ -4,60 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Header, Query, Request, Response
+from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
 from api.deps import AppState, StateDep
 from api.problems import Problem
 from api.routes.runs import RunReader
-from domain.live import StreamFilter, parse_position, split_filter, sse_frame
+from api.stream_leases import StreamLease, StreamLeases
+from domain.live import PositionSeal, StreamFilter, split_filter, sse_frame
 from streams.live_feed import FeedOptions, LiveFeed
 from streams.topics import Topic, topic_name
 
 router = APIRouter(tags=["stream"])
 
 
-class StreamSlots:
-    """How many streams each key has open in this process, within a limit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._open: dict[str, int] = {}
-
-    def take(self, key_id: str) -> Callable[[], None]:
-        """Take one of ``key_id``'s slots (or raise a 429 problem); call the result to
-        give it back (once)."""
-        if self._open.get(key_id, 0) >= self.limit:
-            raise Problem(
-                429,
-                "too-many-streams",
-                f"more than {self.limit} open streams for this key",
-                headers={"Retry-After": "5"},
-            )
-        self._open[key_id] = self._open.get(key_id, 0) + 1
-        given_back = False
-
-        def give_back() -> None:
-            nonlocal given_back
-            if not given_back:
-                given_back = True
-                self._open[key_id] -= 1
-                if not self._open[key_id]:
-                    del self._open[key_id]
-
-        return give_back
+def leases_of(request: Request, state: AppState) -> StreamLeases:
+    """The app's stream leases, made on first use."""
+    leases: StreamLeases | None = getattr(request.app.state, "stream_leases", None)
+    if leases is None:
+        leases = StreamLeases(state.redis, state.settings.stream_max_per_key)
+        request.app.state.stream_leases = leases
+    return leases
 
 
-def slots_of(request: Request, state: AppState) -> StreamSlots:
-    """The app's stream slots, made on first use."""
-    slots: StreamSlots | None = getattr(request.app.state, "stream_slots", None)
-    if slots is None:
-        slots = request.app.state.stream_slots = StreamSlots(state.settings.stream_max_per_key)
-    return slots
+def seal_of(request: Request, state: AppState) -> PositionSeal:
+    """The app's position seal, made on first use."""
+    seal: PositionSeal | None = getattr(request.app.state, "position_seal", None)
+    if seal is None:
+        seal = request.app.state.position_seal = PositionSeal(state.settings.secret_key)
+    return seal
 
 
 class EventStreamResponse(Response):
@@ -65,7 +45,7 @@ class EventStreamResponse(Response):
     client stopped reading and the socket is full) ends it, as does a disconnect."""
 
     def __init__(
-        self, frames: AsyncIterator[bytes], send_timeout_s: float, on_close: Callable[[], None]
+        self, frames: AsyncIterator[bytes], send_timeout_s: float, lease: StreamLease
     ) -> None:
         super().__init__(
             media_type="text/event-stream",
@@ -73,17 +53,19 @@ class EventStreamResponse(Response):
         )
         self._frames = frames
         self._timeout = send_timeout_s
-        self._on_close = on_close
+        self._lease = lease
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         writer = asyncio.create_task(self._write(send))
         gone = asyncio.create_task(_disconnected(receive))
+        keeper = asyncio.create_task(_keep(self._lease))
+        tasks = {writer, gone, keeper}
         try:
-            await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (writer, gone):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -91,7 +73,8 @@ class EventStreamResponse(Response):
             if closer is not None:  # the feed's Kafka consumer stops here
                 with contextlib.suppress(Exception):
                     await closer()
-            self._on_close()
+            with contextlib.suppress(Exception):  # else it lapses by itself
+                await self._lease.release()
 
     async def _write(self, send: Send) -> None:
         async for frame in self._frames:
@@ -99,6 +82,15 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
         with contextlib.suppress(Exception):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _keep(lease: StreamLease) -> None:
+    """Renew the stream's lease while it runs; returning (the lease was lost) ends it."""
+    while True:
+        await asyncio.sleep(lease.renew_every_s)
+        with contextlib.suppress(RedisError):  # Redis away a moment: try again
+            if not await lease.renew():
+                return
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -128,13 +120,14 @@ async def stream(
 ) -> Any:
     """The caller's run events live (Server-Sent Events), optionally of some runs and types.
 
-    Each frame's ``id`` is the log position after it (``topic:partition:offset`` per
-    partition); send it back as ``Last-Event-ID`` to resume. Frames: ``ready``,
+    Each frame's ``id`` is the log position after it, sealed (an opaque token: the log
+    is shared by every tenant); send it back as ``Last-Event-ID`` to resume. Frames: ``ready``,
     ``run_event`` (the event and the run's status after it), ``heartbeat`` and ``cut``
     (the client fell too far behind; reconnect).
     """
     flt = StreamFilter(p.tenant_id, split_filter(run_id), split_filter(event_type))
-    start = parse_position(last_event_id or since)
+    seal = seal_of(request, state)
+    start = seal.open(last_event_id or since, p.tenant_id)
     settings = state.settings
     feed = LiveFeed(
         settings.kafka_bootstrap,
@@ -145,9 +138,23 @@ async def stream(
         FeedOptions(
             settings.stream_queue_max, settings.stream_heartbeat_s, settings.stream_send_timeout_s
         ),
+        lambda position: seal.seal(position, p.tenant_id),
     )
-    give_back = slots_of(request, state).take(p.key_id)  # a refusal is a plain 429
-    return EventStreamResponse(_frames(feed), settings.stream_send_timeout_s, give_back)
+    leases = leases_of(request, state)
+    try:
+        lease = await leases.take(p.key_id)
+    except RedisError as exc:
+        raise Problem(
+            503, "limiter-unavailable", "cannot count open streams", headers={"Retry-After": "5"}
+        ) from exc
+    if lease is None:
+        raise Problem(
+            429,
+            "too-many-streams",
+            f"more than {leases.limit} open streams for this key",
+            headers={"Retry-After": "5"},
+        )
+    return EventStreamResponse(_frames(feed), settings.stream_send_timeout_s, lease)
 
 
 async def _frames(feed: LiveFeed) -> AsyncIterator[bytes]:

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 
+from api.access_log import PRINCIPAL
 from api.deps import AppState, StateDep
 from api.problems import Problem
 from api.security.audit import audit_fact
@@ -145,6 +146,9 @@ def _guard(scope: str) -> Callable[..., AsyncIterator[Principal]]:
         sec = security_of(state)
         rid, resource = str(uuid.uuid4()), f"{request.method} {request.url.path}"
         principal = await _authenticate(sec, request, resource)
+        request.scope[PRINCIPAL] = principal  # for the access log
+        if sec.last_used is not None:
+            sec.last_used.touch(principal.key_id)
         granted = scopes.grants(principal.scopes, scope)
         admission = await _admit(sec, principal, rid, granted, response)
         await _authorize(sec, principal, scope, granted, resource)

@@ -9,6 +9,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from api.security.audit import AuditSink
+from api.security.last_used import LastUsed
 from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
 from api.security.sessions import SessionStore
@@ -40,6 +41,7 @@ class SecurityServices:
     limits: RedisLimiter
     audit: AuditSink
     sessions: SessionStore | None = None  # dashboard sign-in (api/security/sessions.py)
+    last_used: LastUsed | None = None  # for `omnihub keys list` (api/security/last_used.py)
 
 
 def build_security(
@@ -65,4 +67,5 @@ def build_security(
         ),
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
+        last_used=LastUsed(redis, settings.topic_prefix),
     )

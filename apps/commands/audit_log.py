@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from apps.commands.operator import add_as, operator_of
 from apps.commands.tail import instant
 from omnihub.settings import Settings, get_settings
 
@@ -38,6 +39,7 @@ def register(cmds: Any) -> None:
     expire.add_argument(
         "--wait-s", type=float, default=30.0, help="wait this long for the read model"
     )
+    add_as(expire)
     expire.set_defaults(handler=_expire)
 
 
@@ -102,7 +104,10 @@ async def _expire_async(settings: Settings, args: argparse.Namespace) -> tuple[A
     )
     try:
         now = args.now or datetime.now(UTC)
-        plans = await expire(pool, appender, now, chain=args.tenant, dry_run=args.dry_run)
+        plans = await expire(
+            pool, appender, now, actor=operator_of(args).actor, chain=args.tenant,
+            dry_run=args.dry_run,
+        )  # fmt: skip
         done = args.dry_run or await wait_expired(pool, plans, args.wait_s)
         return plans, done
     finally:

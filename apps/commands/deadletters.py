@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from apps.commands.operator import PLATFORM_TENANT, Operator, add_as, operator_of
 from apps.commands.tail import instant
 from omnihub.settings import Settings, get_settings
 
@@ -55,7 +55,7 @@ def register(sub: Any) -> None:
         cmd.add_argument("--since", type=instant, help="only letters written at or after")
         cmd.add_argument("--json", action="store_true", help="one JSON object per line")
         if name == "replay":
-            cmd.add_argument("--as", dest="operator", help="who asks (default: the OS user)")
+            add_as(cmd)
         cmd.set_defaults(handler=_run, action=name)
 
 
@@ -65,9 +65,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     letters = asyncio.run(_read(get_settings(), args))
     if args.action == "replay":
-        operator = args.operator or getpass.getuser()
+        operator = operator_of(args)
         replayed = asyncio.run(_replay(get_settings(), letters, operator))
-        print(f"replayed {replayed} record(s) to their topics as {operator}")
+        print(f"replayed {replayed} record(s) to their topics as {operator.actor}")
         return 0
     for letter, _raw in letters:
         if args.json:
@@ -124,7 +124,7 @@ def _wanted(letter: Letter, args: argparse.Namespace) -> bool:
     )
 
 
-async def _replay(settings: Settings, letters: list[tuple[Letter, Any]], operator: str) -> int:
+async def _replay(settings: Settings, letters: list[tuple[Letter, Any]], operator: Operator) -> int:
     from aiokafka import AIOKafkaProducer
 
     from api.security.audit import audit_fact
@@ -144,10 +144,10 @@ async def _replay(settings: Settings, letters: list[tuple[Letter, Any]], operato
             headers.append(("dlq.replay_of", f"{letter.consumer}@{letter.source}".encode()))
             await producer.send_and_wait(topic, value=raw.value, key=raw.key, headers=headers)
             await appender.append(audit_fact(
-                letter.tenant_id or "platform", "operations", "deadletter_replay", "success",
-                subject=f"cli:{operator}", resource=f"record:{letter.source}",
+                letter.tenant_id or PLATFORM_TENANT, "operations", "deadletter_replay", "success",
+                subject=operator.actor, resource=f"record:{letter.source}",
                 details={"consumer": letter.consumer, "reason": letter.reason,
-                         "at": datetime.now(UTC).isoformat()},
+                         "at": datetime.now(UTC).isoformat(), **operator.details()},
             ))  # fmt: skip
     finally:
         await producer.stop()

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from apps.commands.operator import Operator, add_as, operator_of, os_user
 from omnihub.settings import Settings, get_settings
 
 
@@ -26,6 +27,7 @@ def register(sub: Any) -> None:
     create.add_argument("--scopes", required=True, help="comma-separated, e.g. admin")
     create.add_argument("--name", default="")
     create.add_argument("--expires-in-days", type=int)
+    add_as(create)
     create.set_defaults(handler=_run, op=_create)
     listing = ks.add_parser("list", help="a tenant's keys (no secrets)")
     listing.add_argument("--tenant", required=True)
@@ -36,6 +38,7 @@ def register(sub: Any) -> None:
         p.add_argument("key_id")
         p.add_argument("--grace-s", type=int, default=3600, help="rotate: old key's grace")
         p.add_argument("--reason", default="", help="revoke: why")
+        add_as(p)
         p.set_defaults(handler=_run, op=op)
 
 
@@ -87,9 +90,8 @@ async def operator_key(settings: Settings, tenant: str, scope_names: list[str], 
     """Mint a key as the operator (straight to the log) and wait until it works."""
     from api.security.key_admin import created
 
-    event, plaintext = created(
-        settings.secret_key, tenant, scope_names, actor="cli:operator", name=name
-    )
+    actor = Operator(os_user()).actor
+    event, plaintext = created(settings.secret_key, tenant, scope_names, actor=actor, name=name)
     if not await _append_and_wait(settings, event, event.key_id, lambda k: True):
         raise RuntimeError("the key was appended but never became active")
     return plaintext
@@ -110,7 +112,7 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
             settings.secret_key,
             args.tenant,
             parse_scope_list(args.scopes),
-            actor="cli:operator",
+            actor=operator_of(args).actor,
             name=args.name,
             expires_at=expires,
         )
@@ -123,22 +125,55 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if active else 1
 
 
+LIST_HEADER = ("KEY_ID", "KEY", "SCOPES", "STATE", "LAST_USED", "NAME")
+
+
+def key_table(found: list[Any], last_used: dict[str, datetime] | None) -> list[str]:
+    """``keys list``'s lines: a header, then a key a line, columns aligned. A key's last
+    use is precise to a minute (see api/security/last_used.py); ``never`` if none is
+    recorded, ``unknown`` for every key when the uses could not be read (None)."""
+    rows = [LIST_HEADER]
+    for k in found:
+        if k.revoked_at:
+            state = "revoked"
+        else:
+            until = k.expires_at.astimezone(UTC) if k.expires_at else None
+            state = f"expires {until:%Y-%m-%d %H:%M}Z" if until else "active"
+        used = None if last_used is None else last_used.get(k.key_id)
+        when = f"{used.astimezone(UTC):%Y-%m-%d %H:%M}Z" if used else "never"
+        when = "unknown" if last_used is None else when
+        rows.append((k.key_id, f"omh_{k.prefix}_…", ",".join(k.scopes), state, when, k.name))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_HEADER) - 1)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
+
+
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from api.security.last_used import last_uses
     from projections.keys import list_keys
 
     pool = await _pool(settings)
     try:
         async with pool.acquire() as conn:
-            print(f"{'KEY_ID':<36}  {'KEY':<14}  {'SCOPES':<30} STATE  NAME")
-            for k in await list_keys(conn, args.tenant):
-                state = (
-                    "revoked"
-                    if k.revoked_at
-                    else ("expires " + str(k.expires_at) if k.expires_at else "active")
-                )
-                print(f"{k.key_id}  omh_{k.prefix}_…  {','.join(k.scopes):<30} {state}  {k.name}")
+            found = await list_keys(conn, args.tenant)
     finally:
         await pool.close()
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    used: dict[str, datetime] | None
+    try:
+        used = await last_uses(redis, settings.topic_prefix, [k.key_id for k in found])
+    except (RedisError, OSError) as exc:  # the keys are still worth listing
+        print(f"last uses unknown (Redis at {settings.redis_url}: {exc!r})", file=sys.stderr)
+        used = None
+    finally:
+        await redis.aclose()
+    for line in key_table(found, used):
+        print(line)
     return 0
 
 
@@ -163,7 +198,10 @@ async def _rotate(settings: Settings, args: argparse.Namespace) -> int:
     if old is None:
         return 1
     event, plaintext = rotated(
-        settings.secret_key, old, actor="cli:operator", grace=timedelta(seconds=args.grace_s)
+        settings.secret_key,
+        old,
+        actor=operator_of(args).actor,
+        grace=timedelta(seconds=args.grace_s),
     )
     active = await _append_and_wait(settings, event, event.new_key_id, lambda k: True)
     print(
@@ -179,7 +217,7 @@ async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     old = await _existing(settings, args.tenant, args.key_id)
     if old is None:
         return 1
-    event = revoked(old, actor="cli:operator", reason=args.reason)
+    event = revoked(old, actor=operator_of(args).actor, reason=args.reason)
     done = await _append_and_wait(settings, event, old.key_id, lambda k: k.revoked_at is not None)
     print(f"revoked {old.key_id}" if done else "revocation appended, not yet projected")
     return 0 if done else 1

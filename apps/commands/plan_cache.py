@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
+from apps.commands.operator import Operator, add_as, operator_of, record_operation
 from omnihub.settings import Settings, get_settings
 
 Consumer = Callable[[Settings], AbstractAsyncContextManager[Any]]
@@ -18,18 +19,22 @@ Consumer = Callable[[Settings], AbstractAsyncContextManager[Any]]
 def register_ops(cmds: Any, consumer: Consumer) -> None:
     """Add the operators' commands to the ``plan-cache`` group (see :mod:`apps.plan_cache`)."""
     rebuild = cmds.add_parser("rebuild", help="empty the cache and replay the whole log")
-    rebuild.set_defaults(handler=lambda _: _rebuild(consumer))
+    add_as(rebuild)
+    rebuild.set_defaults(handler=lambda args: _rebuild(consumer, operator_of(args)))
     purge = cmds.add_parser("purge", help="delete expired entries")
-    purge.set_defaults(handler=lambda _: _purge(consumer))
+    add_as(purge)
+    purge.set_defaults(handler=lambda args: _purge(consumer, operator_of(args)))
     inv = cmds.add_parser("invalidate", help="append plan_cache_invalidated")
     inv.add_argument("--tenant", required=True)
     inv.add_argument("--template", help="only this template (default: the whole tenant)")
     inv.add_argument("--reason", default="")
+    add_as(inv)
     inv.set_defaults(handler=_invalidate)
     share = cmds.add_parser("share", help="append plan_template_shared (replaces the list)")
     share.add_argument("--tenant", required=True)
     share.add_argument("--template", required=True)
     share.add_argument("--with", dest="grantees", nargs="*", default=[], help="tenants or *")
+    add_as(share)
     share.set_defaults(handler=_share)
     cmds.add_parser(
         "export-onnx", help="export the embedding model to ONNX (else done on first use)"
@@ -43,23 +48,32 @@ def _export_onnx(_: argparse.Namespace) -> int:
     return 0
 
 
-def _rebuild(consumer: Consumer) -> int:
+def _rebuild(consumer: Consumer, operator: Operator) -> int:
     async def main() -> int:
-        async with consumer(get_settings()) as log_consumer:
+        settings = get_settings()
+        async with consumer(settings) as log_consumer:
             folder = log_consumer.handlers[0]
             await folder.store.reset(folder.name)
             await log_consumer.catch_up()
-            return len(await folder.store.snapshot())
+            entries = len(await folder.store.snapshot())
+        await record_operation(
+            settings, operator, "plan_cache_rebuild", "plan_cache", {"entries": str(entries)}
+        )
+        return entries
 
     print(f"plan cache rebuilt from the log: {asyncio.run(main())} entries")
     return 0
 
 
-def _purge(consumer: Consumer) -> int:
+def _purge(consumer: Consumer, operator: Operator) -> int:
     async def main() -> int:
-        async with consumer(get_settings()) as log_consumer:
+        settings = get_settings()
+        async with consumer(settings) as log_consumer:
             purged: int = await log_consumer.handlers[0].store.purge_expired(datetime.now(UTC))
-            return purged
+        await record_operation(
+            settings, operator, "plan_cache_purge", "plan_cache", {"purged": str(purged)}
+        )
+        return purged
 
     print(f"expired entries deleted: {asyncio.run(main())}")
     return 0
@@ -69,16 +83,20 @@ def _invalidate(args: argparse.Namespace) -> int:
     from domain.events import PlanCacheInvalidated
 
     scope = "template" if args.template else "tenant"
-    return _append(PlanCacheInvalidated, args.tenant, scope, args.template, args.reason)
+    return _append(
+        operator_of(args), PlanCacheInvalidated, args.tenant, scope, args.template, args.reason
+    )
 
 
 def _share(args: argparse.Namespace) -> int:
     from domain.events import PlanTemplateShared
 
-    return _append(PlanTemplateShared, args.tenant, args.template, tuple(args.grantees))
+    return _append(
+        operator_of(args), PlanTemplateShared, args.tenant, args.template, tuple(args.grantees)
+    )
 
 
-def _append(cls: Any, tenant: str, *fields: Any) -> int:
+def _append(operator: Operator, cls: Any, tenant: str, *fields: Any) -> int:
     from domain import ids
     from streams.codec import EventCodec
     from streams.producer import KafkaEventAppender
@@ -89,7 +107,7 @@ def _append(cls: Any, tenant: str, *fields: Any) -> int:
         cls,
         run_id=f"plan-cache-{tenant}",  # one partition: a tenant's decisions stay ordered
         tenant_id=tenant,
-        actor="cli",
+        actor=operator.actor,
         correlation_id=str(uuid.uuid4()),
         discriminator=(str(uuid.uuid4()),),
     )

@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from apps.commands.operator import add_as, operator_of, record_operation
 from omnihub.settings import Settings, get_settings
 
 NAMES = ("postgres", "redis")
@@ -27,6 +28,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="swap even if the rebuild differs (the fold changed on purpose)",
     )
+    add_as(rebuild)
     rebuild.set_defaults(handler=_rebuild)
     status = p_sub.add_parser("status", help="per-partition positions and lag")
     status.add_argument("--json", action="store_true", help="one JSON document")
@@ -101,7 +103,29 @@ def _rebuild(args: argparse.Namespace) -> int:
         for line in report.differences:
             print(f"  {line}", file=sys.stderr)
         ok = ok and (report.equal or report.swapped)
+        _record(settings, args, name, report)
     return 0 if ok else 1
+
+
+def _record(settings: Settings, args: argparse.Namespace, name: str, report: Any) -> None:
+    """Audit the rebuild (a swap changes what every reader sees) as its operator."""
+    details = {
+        "events": str(report.events),
+        "equal": str(report.equal).lower(),
+        "swapped": str(report.swapped).lower(),
+        "verify_only": str(args.verify_only).lower(),
+    }
+    outcome = "success" if report.equal or report.swapped else "failure"
+    asyncio.run(
+        record_operation(
+            settings,
+            operator_of(args),
+            "projection_rebuild",
+            f"projection:{name}",
+            details,
+            outcome=outcome,
+        )
+    )
 
 
 def compared(report: Any) -> list[str]:

@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from apps.commands.operator import add_as, operator_of
 from domain.tiers import TIER_NAMES
 from omnihub.settings import Settings, get_settings
 
@@ -28,7 +29,7 @@ def register(sub: Any) -> None:
     set_tier.add_argument("--tier", required=True, choices=TIER_NAMES)
     set_tier.add_argument("--until", type=datetime.fromisoformat, help="ISO time, with zone")
     set_tier.add_argument("--reason", default="")
-    set_tier.add_argument("--actor", default="user:operator")
+    add_as(set_tier)
     set_tier.set_defaults(handler=_set_tier)
 
 
@@ -39,7 +40,7 @@ def _set_tier(args: argparse.Namespace) -> int:
         event = subscription_change(
             args.tenant,
             args.tier,
-            actor=args.actor,
+            actor=operator_of(args).actor,
             reason=args.reason,
             expires_at=args.until,
             request_id=str(uuid.uuid4()),
@@ -55,7 +56,10 @@ def _set_tier(args: argparse.Namespace) -> int:
         print(f"error: not recorded: {error}", file=sys.stderr)
         return 1
     until = args.until.isoformat() if args.until else "no end"
-    print(f"tenant {args.tenant}: tier {args.tier} ({until}), event {event.envelope.event_id}")
+    print(
+        f"tenant {args.tenant}: tier {args.tier} ({until}) by {event.envelope.actor}, "
+        f"event {event.envelope.event_id}"
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ import json
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -335,3 +336,38 @@ async def test_the_audit_chain_verifies_and_a_forged_record_is_found(
     assert bad.returncode == 1, bad.stdout
     assert f"BROKEN at sequence {victim.sequence}" in bad.stdout
     assert f"@{meta.offset})" in bad.stdout
+
+
+async def test_keys_list_shows_each_keys_last_use(api: str, env: dict[str, str]) -> None:
+    used, idle = cli_key(env, "tenant-lu", "runs:read"), cli_key(env, "tenant-lu", "runs:read")
+    async with httpx.AsyncClient(base_url=api, timeout=30) as c:
+        for _ in range(3):  # one write a minute per key, however many requests
+            assert (await c.get("/api/v1/runs", headers=bearer(used.key))).status_code == 200
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    for _ in range(50):  # the write is in the background
+        done = omnihub(env, "keys", "list", "--tenant", "tenant-lu")
+        assert done.returncode == 0, done.stderr
+        rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+        if today in rows[used.key_id]:
+            break
+        await asyncio.sleep(0.2)
+    header = done.stdout.splitlines()[0]
+    assert header.split() == ["KEY_ID", "KEY", "SCOPES", "STATE", "LAST_USED", "NAME"]
+    column = header.index("LAST_USED")
+    assert rows[used.key_id][column:].startswith(today)
+    assert rows[idle.key_id][column:].startswith("never")
+
+
+async def test_a_key_made_as_someone_else_is_audited_with_the_os_user(
+    api: str, env: dict[str, str]
+) -> None:
+    from apps.commands.operator import os_user
+
+    done = omnihub(env, "keys", "create", "--tenant", "tenant-as", "--scopes", "runs:read",
+                   "--as", "alice")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    fields = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    resource = f"api_key:{fields['key_id'].strip()}"
+    records = await audit_of(env, "tenant-as", {("key_lifecycle", "success")})
+    [created] = [r.event for r in records if r.event.resource == resource]
+    assert created.subject == f"user:alice (os user {os_user()})"

@@ -72,7 +72,7 @@ async def poll(url: str, key: CliKey, path: str, ok: Any, **params: Any) -> dict
         if r.status_code == 200 and ok(r.json()):
             body: dict[str, Any] = r.json()
             return body
-        assert time.monotonic() < deadline, f"{path}: {r.status_code} {r.text[:500]}"
+        assert time.monotonic() < deadline, f"{path}: {r.status_code} {r.text[-1500:]}"
         await asyncio.sleep(0.5)
 
 

@@ -184,3 +184,17 @@ async def test_operators_list_and_replay_dead_letters() -> None:
         if r.value == GARBAGE and "dlq.replay_of" in dict(r.headers)
     ]
     assert [h["dlq.replay_of"] for h in again] == [f"projector@{source}".encode()]
+    from apps.commands.operator import os_user
+    from domain.events import AuditFactObserved
+    from streams.log_reader import read_log
+
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    control = topic_name(settings, Topic.CONTROL)
+    facts = [
+        rec.event
+        async for rec in read_log(settings.kafka_bootstrap, codec, [control])
+        if isinstance(rec.event, AuditFactObserved)
+    ]
+    assert [(f.action, f.subject, f.details["os_user"], f.details["acting_as"]) for f in facts] == [
+        ("deadletter_replay", f"user:ops (os user {os_user()})", os_user(), "ops")
+    ]

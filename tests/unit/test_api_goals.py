@@ -14,6 +14,7 @@ import pytest
 
 from api.idempotency import Claim
 from api.security import key_material
+from api.security.last_used import LastUsed
 from api.security.limits import Admission, RateDecision
 from api.security.principal import Authenticator
 from apps.api import create_app
@@ -103,10 +104,18 @@ class Unlimited:
 
 
 class FakeRedis:
-    """Only what the kill-switch check reads: no switch is engaged."""
+    """Only what the kill-switch check reads (no switch is engaged) and the keys' last
+    uses (api/security/last_used.py) write."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[str, str]] = {}
 
     async def get(self, name: str) -> None:
         return None
+
+    async def hset(self, name: str, key: str, value: str) -> int:
+        self.hashes.setdefault(name, {})[key] = value
+        return 1
 
     async def aclose(self) -> None: ...
 
@@ -125,6 +134,7 @@ async def app_and_client() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     state.keys = FakeKeys()
     state.security.authenticator = Authenticator(state.keys, SECRET, 0)
     state.security.limits = Unlimited()
+    state.security.last_used = LastUsed(state.redis, "omnihub")  # type: ignore[arg-type]
     key = state.keys.mint("acme", ("write",))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(

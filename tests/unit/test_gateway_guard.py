@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.security.last_used import LastUsed
 from api.security.limits import Admission, LimiterUnavailable, RateDecision
 from api.security.principal import Authenticator
 from apps.api import create_app
@@ -53,6 +54,7 @@ async def gateway() -> AsyncIterator[tuple[Any, ScriptedLimiter, dict[str, str]]
     keys = FakeKeys()
     state.security.authenticator = Authenticator(keys, SECRET, 0)
     state.security.limits = limiter = ScriptedLimiter()
+    state.security.last_used = LastUsed(state.redis, "omnihub")
     minted = {"writer": keys.mint("acme", ("write",)), "reader": keys.mint("acme", ("read",))}
     yield app, limiter, minted
 

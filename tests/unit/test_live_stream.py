@@ -7,9 +7,9 @@ import json
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
-from api.problems import Problem
-from api.routes.stream import EventStreamResponse, StreamSlots
+from api.routes.stream import EventStreamResponse
 from domain.live import (
+    PositionSeal,
     RunFolds,
     StreamFilter,
     format_position,
@@ -28,6 +28,20 @@ def test_positions_round_trip_and_garbage_is_none() -> None:
     assert parse_position(text) == pos
     for bad in ("", None, "x", "a:b:c", "t:1:", "t::3"):
         assert parse_position(bad) is None
+
+
+def test_a_sealed_position_opens_only_for_its_tenant_and_unedited() -> None:
+    seal = PositionSeal("s3cret")
+    pos = {("omnihub.runs.v1", 0): 12, ("omnihub.runs.v1", 1): 7}
+    token = seal.seal(pos, "acme")
+    assert token.startswith("p1.") and "omnihub.runs" not in token and ":" not in token
+    assert seal.open(token, "acme") == pos
+    assert seal.open(token, "globex") is None  # bound to the tenant
+    assert PositionSeal("other").open(token, "acme") is None  # to the deployment
+    edited = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    assert seal.open(edited, "acme") is None
+    for bad in (None, "", "omnihub.runs.v1:0:12", "p1.", "p1.!!!", "p1." + "A" * 40):
+        assert seal.open(bad, "acme") is None
 
 
 def test_filter_is_one_tenant_then_runs_and_types() -> None:
@@ -59,7 +73,7 @@ def test_run_folds_are_bounded() -> None:
 
 async def test_a_full_queue_waits_for_the_client_then_cuts_it() -> None:
     options = FeedOptions(queue_max=3, stall_s=0.2)
-    feed = LiveFeed("x:1", "t", None, StreamFilter("a"), None, options)  # type: ignore[arg-type]
+    feed = LiveFeed("x:1", "t", None, StreamFilter("a"), None, options, str)  # type: ignore[arg-type]
     assert all([await feed._offer(sse_frame("run_event", {"n": n})) for n in range(3)])
     # A client that takes one frame makes room: the next offer waits, then goes in.
     later = asyncio.get_running_loop().call_later(0.05, feed.queue.get_nowait)
@@ -79,21 +93,23 @@ def test_frames_are_one_json_line_with_their_id() -> None:
     assert json.loads(lines[2][6:]) == {"a": "x\ny"}
 
 
-def test_stream_slots_limit_and_give_back_once() -> None:
-    slots = StreamSlots(1)
-    give_back = slots.take("k")
-    try:
-        slots.take("k")
-        raise AssertionError("a second stream was allowed")
-    except Problem as problem:
-        assert problem.status == 429
-    give_back()
-    give_back()
-    slots.take("k")()
+class Lease:
+    """A stream lease that is never lost and records its release."""
+
+    renew_every_s = 60.0
+
+    def __init__(self) -> None:
+        self.released: list[bool] = []
+
+    async def renew(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        self.released.append(True)
 
 
 async def test_a_write_that_never_finishes_ends_the_response() -> None:
-    closed: list[bool] = []
+    lease = Lease()
 
     async def frames() -> AsyncIterator[bytes]:
         while True:
@@ -110,7 +126,7 @@ async def test_a_write_that_never_finishes_ends_the_response() -> None:
         if len(sent) > 3:
             await asyncio.Event().wait()  # the client stopped reading
 
-    response = EventStreamResponse(frames(), 0.2, lambda: closed.append(True))
+    response = EventStreamResponse(frames(), 0.2, lease)  # type: ignore[arg-type]
     async with asyncio.timeout(5):
         await response({"type": "http"}, receive, send)
-    assert closed == [True] and len(sent) == 4
+    assert lease.released == [True] and len(sent) == 4

@@ -251,7 +251,7 @@ async function approvalsPage() {
   const body = $("#approvals tbody");
   const wanted = new URLSearchParams(location.search).get("id");
   async function load() {
-    const page = await api("/api/v1/approvals?status=pending&limit=100");
+    const page = await readCaughtUp("/api/v1/approvals?status=pending&limit=100");
     body.replaceChildren();
     for (const a of page.items) {
       const reason = el("input", { id: `r-${a.approval_id}`, maxlength: "2000", placeholder: "reason" });
@@ -275,12 +275,14 @@ async function approvalsPage() {
     }
     if (!page.items.length) body.append(el("tr", {}, el("td", { colspan: "7", text: "Nothing waits for a decision." })));
   }
-  await load();
+  // Read once the stream is positioned and again after each approval event, each time
+  // from a projection that has caught up with the log: no request falls between the two.
+  const reload = () => load().catch((err) => say(`could not load: ${err.message}`));
   let timer = null;
   live({ event_type: "approval_requested,approval_granted,approval_denied" }, () => {
     clearTimeout(timer);
-    timer = setTimeout(load, 700);  // the projection follows the log by a moment
-  });
+    timer = setTimeout(reload, 300);
+  }, reload);
 }
 
 // ---- KPIs -------------------------------------------------------------------------
