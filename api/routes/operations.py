@@ -10,9 +10,11 @@ from fastapi import APIRouter
 
 from api.deps import StateDep
 from api.problems import Problem
+from api.routes.audit import Chain
 from api.routes.runs import FreshnessDep, Positions
 from api.security.deps import require
 from api.security.principal import Principal
+from domain.audit_retention import PLATFORM
 from streams.audit_verify import verify_topic
 from streams.deadletter_reader import recent_dead_letters
 from streams.topics import Topic, topic_name
@@ -22,16 +24,18 @@ AuditReader = Annotated[Principal, require("audit:read")]
 
 
 @router.get("/audit/verify")
-async def verify_audit(state: StateDep, p: AuditReader) -> dict[str, Any]:
-    """The caller's audit chain recomputed from the log: ok, or where it breaks."""
+async def verify_audit(state: StateDep, p: AuditReader, chain: Chain = "tenant") -> dict[str, Any]:
+    """The caller's audit chain (or the platform's) recomputed from the log: ok, or where
+    it breaks."""
     s = state.settings
+    owner = PLATFORM if chain == "platform" else p.tenant_id
     try:
         result = await verify_topic(
-            s.kafka_bootstrap, state.codec, [topic_name(s, Topic.AUDIT)], tenant=p.tenant_id
+            s.kafka_bootstrap, state.codec, [topic_name(s, Topic.AUDIT)], tenant=owner
         )
     except (KafkaError, OSError) as exc:
         raise Problem(503, "log-unavailable", f"cannot read the audit log: {exc}") from exc
-    report = result.tenants.get(p.tenant_id)
+    report = result.tenants.get(owner)
     if report is None:
         return {"ok": True, "records": 0, "head": None, "broken": None}
     return {

@@ -182,6 +182,14 @@ async def test_a_tenants_kill_switch_is_in_the_platform_chain_other_tenants_read
     assert item["details"]["tenant"] == "ops" and item["resource"] == "feature:llm_planner"
     assert item["tenant_id"] == "*" and body["chain"] == "platform"
     assert body["verification"]["ok"] is True, body["verification"]
+    async with httpx.AsyncClient(base_url=api, timeout=60) as c:
+        logged = await c.get(
+            "/api/v1/audit/verify",
+            params={"chain": "platform"},
+            headers={"Authorization": f"Bearer {auditor_b.key}"},
+        )
+    assert logged.status_code == 200 and logged.json()["ok"] is True, logged.text
+    assert logged.json()["records"] >= 1
     mine = (await audit(api, auditor_b, category="kill_switch")).json()
     assert mine["items"] == []  # tenant-b's own chain: it toggled nothing
 
