@@ -37,18 +37,25 @@ STATUS_TEXT = {
     413: "The request body is too large.",
     422: "A parameter or the body is invalid, or a query parameter is repeated; ``detail``"
     " names the first field.",
-    429: "Over the key's rate or concurrency limit; see the ``RateLimit-*`` headers.",
-    503: "A dependency (log, read models, limiter, kill switches) cannot answer now.",
+    429: "Over the key's or the tenant's rate or in-flight limit (its tier's); ``entitlement``"
+    " names which; see the ``RateLimit-*`` headers.",
+    503: "A dependency (log, read models, limiter, kill switches, tiers) cannot answer now.",
 }
 
 ROUTE_STATUSES: dict[tuple[str, str], dict[int, str]] = {
     ("POST", "/api/v1/goals"): {
+        402: "The tenant's tier has no goals left this month (``goals_per_month``) or does not"
+        " allow the approval timeout asked for (``approval_timeout_s``); ``entitlement``"
+        " names it, ``upgrade_to`` the least tier that allows it.",
         409: "A request with this Idempotency-Key is still in progress.",
         422: "Invalid, or the Idempotency-Key was used for a different goal.",
         503: "The log, the idempotency store or the kill switches cannot answer, or new "
         "goals are switched off (``feature-disabled``).",
     },
     ("POST", "/api/v1/goals:batch"): {413: "The body, or the number of goals, is too large."},
+    ("PUT", "/api/v1/plan-templates/sharing"): {
+        402: "The tenant's tier does not share plan templates (``plan_template_sharing``)."
+    },
     ("POST", "/api/v1/keys"): {422: "Invalid, or an unknown scope."},
     ("POST", "/api/v1/keys/{key_id}/rotate"): {404: "No such key.", 409: "The key is revoked."},
     ("POST", "/api/v1/keys/{key_id}/revoke"): {404: "No such key."},

@@ -38,8 +38,10 @@ from api.routes import (
     live,
     notifications,
     operations,
+    plan_templates,
     runs,
     stream,
+    tenant,
     wallet,
 )
 from api.security.services import build_security
@@ -141,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kpis.router, prefix="/api/v1")
     app.include_router(live.router, prefix="/api/v1")
     app.include_router(wallet.router, prefix="/api/v1")
+    app.include_router(tenant.router, prefix="/api/v1")
+    app.include_router(plan_templates.router, prefix="/api/v1")
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(audit.router, prefix="/api/v1")
     app.include_router(operations.router, prefix="/api/v1")

@@ -1,12 +1,14 @@
 """The gateway process: ``omnihub gateway run``, the gateway's projections and audit chain.
 
-Three consumers of :mod:`streams.topology`, each a :class:`~streams.positions.PgTracked`
+Four consumers of :mod:`streams.topology`, each a :class:`~streams.positions.PgTracked`
 handler (exactly once, position in the same transaction):
 
 - ``gateway-keys``: key lifecycle events into ``api_keys`` (what authentication reads);
 - ``gateway-killswitch``: ``kill_switch_toggled`` into ``kill_switches``, mirrored to
   Redis after the commit;
-- ``gateway-audit-chain``: security facts into the hash-chained ``audit_recorded`` stream.
+- ``gateway-audit-chain``: security facts into the hash-chained ``audit_recorded`` stream;
+- ``gateway-tiers``: subscriptions, wallet links and memberships into the tenant
+  projection (what the tier checks and ``GET /api/v1/tenant`` read).
 """
 
 from __future__ import annotations
@@ -27,13 +29,19 @@ from projections.audit_chain import AuditChainer
 from projections.keys import apply_key_event
 from projections.migrate import apply_migrations, quote_ident
 from projections.tenancy import ensure_tenant_rls
+from projections.tenant_tiers import apply_tier_event
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.follower import LogConsumer
 from streams.positions import After, PgTracked
 from streams.producer import KafkaEventAppender
 from streams.schema_registry import SchemaRegistry
-from streams.topology import GATEWAY_AUDIT_CHAIN, GATEWAY_KEYS, GATEWAY_KILLSWITCH
+from streams.topology import (
+    GATEWAY_AUDIT_CHAIN,
+    GATEWAY_KEYS,
+    GATEWAY_KILLSWITCH,
+    GATEWAY_TIERS,
+)
 
 
 async def open_pool(settings: Settings) -> asyncpg.Pool:
@@ -48,7 +56,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
 def consumers(
     settings: Settings, pool: asyncpg.Pool, redis: Redis, appender: KafkaEventAppender
 ) -> list[LogConsumer]:
-    """The three consumers, wired to real clients."""
+    """The four consumers, wired to real clients."""
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     chainer = AuditChainer(appender)
 
@@ -64,7 +72,16 @@ def consumers(
         await chainer.handle(conn, event)
         return None
 
-    wiring = ((GATEWAY_KEYS, keys), (GATEWAY_KILLSWITCH, switches), (GATEWAY_AUDIT_CHAIN, audit))
+    async def tiers(conn: asyncpg.Connection, event: Event) -> After | None:
+        await apply_tier_event(conn, event)
+        return None
+
+    wiring = (
+        (GATEWAY_KEYS, keys),
+        (GATEWAY_KILLSWITCH, switches),
+        (GATEWAY_AUDIT_CHAIN, audit),
+        (GATEWAY_TIERS, tiers),
+    )
     return [
         LogConsumer(settings, sub, codec, [PgTracked(sub.consumer, pool, fn)]) for sub, fn in wiring
     ]
@@ -92,7 +109,9 @@ async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
 
 def register(sub: Any) -> None:
     """``omnihub gateway run``."""
-    group = sub.add_parser("gateway", help="the gateway's keys, kill switches and audit chain")
+    group = sub.add_parser(
+        "gateway", help="the gateway's keys, kill switches, tiers and audit chain"
+    )
     cmds = group.add_subparsers(dest="action", required=True)
     cmds.add_parser("run", help="project keys and switches, chain audit facts").set_defaults(
         handler=_run

@@ -1,7 +1,8 @@
 """The saga bridge process: ``omnihub saga-bridge run``, Kafka to Temporal.
 
 One consumer (the ``saga-bridge`` subscription) whose handler starts and signals
-``AgentWorkflow`` runs (:mod:`sagas.bridge`).
+``AgentWorkflow`` runs (:mod:`sagas.bridge`). New runs get the tenant's tier from the
+tenant projection (Postgres, :class:`projections.tenant_tiers.PgTierLookup`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import argparse
 import asyncio
 from typing import Any
 
+import asyncpg
 from temporalio.client import Client
 
 from apps.runtime import serve
 from domain.risk_policy import policies_from
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
+from projections.migrate import apply_migrations, quote_ident
+from projections.tenant_tiers import PgTierLookup
 from sagas.bridge import SagaBridge, TemporalRuns, policy_from
 from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
@@ -42,21 +46,33 @@ async def run_bridge(
         namespace=settings.temporal_namespace,
         interceptors=client_interceptors(),
     )
-    bridge = SagaBridge(
-        TemporalRuns(client, settings.temporal_task_queue),
-        policy_from(settings),
-        policies_from(settings.tenant_policies),
+    pool = await asyncpg.create_pool(
+        settings.postgres_dsn,
+        min_size=1,
+        max_size=2,
+        server_settings={"search_path": f"{quote_ident(settings.projections_schema)}, public"},
     )
-    consumer = LogConsumer(
-        settings,
-        SAGA_BRIDGE,
-        codec,
-        [bridge],
-        group_id=group_id,
-        start_at_latest=start_at_latest,
-    )
-    mark_ready()
-    await consumer.run(stop, ready)
+    try:
+        async with pool.acquire() as conn:  # the tenant projection's tables, as the gateway
+            await apply_migrations(conn, schema=settings.projections_schema)
+        bridge = SagaBridge(
+            TemporalRuns(client, settings.temporal_task_queue),
+            policy_from(settings),
+            policies_from(settings.tenant_policies),
+            PgTierLookup(pool, settings.default_tier, settings.tier_cache_ttl_s),
+        )
+        consumer = LogConsumer(
+            settings,
+            SAGA_BRIDGE,
+            codec,
+            [bridge],
+            group_id=group_id,
+            start_at_latest=start_at_latest,
+        )
+        mark_ready()
+        await consumer.run(stop, ready)
+    finally:
+        await pool.close()
     return bridge
 
 

@@ -60,6 +60,7 @@ def env_for(cfg: StackConfig, tag: str) -> dict[str, str]:
         # Limits stay on, set above the offered load: the bench measures their cost.
         "OMNIHUB_RATE_LIMIT_PER_MINUTE": "100000000",
         "OMNIHUB_CONCURRENCY_LIMIT": "10000",
+        "OMNIHUB_DEFAULT_TIER": "enterprise",  # no monthly goal quota
     }
 
 

@@ -21,6 +21,7 @@ from domain.events import (
     AuditRecorded,
     Event,
     KillSwitchToggled,
+    SubscriptionChanged,
 )
 
 Fact = tuple[str, str, str, str, str, Mapping[str, str]]
@@ -81,6 +82,15 @@ def fact_for(event: Event) -> Fact | None:
                 actor,
                 f"feature:{feature}",
                 {"reason": reason},
+            )
+        case SubscriptionChanged(tier=tier, reason=reason, expires_at=expires_at):
+            return (
+                "subscription",
+                "set_tier",
+                "success",
+                actor,
+                f"tenant:{event.envelope.tenant_id}",
+                {"tier": tier, "reason": reason, "expires_at": str(expires_at or "")},
             )
         case ApprovalGranted() | ApprovalDenied():
             denied = isinstance(event, ApprovalDenied)

@@ -29,7 +29,9 @@ PLATFORM = "*"
 """The platform chain's ``tenant_id``."""
 
 DEFAULT_RETENTION_DAYS = 90
-"""For a tenant whose tier is not known: what the original platform kept."""
+"""For a tenant with no subscription or membership (on the deployment's default tier):
+what the original platform kept. Deleting audit records cannot be undone, so a tenant
+keeps less only when a tier was chosen for it."""
 
 CHECKPOINT = ("retention", "checkpoint")
 """(category, action) of the chained checkpoint record."""
@@ -50,7 +52,8 @@ def chains_for(event: Event) -> list[str]:
 
 
 def retention_for(tier: str | None) -> tuple[str, int]:
-    """(tier name, days kept; 0 is forever) for a tenant on ``tier`` (None: unknown)."""
+    """(tier name, days kept; 0 is forever) for a tenant on ``tier`` (None: it holds no
+    subscription or membership)."""
     if tier is None or tier not in TIERS:
         return ("default", DEFAULT_RETENTION_DAYS)
     return (tier, TIERS[tier].audit_retention_days)  # type: ignore[index]

@@ -130,9 +130,10 @@ def fold(tenant_id: str, events: Iterable[Event]) -> TenantTiers:
     return state
 
 
-def effective(state: TenantTiers, at: datetime) -> Effective:
-    """The best tier the tenant holds at ``at``, and its entitlements with their source."""
-    candidates: list[tuple[TierName, str, datetime | None]] = [("free", DEFAULT_SOURCE, None)]
+def effective(state: TenantTiers, at: datetime, default: TierName = "free") -> Effective:
+    """The best tier the tenant holds at ``at``, and its entitlements with their source;
+    ``default`` is what every tenant has (free, unless a deployment says otherwise)."""
+    candidates: list[tuple[TierName, str, datetime | None]] = [(default, DEFAULT_SOURCE, None)]
     sub = state.subscription
     if sub is not None and (sub.expires_at is None or at < sub.expires_at):
         candidates.append((sub.tier, SUBSCRIPTION_SOURCE, sub.expires_at))

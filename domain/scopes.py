@@ -1,12 +1,14 @@
 """What an API key may do: hierarchical scopes and the routes' needs, decided purely.
 
 ``admin`` implies ``write``, which implies ``read``; each broad scope also implies the
-resource scopes listed under it. Two scopes are deliberately implied by nothing:
+resource scopes listed under it. Some scopes are deliberately implied by nothing:
 
 - ``audit:read`` is granted only by ``admin`` or explicitly, so an ordinary writer
   cannot read who did what;
 - ``platform:killswitch`` is granted only explicitly: a kill switch stops a feature for
   every tenant, so no tenant's ``admin`` may hold it by implication;
+- ``platform:tiers`` likewise: it sets any tenant's subscription tier, so a tenant's
+  ``admin`` cannot raise its own;
 - ``approvals:decide`` is granted only explicitly (four eyes): the keys that post goals
   are not, by default, the keys that approve them. It is not even in ``admin``.
 """
@@ -17,9 +19,9 @@ import re
 from collections.abc import Iterable, Mapping
 
 IMPLIES: Mapping[str, frozenset[str]] = {
-    "admin": frozenset({"write", "audit:read", "keys:admin", "wallets:link"}),
+    "admin": frozenset({"write", "audit:read", "keys:admin", "wallets:link", "templates:share"}),
     "write": frozenset({"read", "goals:write", "runs:cancel"}),
-    "read": frozenset({"runs:read", "approvals:read", "kpis:read", "keys:read"}),
+    "read": frozenset({"runs:read", "approvals:read", "kpis:read", "keys:read", "tenant:read"}),
     "keys:admin": frozenset({"keys:read"}),
     "goals:write": frozenset(),
     "approvals:decide": frozenset({"approvals:read"}),
@@ -31,6 +33,9 @@ IMPLIES: Mapping[str, frozenset[str]] = {
     "audit:read": frozenset(),
     "wallets:link": frozenset(),
     "platform:killswitch": frozenset(),
+    "platform:tiers": frozenset(),
+    "tenant:read": frozenset(),
+    "templates:share": frozenset(),
 }
 """Each known scope and the scopes it directly implies."""
 

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import schemas
+from domain.tiers import TierName
 from omnihub import HOME
 
 PLACEHOLDER_SECRET = "dev-only-change-me"
@@ -79,11 +80,13 @@ class Settings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     """Server secret (API key hashing); the placeholder is refused in production."""
 
-    # Gateway (api/security): per-key limits, key cache, batch size, audit retention.
-    rate_limit_per_minute: int = Field(default=60, ge=1)
-    """Requests a minute per API key (429 beyond)."""
-    concurrency_limit: int = Field(default=5, ge=1)
-    """Requests in flight per API key (429 beyond)."""
+    # Gateway (api/security): limits, key cache, batch size, audit retention.
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    """When set, replaces every tier's requests a minute, per key and per tenant (load
+    tests); unset, each tenant's tier's numbers apply (429 beyond)."""
+    concurrency_limit: int | None = Field(default=None, ge=1)
+    """When set, replaces every tier's requests in flight, per key and per tenant (load
+    tests); unset, each tenant's tier's numbers apply (429 beyond)."""
     concurrency_slot_ttl_s: int = Field(default=60, ge=1)  # a crashed request frees its slot
     """How long a request's concurrency slot lives if its process dies holding it."""
     auth_cache_ttl_s: float = Field(default=2.0, ge=0)
@@ -95,6 +98,11 @@ class Settings(BaseSettings):
     """How old the API's view of a kill switch may be; a toggle's `applied` waits this long (0:
     read Redis on every request).
     """
+    tier_cache_ttl_s: float = Field(default=1.0, ge=0, le=10)
+    """How old the API's (and the saga bridge's) copy of a tenant's tier facts may be; expiries
+    are evaluated on every request regardless."""
+    default_tier: TierName = "free"
+    """The tier of a tenant with no subscription or membership (`domain/tiers.py`)."""
     key_projection_wait_s: float = Field(default=10.0, ge=0)
     """How long a key or kill-switch change waits for its projection before answering."""
     batch_max_goals: int = Field(default=100, ge=1)

@@ -29,7 +29,7 @@ from domain.audit_retention import (
 from projections import audit_read
 from streams.producer import EventAppender
 
-TierLookup = Callable[[asyncpg.Connection, str], Awaitable[str | None]]
+TierLookup = Callable[[asyncpg.Connection, str, datetime], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ async def plan(conn: asyncpg.Connection, chain: str, now: datetime, tier_of: Tie
     if chain == PLATFORM:
         tier, days = "longest", longest_retention_days()
     else:
-        tier, days = retention_for(await tier_of(conn, chain))
+        tier, days = retention_for(await tier_of(conn, chain, now))
     if days <= 0:
         return Expiry(chain, tier, days, None)
     kept = await audit_read.expiry_candidates(conn, chain, now - timedelta(days=days))

@@ -13,7 +13,9 @@ from typing import Any
 import asyncpg
 
 from domain.audit_retention import CHECKPOINT, checkpoint_through
+from domain.entitlements import DEFAULT_SOURCE, effective
 from domain.events import AuditRecorded, Envelope
+from projections.tenant_tiers import load_state
 
 COLUMNS = (
     "event_id, tenant_id, occurred_at, actor, category, action, outcome, subject, resource,"
@@ -150,12 +152,10 @@ async def oldest_kept(conn: asyncpg.Connection, chain: str) -> int | None:
     return found
 
 
-async def tier_of(conn: asyncpg.Connection, tenant: str) -> str | None:
-    """The tenant's effective tier, or None while no tier projection exists.
-
-    The tenants' effective tiers are being projected elsewhere (``domain.entitlements``
-    folds them); point this at that projection when it lands. Until then every tenant
-    gets :data:`domain.audit_retention.DEFAULT_RETENTION_DAYS`.
-    """
-    del conn, tenant
-    return None
+async def tier_of(conn: asyncpg.Connection, tenant: str, at: datetime) -> str | None:
+    """The tier whose audit retention applies to ``tenant`` at ``at``: the tier of its
+    subscription or membership (the tenant projection, ``projections.tenant_tiers``), or
+    None when it holds neither (it is on the deployment's default tier): then
+    :data:`domain.audit_retention.DEFAULT_RETENTION_DAYS` applies."""
+    found = effective(await load_state(conn, tenant), at)
+    return None if found.source == DEFAULT_SOURCE else found.tier

@@ -27,6 +27,7 @@ from domain.events import (
 )
 from domain.killswitch import RUNS
 from domain.risk_policy import find, step_text
+from domain.tier_rules import too_many_steps
 from sagas import messages as m
 from sagas.activity_base import to_wire
 from sagas.guardian import assess
@@ -64,11 +65,16 @@ class SagaActivities(StepActivities):
         """Cache lookup, then the planner; a valid plan is appended as ``plan_generated``."""
         plan_id = ids.derive_id("plan", inp.run.run_id)
         try:
-            made = await self._plans.plan(inp.run, inp.goal, inp.context)
+            made = await self._plans.plan(
+                inp.run, inp.goal, inp.context, llm_allowed=inp.llm_planner
+            )
         except PlanInvalid as exc:
             return m.PlanOutput(
                 plan_id=plan_id, steps=[], planner="", event_id="", error=f"plan_invalid: {exc}"
             )
+        over = too_many_steps(len(made.steps), inp.max_steps, inp.tier)
+        if over is not None:  # the run fails with this cause; the plan is not recorded
+            return m.PlanOutput(plan_id=plan_id, steps=[], planner="", event_id="", error=over)
         event = PlanGenerated(
             self._envelope(PlanGenerated, inp.run),
             plan_id,

@@ -1,7 +1,10 @@
 """The saga bridge's handler: run events become Temporal workflow starts and signals.
 
 - ``goal_received`` starts ``AgentWorkflow`` with the run id as the workflow id (id reuse
-  rejected), so a redelivered goal starts nothing twice;
+  rejected), so a redelivered goal starts nothing twice. The run's policy carries the
+  tenant's tier at the goal's time (its step limit, whether the LLM planner may plan:
+  read from the tenant projection through :class:`TierLookup`) and the approval timeout
+  its context asked for (the gateway held it to the tier's range);
 - ``approval_granted`` / ``approval_denied`` signal ``approval_decided``;
 - ``run_cancel_requested`` signals ``cancel_requested``.
 
@@ -16,14 +19,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.entitlements import Effective
 from domain.events import ApprovalDenied, ApprovalGranted, Event, GoalReceived, RunCancelRequested
 from domain.risk_policy import TenantPolicies
+from domain.tier_rules import approval_timeout
 from omnihub.settings import Settings
 from sagas.messages import ApprovalDecision, CancelRequest, RunInput, RunPolicy
 from sagas.telemetry import bridging
@@ -62,23 +69,56 @@ def policy_from(settings: Settings) -> RunPolicy:
     )
 
 
+class TierLookup(Protocol):
+    """A tenant's tier at a time (the tenant projection, in the bridge process)."""
+
+    transient: tuple[type[BaseException], ...]  # its store being down: retried
+
+    async def at(self, tenant_id: str, when: datetime) -> Effective:
+        """The tier ``tenant_id`` had at ``when``."""
+        ...
+
+
+def run_policy(
+    event: GoalReceived, policy: RunPolicy, policies: TenantPolicies, tier: Effective | None
+) -> RunPolicy:
+    """A new run's policy: the tenant's approval quorum, tier and asked approval timeout."""
+    tenant = policies.of(event.envelope.tenant_id)
+    policy = replace(
+        policy, approvers=tenant.approvers, approvers_above_risk=tenant.approvers_above_risk
+    )
+    if tier is not None:
+        grants = tier.entitlements
+        policy = replace(
+            policy,
+            tier=tier.tier,
+            max_plan_steps=int(grants["max_plan_steps"].value),  # type: ignore[arg-type]
+            llm_planner=bool(grants["llm_planner"].value),
+        )
+    try:
+        asked = approval_timeout(dict(event.context))
+    except ValueError:
+        asked = None  # the gateway refused such goals; an older one keeps the default
+    return policy if asked is None else replace(policy, approval_timeout_s=float(asked))
+
+
 def command_for(
-    event: Event, policy: RunPolicy, policies: TenantPolicies | None = None
+    event: Event,
+    policy: RunPolicy,
+    policies: TenantPolicies | None = None,
+    tier: Effective | None = None,
 ) -> Command | None:
     """What the workflow side must do about ``event`` (pure); a new run gets its
-    tenant's approval quorum from ``policies``."""
+    tenant's approval quorum from ``policies`` and its entitlements from ``tier``."""
     env = event.envelope
     if isinstance(event, GoalReceived):
-        tenant = (policies or TenantPolicies()).of(env.tenant_id)
         run = RunInput(
             run_id=env.run_id,
             tenant_id=env.tenant_id,
             goal=event.goal,
             goal_event_id=env.event_id,
             context=dict(event.context),
-            policy=replace(
-                policy, approvers=tenant.approvers, approvers_above_risk=tenant.approvers_above_risk
-            ),
+            policy=run_policy(event, policy, policies or TenantPolicies(), tier),
             requested_by=env.actor,
         )
         return StartRun(run)
@@ -143,11 +183,18 @@ class SagaBridge:
     transient: tuple[type[BaseException], ...] = (RPCError, OSError, TimeoutError)
 
     def __init__(
-        self, runs: TemporalRuns, policy: RunPolicy, policies: TenantPolicies | None = None
+        self,
+        runs: TemporalRuns,
+        policy: RunPolicy,
+        policies: TenantPolicies | None = None,
+        tiers: TierLookup | None = None,
     ) -> None:
         self._runs = runs
         self._policy = policy
         self._policies = policies or TenantPolicies()
+        self._tiers = tiers
+        if tiers is not None:
+            self.transient = (*self.transient, *tiers.transient)
         self.applied: dict[str, int] = {}
 
     async def resume_at(self, partitions: Sequence[Partition]) -> Mapping[Partition, int] | None:
@@ -157,9 +204,15 @@ class SagaBridge:
         for record in records:
             if record.event is None:
                 continue
-            command = command_for(record.event, self._policy, self._policies)
+            event = record.event
+            tier = None
+            if self._tiers is not None and isinstance(event, GoalReceived):
+                # At the goal's time, not now: a lagging bridge applies the tier the
+                # goal was accepted under.
+                tier = await self._tiers.at(event.envelope.tenant_id, event.envelope.occurred_at)
+            command = command_for(event, self._policy, self._policies, tier)
             if command is not None:
-                with bridging(record.trace, record.event, command):
+                with bridging(record.trace, event, command):
                     outcome = await self._runs.apply(command)
                     log.info("%s: %s", type(command).__name__, outcome)  # with trace and run
                 self.applied[outcome] = self.applied.get(outcome, 0) + 1

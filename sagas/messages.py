@@ -25,6 +25,12 @@ class RunPolicy:
     # one approver, as runs started before the rule had.
     approvers: int = 1
     approvers_above_risk: float = 1.0
+    # The tenant's tier when the goal was accepted (domain/tiers.py), set by the bridge.
+    # The defaults (no tier, no step limit, the LLM planner allowed) are what runs
+    # started before tiers had.
+    tier: str = ""
+    max_plan_steps: int = 0  # 0: no limit
+    llm_planner: bool = True
 
 
 @dataclass(kw_only=True)
@@ -147,6 +153,10 @@ class PlanInput:
     run: RunRef
     goal: str
     context: dict[str, str] = field(default_factory=dict)
+    # The run's tier's entitlements (RunPolicy): the most steps, and the LLM planner.
+    tier: str = ""
+    max_steps: int = 0  # 0: no limit
+    llm_planner: bool = True
 
 
 @dataclass(kw_only=True)

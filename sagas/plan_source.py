@@ -72,14 +72,19 @@ class PlanSource:
         if warm is not None:
             await warm()
 
-    async def plan(self, run: RunIds, goal: str, context: Mapping[str, str]) -> MadePlan:
+    async def plan(
+        self, run: RunIds, goal: str, context: Mapping[str, str], *, llm_allowed: bool = True
+    ) -> MadePlan:
         """A validated plan for ``goal`` under the tenant's risk policy; raises
-        ``PlanInvalid`` or ``PlannerUnavailable``."""
-        made = await self._plan(run, goal, context)
+        ``PlanInvalid`` or ``PlannerUnavailable``. Without ``llm_allowed`` (the tenant's
+        tier lacks the LLM planner) the rules plan, as with the kill switch."""
+        made = await self._plan(run, goal, context, llm_allowed)
         policy = self._policies.of(run.tenant_id)
         return replace(made, steps=tuple(with_policy_risk(s, policy) for s in made.steps))
 
-    async def _plan(self, run: RunIds, goal: str, context: Mapping[str, str]) -> MadePlan:
+    async def _plan(
+        self, run: RunIds, goal: str, context: Mapping[str, str], llm_allowed: bool
+    ) -> MadePlan:
         lookup = await self._cache.lookup(run.tenant_id, goal)
         plan_looked_up(self._cache, lookup.hit is not None, hasattr(self._planner, "model"))
         known = self._tools.compensations()
@@ -90,7 +95,9 @@ class PlanSource:
                 steps, f"cache:{hit.model}", True, hit.similarity, hit.template, dict(lookup.slots)
             )
         planner = self._planner
-        if planner is not self._fallback and await self._switches.is_engaged(LLM_PLANNER):
+        if planner is not self._fallback and (
+            not llm_allowed or await self._switches.is_engaged(LLM_PLANNER)
+        ):
             planner = self._fallback
         request = PlanRequest(run.run_id, run.tenant_id, goal, self._tools.describe(), context)
         raw = await planner.propose(request)

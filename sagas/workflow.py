@@ -122,6 +122,11 @@ class AgentWorkflow:
                     m.RunRef(inp.run_id, inp.tenant_id, assessed.event_id),
                     assessed.sanitized_goal,
                     inp.context,
+                    # The activity's input is not compared on replay: adding these
+                    # changes no command, so old histories replay unpatched.
+                    tier=inp.policy.tier,
+                    max_steps=inp.policy.max_plan_steps,
+                    llm_planner=inp.policy.llm_planner,
                 ),
                 **PLAN,
             )

@@ -24,11 +24,15 @@ from domain.events import (
     Event,
     GoalReceived,
     KillSwitchToggled,
+    MembershipChanged,
     NotificationChannelSet,
     PlanCacheInvalidated,
     PlanGenerated,
     PlanTemplateShared,
     RunCancelRequested,
+    SubscriptionChanged,
+    WalletLinked,
+    WalletUnlinked,
 )
 from streams.topics import Topic
 
@@ -51,14 +55,25 @@ def _types(*classes: type[Event]) -> frozenset[str]:
 
 
 KEY_EVENT_TYPES = _types(ApiKeyCreated, ApiKeyRotated, ApiKeyRevoked)
-# What the audit chain records: security facts, key lifecycle, switches, approvals.
+# What the audit chain records: security facts, key lifecycle, switches, approvals,
+# subscription changes, retention checkpoints.
 AUDIT_SOURCE_TYPES = KEY_EVENT_TYPES | _types(
-    AuditFactObserved, AuditCheckpointTaken, KillSwitchToggled, ApprovalGranted, ApprovalDenied
+    AuditFactObserved,
+    AuditCheckpointTaken,
+    KillSwitchToggled,
+    ApprovalGranted,
+    ApprovalDenied,
+    SubscriptionChanged,
 )
 
 PROJECTOR = Subscription("projector", (Topic.RUNS, Topic.AUDIT), None)
 GATEWAY_KEYS = Subscription("gateway-keys", (Topic.CONTROL,), KEY_EVENT_TYPES)
 GATEWAY_KILLSWITCH = Subscription("gateway-killswitch", (Topic.CONTROL,), _types(KillSwitchToggled))
+GATEWAY_TIERS = Subscription(
+    "gateway-tiers",
+    (Topic.CONTROL,),
+    _types(SubscriptionChanged, WalletLinked, WalletUnlinked, MembershipChanged),
+)
 GATEWAY_AUDIT_CHAIN = Subscription(
     "gateway-audit-chain", (Topic.CONTROL, Topic.RUNS), AUDIT_SOURCE_TYPES
 )
@@ -79,7 +94,7 @@ NOTIFIER = Subscription(
 # Every long-running process, in start order, with the consumers it runs.
 PROCESSES: Mapping[str, tuple[Subscription, ...]] = {
     "api": (),
-    "gateway": (GATEWAY_KEYS, GATEWAY_KILLSWITCH, GATEWAY_AUDIT_CHAIN),
+    "gateway": (GATEWAY_KEYS, GATEWAY_KILLSWITCH, GATEWAY_AUDIT_CHAIN, GATEWAY_TIERS),
     "worker": (),
     "saga-bridge": (SAGA_BRIDGE,),
     "plan-cache": (PLAN_CACHE,),

@@ -2,7 +2,9 @@
 
 The tenant comes from the caller's API key; a body ``tenant_id`` may be given only if it
 is the key's own (anything else is a 403, audited). New goals are refused with 503
-``feature-disabled`` while the ``goals.create`` kill switch is engaged.
+``feature-disabled`` while the ``goals.create`` kill switch is engaged, and with 402
+naming the entitlement when the tenant's tier has no goals left this month or does not
+allow the approval timeout the context asks for (``api.security.goal_checks``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from api.deps import AppState, StateDep
 from api.idempotency import IdempotencyUnavailable, request_fingerprint
 from api.problems import Problem
 from api.security.audit import audit_fact
-from api.security.deps import require, security_of
+from api.security.deps import require, security_of, tier_of
+from api.security.goal_checks import check_approval_timeout, take_goals
 from api.security.principal import Principal
 from api.text import Text
 from domain import ids
+from domain.entitlements import Effective
 from domain.events import GoalReceived
 from domain.goal_text import require_words
 from domain.killswitch import GOALS_CREATE
@@ -29,6 +33,7 @@ from domain.scopes import TENANT_PATTERN
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["goals"])
+RESOURCE = "POST /api/v1/goals"
 
 GoalWriter = Annotated[Principal, require("goals:write")]
 Context = dict[Text, Annotated[Text, Field(max_length=8192)]]
@@ -130,19 +135,41 @@ async def post_goal(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Accept a goal: append ``goal_received`` durably and return the new run."""
-    tenant = await tenant_of(state, p, body.tenant_id, "POST /api/v1/goals")
+    tenant = await tenant_of(state, p, body.tenant_id, RESOURCE)
     await refuse_if_disabled(state)
+    tier = await tier_of(state, p)
+    await check_approval_timeout(state, p, tier, body.context, RESOURCE)
     if idempotency_key is None:
         event = goal_event(tenant, body.goal, body.context, str(uuid.uuid4()), None, p.actor)
-        accepted = await _append_goal(state, event)
+        accepted = await _charged_append(state, p, tier, event)
     else:
-        accepted = await _append_once(state, tenant, body, idempotency_key, response, p)
+        accepted = await _append_once(state, tenant, body, idempotency_key, response, p, tier)
     response.headers["Location"] = accepted["status_url"]
     return accepted
 
 
+async def _charged_append(
+    state: AppState, p: Principal, tier: Effective, event: GoalReceived
+) -> dict[str, Any]:
+    """Count the goal against the month (402 when none is left), then append it."""
+    charge, refused = await take_goals(state, p, tier, 1, RESOURCE)
+    if refused is not None:
+        raise refused
+    try:
+        return await _append_goal(state, event)
+    except LogUnavailable:
+        await charge.give_back()
+        raise
+
+
 async def _append_once(
-    state: AppState, tenant: str, body: GoalRequest, key: str, response: Response, p: Principal
+    state: AppState,
+    tenant: str,
+    body: GoalRequest,
+    key: str,
+    response: Response,
+    p: Principal,
+    tier: Effective,
 ) -> dict[str, Any]:
     fingerprint = request_fingerprint(
         {"tenant_id": tenant, "goal": body.goal, "context": body.context}
@@ -169,10 +196,10 @@ async def _append_once(
         return claim.response
     run_id = ids.run_id_for_request(tenant, key)
     try:
-        accepted = await _append_goal(
-            state, goal_event(tenant, body.goal, body.context, run_id, key, p.actor)
+        accepted = await _charged_append(
+            state, p, tier, goal_event(tenant, body.goal, body.context, run_id, key, p.actor)
         )
-    except LogUnavailable:
+    except (LogUnavailable, Problem):
         await state.idempotency.release(tenant, key)  # nothing recorded: free the retry
         raise
     try:

@@ -3,7 +3,9 @@
 Each item is validated, claimed (when it has an ``idempotency_key``) and answered on
 its own: one bad item does not sink the others. Valid new items are appended together,
 pipelined; the answer lists, in request order, a status per item with either where the
-goal landed or a problem.
+goal landed or a problem. Items the tenant's tier refuses (approval timeout out of
+range; past the month's goals: the later items of the batch) get 402 naming the
+entitlement.
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ from api.routes.goals import (
     refuse_if_disabled,
     tenant_of,
 )
+from api.security.deps import tier_of
+from api.security.goal_checks import check_approval_timeout, take_goals
 from api.security.principal import Principal
 from api.text import Text
 from domain import ids
+from domain.entitlements import Effective
 from domain.events import GoalReceived
 from domain.goal_text import require_words
 from streams.producer import LogUnavailable
 
 router = APIRouter(tags=["goals"])
+RESOURCE = "POST /api/v1/goals:batch"
 
 
 class BatchItem(BaseModel):
@@ -58,8 +64,14 @@ def _problem(index: int, status_code: int, slug: str, detail: str) -> dict[str, 
     return {"index": index, "status": status_code, "problem": {"type": slug, "detail": detail}}
 
 
+def _refused(index: int, problem: Problem) -> dict[str, Any]:
+    answer = _problem(index, problem.status, problem.type, problem.detail)
+    answer["problem"].update(problem.extensions)
+    return answer
+
+
 async def _prepare(
-    state: AppState, tenant: str, p: Principal, index: int, raw: dict[str, Any]
+    state: AppState, tenant: str, p: Principal, tier: Effective, index: int, raw: dict[str, Any]
 ) -> GoalReceived | dict[str, Any]:
     """The event to append for item ``index``, or its final answer."""
     try:
@@ -68,6 +80,10 @@ async def _prepare(
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
         return _problem(index, 422, "validation-error", f"{where}: {first['msg']}")
+    try:
+        await check_approval_timeout(state, p, tier, item.context, RESOURCE)
+    except Problem as problem:
+        return _refused(index, problem)
     if item.idempotency_key is None:
         return goal_event(tenant, item.goal, item.context, str(uuid.uuid4()), None, p.actor)
     fingerprint = request_fingerprint(
@@ -113,24 +129,42 @@ async def _append(
     return out
 
 
+async def _over_quota(
+    state: AppState, tenant: str, over: list[tuple[int, GoalReceived]], refused: Problem
+) -> list[dict[str, Any]]:
+    for _, e in over:
+        if e.idempotency_key:
+            await state.idempotency.release(tenant, e.idempotency_key)
+    return [_refused(i, refused) for i, _ in over]
+
+
 @router.post("/goals:batch", status_code=status.HTTP_207_MULTI_STATUS)
 async def post_goals(body: GoalBatch, p: GoalWriter, state: StateDep) -> dict[str, Any]:
     """Accept up to ``batch_max_goals`` goals; answers a status per item."""
     limit = state.settings.batch_max_goals
     if len(body.goals) > limit:
         raise Problem(413, "batch-too-large", f"at most {limit} goals per batch", limit=limit)
-    tenant = await tenant_of(state, p, body.tenant_id, "POST /api/v1/goals:batch")
+    tenant = await tenant_of(state, p, body.tenant_id, RESOURCE)
     await refuse_if_disabled(state)
+    tier = await tier_of(state, p)
     answers: list[dict[str, Any]] = []
     todo: list[tuple[int, GoalReceived]] = []
     for index, raw in enumerate(body.goals):
-        prepared = await _prepare(state, tenant, p, index, raw)
+        prepared = await _prepare(state, tenant, p, tier, index, raw)
         if isinstance(prepared, GoalReceived):
             todo.append((index, prepared))
         else:
             answers.append(prepared)
     if todo:
-        answers.extend(await _append(state, tenant, todo))
+        charge, refused = await take_goals(state, p, tier, len(todo), RESOURCE)
+        todo, over = todo[: charge.granted], todo[charge.granted :]
+        if refused is not None:
+            answers.extend(await _over_quota(state, tenant, over, refused))
+        appended = await _append(state, tenant, todo) if todo else []
+        failed = sum(1 for a in appended if a["status"] != 202)
+        if failed:
+            await charge.give_back(failed)
+        answers.extend(appended)
     answers.sort(key=lambda a: a["index"])
     accepted = sum(1 for a in answers if a["status"] == 202)
     return {"accepted": accepted, "rejected": len(answers) - accepted, "items": answers}

@@ -1,9 +1,12 @@
 """``require(scope)``: the dependency every protected route declares.
 
-In order: authenticate the key (401), count the request against the key's rate limit
-(429, counted even when the scope check then fails, so probing costs quota), check the
-scope (403), take a concurrency slot (429) and give it back as soon as the route has
-returned, before its answer is sent.
+In order: authenticate the key (401), read the tenant's tier (cached; 503 if it cannot
+be read), count the request against the key's and the tenant's rate limits of that
+tier (429, counted even when the scope check then fails, so probing costs quota), check
+the scope (403), take the key's and the tenant's concurrency slots (429) and give them
+back as soon as the route has returned, before its answer is sent. A 429 names the
+entitlement that refused it and is audited (in the background, as a flood of them
+must not slow the answers).
 Failures and denials are audited before answering; successes in the background.
 
 The rate count and the slot are one Redis round trip (``RedisLimiter.admit``): the scope
@@ -24,10 +27,12 @@ from api.access_log import PRINCIPAL
 from api.deps import AppState, StateDep
 from api.problems import Problem
 from api.security.audit import audit_fact
-from api.security.limits import Admission, LimiterUnavailable, RateDecision
+from api.security.limits import Admission, LimiterUnavailable, Limits
 from api.security.principal import Principal
 from api.security.services import SecurityServices
+from api.security.tiers import TiersUnavailable, unavailable
 from domain import scopes
+from domain.entitlements import Effective
 from omnihub import metrics
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="omnihub"'}
@@ -70,12 +75,46 @@ async def _authenticate(sec: SecurityServices, request: Request, resource: str) 
     return result.principal
 
 
-async def _admit(
-    sec: SecurityServices, p: Principal, rid: str, granted: bool, response: Response
-) -> Admission:
-    """Count the request (429 if over the rate); says whether it also got a slot."""
+async def tier_of(state: AppState, p: Principal) -> Effective:
+    """The caller's tenant's tier now (cached per ``tier_cache_ttl_s``); 503 if unreadable."""
+    tiers = security_of(state).tiers
+    if tiers is None:
+        raise Problem(503, "gateway-unavailable", "tiers are not configured")
     try:
-        admission = await sec.limits.admit(p.key_id, rid, scope_granted=granted)
+        return await tiers.effective(p.tenant_id)
+    except TiersUnavailable as exc:
+        raise unavailable(exc) from exc
+
+
+def _limit_fact(p: Principal, tier: Effective, entitlement: str, resource: str) -> Any:
+    return audit_fact(
+        p.tenant_id,
+        "entitlement",
+        entitlement,
+        "denied",
+        subject=p.actor,
+        resource=resource,
+        details={"tier": tier.tier, "source": tier.source, "key_id": p.key_id},
+    )
+
+
+async def _admit(
+    sec: SecurityServices,
+    p: Principal,
+    rid: str,
+    granted: bool,
+    response: Response,
+    tier: Effective,
+    resource: str,
+) -> tuple[Admission, Limits]:
+    """Count the request (429 if over a rate); says whether it also got its slots."""
+    limits = Limits.of(
+        {k: g.value for k, g in tier.entitlements.items()}, sec.rate_override, sec.busy_override
+    )
+    try:
+        admission = await sec.limits.admit(
+            p.key_id, rid, scope_granted=granted, tenant_id=p.tenant_id, limits=limits
+        )
     except LimiterUnavailable as exc:
         raise Problem(
             503,
@@ -87,13 +126,18 @@ async def _admit(
     response.headers.update(decision.headers())
     if not decision.allowed:
         metrics.RATE_LIMIT_REFUSALS.labels("rate").inc()
+        which = admission.refused_by or "requests_per_minute_per_key"
+        sec.audit.record_later(_limit_fact(p, tier, which, resource))
+        whose = "tenant" if which.endswith("tenant") else "key"
         raise Problem(
             429,
             "rate-limited",
-            f"more than {decision.limit} requests a minute for this key",
+            f"more than {decision.limit} requests a minute for this {whose} ({tier.tier} tier)",
             headers=decision.headers(),
+            entitlement=which,
+            tier=tier.tier,
         )
-    return admission
+    return admission, limits
 
 
 async def _authorize(
@@ -126,14 +170,26 @@ async def _authorize(
     sec.audit.record_later(allowed)
 
 
-def _refuse_busy(sec: SecurityServices, rate: RateDecision) -> Problem:
+def _refuse_busy(
+    sec: SecurityServices,
+    admission: Admission,
+    limits: Limits,
+    p: Principal,
+    tier: Effective,
+    resource: str,
+) -> Problem:
     metrics.RATE_LIMIT_REFUSALS.labels("concurrency").inc()
+    which = admission.refused_by or "in_flight_per_key"
+    sec.audit.record_later(_limit_fact(p, tier, which, resource))
+    whose = "tenant" if which.endswith("tenant") else "key"
     # The rate headers too: a client backing off reads them on every 429 alike.
     return Problem(
         429,
         "too-many-concurrent-requests",
-        f"more than {sec.limits.concurrency_limit} requests in flight for this key",
-        headers={**rate.headers(), "Retry-After": "1"},
+        f"more than {limits.value(which)} requests in flight for this {whose} ({tier.tier} tier)",
+        headers={**admission.rate.headers(), "Retry-After": "1"},
+        entitlement=which,
+        tier=tier.tier,
     )
 
 
@@ -149,15 +205,16 @@ def _guard(scope: str) -> Callable[..., AsyncIterator[Principal]]:
         request.scope[PRINCIPAL] = principal  # for the access log
         if sec.last_used is not None:
             sec.last_used.touch(principal.key_id)
+        tier = await tier_of(state, principal)
         granted = scopes.grants(principal.scopes, scope)
-        admission = await _admit(sec, principal, rid, granted, response)
+        admission, limits = await _admit(sec, principal, rid, granted, response, tier, resource)
         await _authorize(sec, principal, scope, granted, resource)
         if not admission.slot:
-            raise _refuse_busy(sec, admission.rate)
+            raise _refuse_busy(sec, admission, limits, principal, tier, resource)
         try:
             yield principal
         finally:
-            await sec.limits.release(principal.key_id, rid)
+            await sec.limits.release(principal.key_id, rid, principal.tenant_id)
 
     guard.required_scope = scope  # type: ignore[attr-defined]  # read by api.openapi
     return guard

@@ -12,8 +12,10 @@ from api.security.audit import AuditSink
 from api.security.last_used import LastUsed
 from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
+from api.security.quota import GoalQuota
 from api.security.sessions import SessionStore
 from api.security.tenancy import owner_connection
+from api.security.tiers import TierReader, Tiers, postgres_facts
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections import keys
@@ -41,6 +43,11 @@ class SecurityServices:
     limits: RedisLimiter
     audit: AuditSink
     sessions: SessionStore | None = None  # dashboard sign-in (api/security/sessions.py)
+    tiers: Tiers | None = None  # each tenant's tier (api/security/tiers.py)
+    quota: GoalQuota | None = None  # goals per month (api/security/quota.py)
+    # When set, replace every tier's rate / in-flight limits (load tests and benchmarks).
+    rate_override: int | None = None
+    busy_override: int | None = None
     last_used: LastUsed | None = None  # for `omnihub keys list` (api/security/last_used.py)
 
 
@@ -60,12 +67,20 @@ def build_security(
         authenticator=authenticator,
         limits=RedisLimiter(
             redis,
-            rate_limit=settings.rate_limit_per_minute,
-            concurrency_limit=settings.concurrency_limit,
+            rate_limit=settings.rate_limit_per_minute or 60,  # unused: each request's tier
+            concurrency_limit=settings.concurrency_limit or 5,
             window_s=60.0,
             slot_ttl_s=settings.concurrency_slot_ttl_s,
         ),
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
+        tiers=TierReader(
+            postgres_facts(pool, settings.projections_schema),
+            settings.tier_cache_ttl_s,
+            settings.default_tier,
+        ),
+        quota=GoalQuota(redis, namespace=settings.topic_prefix),
+        rate_override=settings.rate_limit_per_minute,
+        busy_override=settings.concurrency_limit,
         last_used=LastUsed(redis, settings.topic_prefix),
     )

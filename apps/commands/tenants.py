@@ -1,9 +1,9 @@
 """``omnihub tenants set-tier``: an operator sets a tenant's subscription tier.
 
 It appends ``subscription_changed`` straight to the log (the operator has Kafka access,
-as for ``omnihub keys create``). Nothing reads it yet: the tenant projection and the
-gateway's enforcement of the tiers are still to be wired (see README, *Memberships on
-chain*).
+as for ``omnihub keys create``). The gateway folds it into the tenant projection, and
+the tier's entitlements apply within seconds, with no restart (README, *Tiers and
+entitlements*). ``PUT /api/v1/admin/tenants/{id}/tier`` does the same over HTTP.
 """
 
 from __future__ import annotations

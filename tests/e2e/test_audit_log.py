@@ -96,6 +96,7 @@ async def test_expired_records_leave_a_checkpoint_that_what_remains_verifies_fro
     done = omnihub(env, "audit", "expire", "--tenant", "tenant-a", "--now", now)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"tenant-a: expires sequences up to {through} " in done.stdout
+    assert "tier default, 90 days" in done.stdout  # no subscription, no membership
 
     body = await page_until(
         api, admin, lambda b: b["verification"]["anchor"] == "checkpoint", limit=500
@@ -201,3 +202,25 @@ async def test_a_tenants_kill_switch_is_in_the_platform_chain_other_tenants_read
     assert exported.returncode == 0, exported.stderr
     checked = verify_file(out)
     assert checked.returncode == 0 and checked.stdout.startswith("*: ok"), checked.stdout
+
+
+async def test_a_tenants_tier_sets_its_retention(api: str, env: dict[str, str]) -> None:
+    cli_key(env, "tenant-c", "read")  # a chained record: the key's creation
+    set_tier = omnihub(env, "tenants", "set-tier", "--tenant", "tenant-c", "--tier", "pro")
+    assert set_tier.returncode == 0, set_tier.stdout + set_tier.stderr
+
+    def dry_run(days: int) -> str:
+        at = (datetime.now(UTC) + timedelta(days=days)).isoformat()
+        args = ("audit", "expire", "--tenant", "tenant-c", "--dry-run", "--now", at)
+        done = omnihub(env, *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    for _ in range(60):  # the gateway folds the subscription, the projector the records
+        after = dry_run(366)
+        if "tier pro, 365 days" in after and "would expire" in after:
+            break
+        await asyncio.sleep(0.5)
+    assert after.startswith("tenant-c: would expire sequences up to"), after
+    within = dry_run(100)
+    assert within.startswith("tenant-c: nothing to expire (tier pro, 365 days)"), within

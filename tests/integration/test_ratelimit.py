@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from api.security.limits import LimiterUnavailable, RedisLimiter
+from api.security.limits import Admission, LimiterUnavailable, Limits, RedisLimiter
 from infra.launch import free_port
 from omnihub.settings import get_settings
 
@@ -131,3 +131,35 @@ async def test_redis_not_answering_fails_closed() -> None:
         await limiter(nobody).release("k", "x")  # never raises: the slot expires anyway
     finally:
         await nobody.aclose()
+
+
+async def test_a_tenant_limit_holds_across_its_keys_and_names_itself(redis: Redis) -> None:
+    limits = limiter(redis)
+    tenant, other = f"t-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
+    tier = Limits(rate_per_key=10, in_flight_per_key=10, rate_per_tenant=3, in_flight_per_tenant=2)
+
+    async def admit(key: str, t: str = tenant, rid_: str | None = None) -> Admission:
+        return await limits.admit(key, rid_ or rid(), True, tenant_id=t, limits=tier)
+
+    answers = [await admit(k) for k in ("a", "b", "a")]
+    assert [a.slot for a in answers] == [True, True, False]  # two in flight per tenant
+    assert answers[2].refused_by == "in_flight_per_tenant" and answers[2].rate.allowed
+    refused = await admit("c")
+    assert not refused.rate.allowed and refused.refused_by == "requests_per_minute_per_tenant"
+    assert refused.rate.limit == 3 and refused.rate.remaining == 0
+    assert (await admit("a", other)).slot  # another tenant is untouched
+
+
+async def test_a_key_limit_refuses_before_the_tenant_and_release_frees_both(redis: Redis) -> None:
+    limits = limiter(redis)
+    tenant = f"t-{uuid.uuid4()}"
+    tier = Limits(rate_per_key=2, in_flight_per_key=1, rate_per_tenant=100, in_flight_per_tenant=5)
+    first = await limits.admit("k", "r1", True, tenant_id=tenant, limits=tier)
+    busy = await limits.admit("k", "r2", True, tenant_id=tenant, limits=tier)
+    assert first.slot and not busy.slot and busy.refused_by == "in_flight_per_key"
+    over = await limits.admit("k", "r3", True, tenant_id=tenant, limits=tier)
+    assert not over.rate.allowed and over.refused_by == "requests_per_minute_per_key"
+    _, key_slots, _, tenant_slots = RedisLimiter.keys_of("k", tenant)
+    assert await redis.zcard(key_slots) == 1 and await redis.zcard(tenant_slots) == 1
+    await limits.release("k", "r1", tenant)
+    assert await redis.zcard(key_slots) == 0 and await redis.zcard(tenant_slots) == 0

@@ -17,8 +17,11 @@ from api.security import key_material
 from api.security.last_used import LastUsed
 from api.security.limits import Admission, RateDecision
 from api.security.principal import Authenticator
+from api.security.quota import Taken
 from apps.api import create_app
+from domain.entitlements import Effective, Subscription, TenantTiers, effective
 from domain.events import AuditFactObserved, Event, GoalReceived
+from domain.tiers import TierName
 from omnihub.settings import Settings
 from projections.keys import StoredKey
 from projections.killswitch import CachedSwitches
@@ -95,12 +98,41 @@ class FakeKeys:
 
 
 class Unlimited:
-    concurrency_limit = 5
-
-    async def admit(self, key_id: str, request_id: str, scope_granted: bool) -> Admission:
+    async def admit(
+        self, key_id: str, request_id: str, scope_granted: bool, **_: object
+    ) -> Admission:
         return Admission(RateDecision(True, 60, 59, 60), slot=scope_granted)
 
-    async def release(self, key_id: str, request_id: str) -> None: ...
+    async def release(self, key_id: str, request_id: str, tenant_id: str = "-") -> None: ...
+
+
+class CountingQuota:
+    """Grants up to ``limit`` goals in all (None: every one); counts what it granted."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    async def take(self, tenant_id: str, month: str, n: int, limit: int | None) -> Taken:
+        left = n if self.limit is None else max(0, min(n, self.limit - self.used))
+        self.used += left
+        return Taken(left, self.used)
+
+    async def give_back(self, tenant_id: str, month: str, n: int) -> None:
+        self.used -= n
+
+
+class FixedTiers:
+    """Every tenant has ``tier`` by subscription (free by default), with no end."""
+
+    def __init__(self, tier: TierName = "free") -> None:
+        self.tier = tier
+
+    async def effective(self, tenant_id: str) -> Effective:
+        facts = TenantTiers(tenant_id)
+        if self.tier != "free":
+            facts = TenantTiers(tenant_id, Subscription(self.tier, None, "test"))
+        return effective(facts, datetime.now(UTC))
 
 
 class FakeRedis:
@@ -134,6 +166,8 @@ async def app_and_client() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     state.keys = FakeKeys()
     state.security.authenticator = Authenticator(state.keys, SECRET, 0)
     state.security.limits = Unlimited()
+    state.security.tiers = FixedTiers("pro")
+    state.security.quota = CountingQuota()  # type: ignore[assignment]
     state.security.last_used = LastUsed(state.redis, "omnihub")  # type: ignore[arg-type]
     key = state.keys.mint("acme", ("write",))
     transport = httpx.ASGITransport(app=app)

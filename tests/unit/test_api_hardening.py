@@ -182,10 +182,11 @@ def test_an_empty_cursor_is_no_cursor() -> None:
 
 
 def test_the_limiter_keys_share_one_cluster_slot() -> None:
-    for key_id in ("key-1", "a" * 40, "kx"):
-        rate, inflight = RedisLimiter.keys_of(key_id)
-        assert rate != inflight and key_slot(rate.encode()) == key_slot(inflight.encode())
-        assert "{" + key_id + "}" in rate
+    for key_id, tenant in (("key-1", "acme"), ("a" * 40, "t" * 64), ("kx", "-")):
+        keys = RedisLimiter.keys_of(key_id, tenant)
+        assert len(set(keys)) == 4 and all(key_id in k for k in keys[:2])
+        assert {key_slot(k.encode()) for k in keys} == {key_slot(keys[0].encode())}
+        assert all("{" + tenant + "}" in k for k in keys)
 
 
 async def test_an_unexpected_error_is_a_500_problem_with_nosniff(gateway: Any) -> None:

@@ -17,15 +17,21 @@ from apps.api import create_app
 from domain.events import AuditFactObserved, GoalReceived
 from omnihub.settings import Settings
 from projections.killswitch import CachedSwitches
-from tests.unit.test_api_goals import SECRET, FakeAppender, FakeIdempotency, FakeKeys, FakeRedis
+from tests.unit.test_api_goals import (
+    SECRET,
+    CountingQuota,
+    FakeAppender,
+    FakeIdempotency,
+    FakeKeys,
+    FakeRedis,
+    FixedTiers,
+)
 
 GOAL = {"goal": "Book flight to Paris"}
 
 
 class ScriptedLimiter:
     """Answers what the test sets; records what it was asked."""
-
-    concurrency_limit = 5
 
     def __init__(self) -> None:
         self.rate_allowed = True
@@ -34,14 +40,22 @@ class ScriptedLimiter:
         self.asked: list[tuple[str, bool]] = []
         self.released: list[str] = []
 
-    async def admit(self, key_id: str, request_id: str, scope_granted: bool) -> Admission:
+    async def admit(
+        self, key_id: str, request_id: str, scope_granted: bool, **_: object
+    ) -> Admission:
         if self.down:
             raise LimiterUnavailable("connection refused")
         self.asked.append((request_id, scope_granted))
         rate = RateDecision(self.rate_allowed, 60, 7 if self.rate_allowed else 0, 42)
-        return Admission(rate, self.rate_allowed and scope_granted and self.slots)
+        slot = self.rate_allowed and scope_granted and self.slots
+        refused = ""
+        if not self.rate_allowed:
+            refused = "requests_per_minute_per_key"
+        elif scope_granted and not slot:
+            refused = "in_flight_per_tenant"
+        return Admission(rate, slot, refused)
 
-    async def release(self, key_id: str, request_id: str) -> None:
+    async def release(self, key_id: str, request_id: str, tenant_id: str = "-") -> None:
         self.released.append(request_id)
 
 
@@ -54,6 +68,8 @@ async def gateway() -> AsyncIterator[tuple[Any, ScriptedLimiter, dict[str, str]]
     keys = FakeKeys()
     state.security.authenticator = Authenticator(keys, SECRET, 0)
     state.security.limits = limiter = ScriptedLimiter()
+    state.security.tiers = FixedTiers()
+    state.security.quota = CountingQuota()  # type: ignore[assignment]
     state.security.last_used = LastUsed(state.redis, "omnihub")
     minted = {"writer": keys.mint("acme", ("write",)), "reader": keys.mint("acme", ("read",))}
     yield app, limiter, minted
@@ -89,9 +105,15 @@ async def test_over_the_rate_is_429_before_the_scope_is_judged(gateway) -> None:
     for key in (keys["writer"], keys["reader"]):
         r = await post(app, key)
         assert r.status_code == 429 and r.json()["type"].endswith("/rate-limited")
+        assert r.json()["entitlement"] == "requests_per_minute_per_key"
+        assert r.json()["tier"] == "free"
         assert r.headers["retry-after"] == "42" and r.headers["ratelimit-remaining"] == "0"
     assert [granted for _, granted in limiter.asked] == [True, False]  # both were counted
-    assert limiter.released == [] and await facts(app) == []
+    assert limiter.released == []
+    # Each refusal is audited, naming the entitlement (no success was recorded).
+    assert [(f.category, f.action, f.outcome) for f in await facts(app)] == [
+        ("entitlement", "requests_per_minute_per_key", "denied")
+    ] * 2
 
 
 async def test_a_missing_scope_is_403_counted_audited_and_holds_no_slot(gateway) -> None:  # type: ignore[no-untyped-def]
@@ -109,8 +131,13 @@ async def test_no_free_slot_is_429_too_many_concurrent_requests(gateway) -> None
     limiter.slots = False
     r = await post(app, keys["writer"])
     assert r.status_code == 429 and r.json()["type"].endswith("/too-many-concurrent-requests")
+    assert r.json()["entitlement"] == "in_flight_per_tenant"
+    assert "more than 4 requests in flight for this tenant (free tier)" in r.json()["detail"]
     assert r.headers["retry-after"] == "1" and limiter.released == []
-    assert [(f.category, f.outcome) for f in await facts(app)] == [("authn", "success")]
+    assert sorted((f.category, f.outcome) for f in await facts(app)) == [
+        ("authn", "success"),
+        ("entitlement", "denied"),
+    ]
     assert not [e for e in app.state.omnihub.appender.events if isinstance(e, GoalReceived)]
 
 
