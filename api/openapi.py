@@ -76,6 +76,7 @@ ROUTE_STATUSES: dict[tuple[str, str], dict[int, str]] = {
     ("GET", "/api/v1/runs/{run_id}"): {404: "No such run for this tenant (yet)."},
     ("DELETE", "/api/v1/notifications/channels/{channel_id}"): {404: "No such channel."},
     ("GET", "/api/v1/notifications/vapid"): {404: "Web Push is not configured here."},
+    ("DELETE", "/api/v1/devices/{device_id}"): {404: "No such device."},
 }
 """Statuses particular to one route, beyond the generic ones."""
 

@@ -30,6 +30,7 @@ from api.routes import (
     approvals,
     audit,
     decisions,
+    devices,
     goals,
     goals_batch,
     health,
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router, prefix="/api/v1")
     app.include_router(operations.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
+    app.include_router(devices.router, prefix="/api/v1")
     dashboard.install(app)
     openapi.install(app)
     return app

@@ -20,6 +20,7 @@ COMMANDS = {
     "plan-cache": "apps.plan_cache",
     "projector": "apps.projector",
     "notifier": "apps.notifier",
+    "chain-watcher": "apps.chain_watcher",
     "stack": "apps.commands.stack",
     "schemas": "apps.commands.log",
     "topics": "apps.commands.log",

@@ -1,6 +1,6 @@
 """The gateway process: ``omnihub gateway run``, the gateway's projections and audit chain.
 
-Four consumers of :mod:`streams.topology`, each a :class:`~streams.positions.PgTracked`
+Five consumers of :mod:`streams.topology`, each a :class:`~streams.positions.PgTracked`
 handler (exactly once, position in the same transaction):
 
 - ``gateway-keys``: key lifecycle events into ``api_keys`` (what authentication reads);
@@ -8,7 +8,9 @@ handler (exactly once, position in the same transaction):
   Redis after the commit;
 - ``gateway-audit-chain``: security facts into the hash-chained ``audit_recorded`` stream;
 - ``gateway-tiers``: subscriptions, wallet links and memberships into the tenant
-  projection (what the tier checks and ``GET /api/v1/tenant`` read).
+  projection (what the tier checks and ``GET /api/v1/tenant`` read);
+- ``gateway-devices``: trusted device events into ``trusted_devices`` (what device-signed
+  requests are checked against).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from apps.runtime import serve
 from domain.events import Event
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
-from projections import killswitch
+from projections import devices, killswitch
 from projections.audit_chain import AuditChainer
 from projections.keys import apply_key_event
 from projections.migrate import apply_migrations, quote_ident
@@ -38,6 +40,7 @@ from streams.producer import KafkaEventAppender
 from streams.schema_registry import SchemaRegistry
 from streams.topology import (
     GATEWAY_AUDIT_CHAIN,
+    GATEWAY_DEVICES,
     GATEWAY_KEYS,
     GATEWAY_KILLSWITCH,
     GATEWAY_TIERS,
@@ -56,7 +59,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
 def consumers(
     settings: Settings, pool: asyncpg.Pool, redis: Redis, appender: KafkaEventAppender
 ) -> list[LogConsumer]:
-    """The four consumers, wired to real clients."""
+    """The five consumers, wired to real clients."""
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     chainer = AuditChainer(appender)
 
@@ -72,6 +75,10 @@ def consumers(
         await chainer.handle(conn, event)
         return None
 
+    async def trusted(conn: asyncpg.Connection, event: Event) -> After | None:
+        await devices.apply_device_event(conn, event)
+        return None
+
     async def tiers(conn: asyncpg.Connection, event: Event) -> After | None:
         await apply_tier_event(conn, event)
         return None
@@ -81,6 +88,7 @@ def consumers(
         (GATEWAY_KILLSWITCH, switches),
         (GATEWAY_AUDIT_CHAIN, audit),
         (GATEWAY_TIERS, tiers),
+        (GATEWAY_DEVICES, trusted),
     )
     return [
         LogConsumer(settings, sub, codec, [PgTracked(sub.consumer, pool, fn)]) for sub, fn in wiring

@@ -79,3 +79,24 @@ def ensure_deployed(rpc_url: str, record_path: Path) -> tuple[Deployment, bool]:
     )
     record.write(record_path)
     return record, True
+
+
+class NoContract(RuntimeError):
+    """Neither an address nor a deployment record says which contract to use."""
+
+
+def membership_target(
+    record_path: Path, address: str | None = None, from_block: int | None = None
+) -> tuple[str, int, Deployment | None]:
+    """The contract to use (``address``, else the record's), the block its history
+    starts at (``from_block``, else the record's deployment block, else 0) and the record."""
+    record = Deployment.read(record_path)
+    chosen = address or (record.address if record else None)
+    if chosen is None:
+        raise NoContract(
+            "set OMNIHUB_MEMBERSHIP_ADDRESS, or deploy with `omnihub stack up` "
+            f"(it writes {record_path})"
+        )
+    if from_block is None:
+        from_block = record.block_number if record and record.address == chosen else 0
+    return chosen, from_block, record

@@ -10,8 +10,9 @@ module.exports = {
     hardhat: {
       chainId: Number(process.env.OMNIHUB_CHAIN_ID || 31337),
       hardfork: "cancun",
-      // Blocks are mined as transactions arrive; the watcher waits for confirmations.
-      mining: { auto: true },
+      // Blocks are mined as transactions arrive, and one a second besides (as a real
+      // chain would), so the chain watcher's confirmations come without traffic.
+      mining: { auto: true, interval: Number(process.env.OMNIHUB_CHAIN_BLOCK_MS || 1000) },
       // One log line per JSON-RPC call would grow without bound under a polling watcher;
       // OMNIHUB_CHAIN_LOG=1 turns it on for debugging.
       loggingEnabled: process.env.OMNIHUB_CHAIN_LOG === "1",

@@ -57,3 +57,27 @@ def block_hashes(w3: Web3, numbers: Iterable[int]) -> dict[int, str]:
 
 def _block_times(w3: Web3, numbers: set[int]) -> dict[int, datetime]:
     return {n: datetime.fromtimestamp(int(w3.eth.get_block(n)["timestamp"]), UTC) for n in numbers}
+
+
+class Web3Chain:
+    """The chain as the watcher reads it: head, genesis, logs and hashes (blocking calls)."""
+
+    def __init__(self, membership: MembershipContract) -> None:
+        self.membership = membership
+        self.chain_id = int(membership.w3.eth.chain_id)
+
+    def head(self) -> int:
+        """The latest block's number."""
+        return int(self.membership.w3.eth.block_number)
+
+    def genesis(self) -> str:
+        """Block 0's hash: another one means another chain (a restarted dev node)."""
+        return str(self.membership.w3.eth.get_block(0)["hash"].to_0x_hex())
+
+    def logs(self, from_block: int, to_block: int) -> list[ContractLog]:
+        """The contract's logs in ``[from_block, to_block]``, in chain order."""
+        return read_logs(self.membership, from_block, to_block)
+
+    def hashes(self, numbers: Iterable[int]) -> dict[int, str]:
+        """The current hash of each block in ``numbers`` (absent: beyond the head)."""
+        return block_hashes(self.membership.w3, numbers)

@@ -19,6 +19,8 @@ from domain.events import (
     AuditCheckpointTaken,
     AuditFactObserved,
     AuditRecorded,
+    DeviceRegistered,
+    DeviceRevoked,
     Event,
     KillSwitchToggled,
     SubscriptionChanged,
@@ -74,6 +76,19 @@ def fact_for(event: Event) -> Fact | None:
                 f"api_key:{key_id}",
                 {"prefix": prefix, "reason": reason},
             )
+        case DeviceRegistered(device_id=device_id, name=name, scopes=scopes):
+            details = {"name": name, "scopes": ",".join(scopes), "public_key": event.public_key}
+            return (
+                "device_lifecycle",
+                "register",
+                "success",
+                actor,
+                f"device:{device_id}",
+                details,
+            )
+        case DeviceRevoked(device_id=device_id, reason=reason):
+            details = {"reason": reason}
+            return ("device_lifecycle", "revoke", "success", actor, f"device:{device_id}", details)
         case KillSwitchToggled(feature=feature, enabled=enabled, reason=reason):
             return (
                 "kill_switch",

@@ -360,6 +360,27 @@ class MembershipChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceRegistered(Event):
+    """A tenant trusts a device: requests signed with its Ed25519 key act with ``scopes``."""
+
+    EVENT_TYPE: ClassVar[str] = "device_registered"
+    device_id: str
+    name: str
+    public_key: str  # 32 bytes, base64url without padding
+    scopes: tuple[str, ...]
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRevoked(Event):
+    """A tenant no longer trusts a device: its signed requests are refused."""
+
+    EVENT_TYPE: ClassVar[str] = "device_revoked"
+    device_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class NotificationChannelSet(Event):
     """A tenant added (or, ``removed``, took away) a channel approvers are told through."""
 
@@ -417,6 +438,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         MembershipChanged,
         NotificationChannelSet,
         ApproverNotified,
+        DeviceRegistered,
+        DeviceRevoked,
     )
 }
 """Every event type by its ``event_type`` name."""

@@ -10,6 +10,7 @@ processes read the contract's address from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import urllib.request
@@ -68,7 +69,7 @@ def notes(cfg: StackConfig) -> list[str]:
     if not env:
         return []
     where = f"{env['OMNIHUB_MEMBERSHIP_ADDRESS']} on chain {env['OMNIHUB_CHAIN_ID']}"
-    return [f"{'membership':<12} {'deployed':<10} {'-':>8}  {where:<40} {record_path(cfg)}"]
+    return [f"{'membership':<13} {'deployed':<10} {'-':>8}  {where:<40} {record_path(cfg)}"]
 
 
 def _argv(cfg: StackConfig) -> list[str]:
@@ -97,6 +98,12 @@ def _prepare(cfg: StackConfig) -> None:
     (cfg.state_dir / "chain").mkdir(parents=True, exist_ok=True)
 
 
+def _config_version(cfg: StackConfig) -> str:
+    """A hash of the node's configuration: ``up`` restarts a node started with another one
+    (one that mined only on transactions would never give the watcher confirmations)."""
+    return hashlib.sha256((CONTRACTS_DIR / "hardhat.config.cjs").read_bytes()).hexdigest()[:16]
+
+
 def _deploy(cfg: StackConfig) -> None:
     from contracts.deployment import ensure_deployed  # web3 is heavy: only when needed
 
@@ -117,4 +124,5 @@ CHAIN = ServiceSpec(
     env=_env,
     start_timeout_s=60.0,
     stop_grace_s=10.0,
+    version=_config_version,
 )

@@ -38,6 +38,9 @@ def code_version(cfg: StackConfig | None = None) -> str:
         files += (REPO_ROOT / folder).rglob("*.py")
         files += (REPO_ROOT / folder).rglob("*.avsc")
         files += (REPO_ROOT / folder).rglob("*.sql")
+    # The web3 adapter and its ABI, not contracts/node_modules (the tools, thousands of files).
+    files += (REPO_ROOT / "contracts").glob("*.py")
+    files += (REPO_ROOT / "contracts" / "artifacts").glob("*.json")
     for path in sorted(files):
         digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")

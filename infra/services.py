@@ -107,4 +107,4 @@ class ServiceStatus:
     def line(self) -> str:
         """One human-readable line: name, state, pid, endpoint, detail."""
         pid = str(self.pid) if self.pid is not None else "-"
-        return f"{self.name:<12} {self.state:<10} {pid:>8}  {self.endpoint:<40} {self.detail}"
+        return f"{self.name:<13} {self.state:<10} {pid:>8}  {self.endpoint:<40} {self.detail}"

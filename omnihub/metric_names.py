@@ -26,6 +26,7 @@ LOCAL_METRICS_PORTS = {
     "plan-cache": 9404,
     "projector": 9405,
     "notifier": 9406,
+    "chain-watcher": 9407,
 }
 
 
@@ -136,6 +137,20 @@ RATE_LIMIT_REFUSALS = Metric(
     "Requests the gateway refused: rate (per minute) or concurrency (in-flight slots).",
 )
 
+CHAIN_BLOCKS_BEHIND = Metric(
+    "omnihub_chain_blocks_behind",
+    "gauge",
+    (),
+    "Blocks between the chain's head and the last block the chain watcher followed.",
+)
+CHAIN_MEMBERSHIP_CHANGES = Metric(
+    "omnihub_chain_membership_changes_total",
+    "counter",
+    ("change",),
+    "membership_changed events the chain watcher appended, by change (retracted: reorgs).",
+)
+
+
 ALL: tuple[Metric, ...] = (
     HTTP_REQUESTS,
     HTTP_REQUEST_DURATION,
@@ -153,6 +168,8 @@ ALL: tuple[Metric, ...] = (
     PLAN_CACHE_MISSES,
     PLAN_CACHE_SAVED_MODEL_CALLS,
     RATE_LIMIT_REFUSALS,
+    CHAIN_BLOCKS_BEHIND,
+    CHAIN_MEMBERSHIP_CHANGES,
 )
 
 

@@ -63,6 +63,8 @@ PLAN_CACHE_HITS = _instrument(names.PLAN_CACHE_HITS)
 PLAN_CACHE_MISSES = _instrument(names.PLAN_CACHE_MISSES)
 PLAN_CACHE_SAVED_MODEL_CALLS = _instrument(names.PLAN_CACHE_SAVED_MODEL_CALLS)
 RATE_LIMIT_REFUSALS = _instrument(names.RATE_LIMIT_REFUSALS)
+CHAIN_BLOCKS_BEHIND = _instrument(names.CHAIN_BLOCKS_BEHIND)
+CHAIN_MEMBERSHIP_CHANGES = _instrument(names.CHAIN_MEMBERSHIP_CHANGES)
 
 
 def exposition() -> tuple[bytes, str]:

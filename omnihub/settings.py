@@ -196,6 +196,20 @@ class Settings(BaseSettings):
     """The URI a wallet sign-in message must name; unset: `http://<api_host>:<api_port>`."""
     siwe_nonce_ttl_s: int = Field(default=300, ge=30, le=3600)
     """A sign-in nonce's lifetime."""
+    # The chain watcher: blocks on top before a log counts, how deep a reorg it undoes.
+    membership_from_block: int | None = None
+    """The block the chain watcher starts at; unset: the deployment record's block."""
+    chain_confirmations: int = Field(default=2, ge=0)
+    """Blocks on top of a log's block before the chain watcher appends it."""
+    chain_reorg_window: int = Field(default=64, ge=1)
+    """How many blocks back the chain watcher can undo a reorg."""
+    chain_poll_s: float = Field(default=1.0, gt=0.0)
+    """How often the chain watcher polls the node."""
+    chain_max_blocks: int = Field(default=1000, ge=1)
+    """Blocks per log query of the chain watcher."""
+    device_signature_window_s: int = Field(default=300, ge=10, le=3600)
+    """How far a device-signed request's time may be from the server's (its nonce is kept
+    twice as long, to refuse a replay)."""
 
     # OmniDash (issue 11): the live stream, dashboard sessions and the notifier.
     stream_max_per_key: int = Field(default=4, ge=1)

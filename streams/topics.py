@@ -53,6 +53,9 @@ EVENT_TOPICS: Mapping[str, Topic] = {
     # Approvers notified (issue 11): channels and deliveries, keyed notify-<tenant>.
     "notification_channel_set": Topic.CONTROL,
     "approver_notified": Topic.CONTROL,
+    # Trusted devices (issue 10): keyed devices-<tenant>.
+    "device_registered": Topic.CONTROL,
+    "device_revoked": Topic.CONTROL,
 }
 
 

@@ -3,8 +3,9 @@ process runs it.
 
 A consumer is one :class:`~streams.consumer.LogConsumer` with its own consumer group,
 positions and dead letters (all named after it). A process runs one or more consumers;
-``omnihub <process> run`` starts it. The API and the worker consume nothing: the API
-appends and reads projections, the worker is driven by Temporal.
+``omnihub <process> run`` starts it. The API, the worker and the chain watcher consume
+nothing: the API appends and reads projections, the worker is driven by Temporal, the
+chain watcher follows the chain and appends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from domain.events import (
     ApprovalRequested,
     AuditCheckpointTaken,
     AuditFactObserved,
+    DeviceRegistered,
+    DeviceRevoked,
     Event,
     GoalReceived,
     KillSwitchToggled,
@@ -55,19 +58,25 @@ def _types(*classes: type[Event]) -> frozenset[str]:
 
 
 KEY_EVENT_TYPES = _types(ApiKeyCreated, ApiKeyRotated, ApiKeyRevoked)
-# What the audit chain records: security facts, key lifecycle, switches, approvals,
-# subscription changes, retention checkpoints.
-AUDIT_SOURCE_TYPES = KEY_EVENT_TYPES | _types(
-    AuditFactObserved,
-    AuditCheckpointTaken,
-    KillSwitchToggled,
-    ApprovalGranted,
-    ApprovalDenied,
-    SubscriptionChanged,
+DEVICE_EVENT_TYPES = _types(DeviceRegistered, DeviceRevoked)
+# What the audit chain records: security facts, key and device lifecycle, switches,
+# approvals, subscription changes, retention checkpoints.
+AUDIT_SOURCE_TYPES = (
+    KEY_EVENT_TYPES
+    | DEVICE_EVENT_TYPES
+    | _types(
+        AuditFactObserved,
+        AuditCheckpointTaken,
+        KillSwitchToggled,
+        ApprovalGranted,
+        ApprovalDenied,
+        SubscriptionChanged,
+    )
 )
 
 PROJECTOR = Subscription("projector", (Topic.RUNS, Topic.AUDIT), None)
 GATEWAY_KEYS = Subscription("gateway-keys", (Topic.CONTROL,), KEY_EVENT_TYPES)
+GATEWAY_DEVICES = Subscription("gateway-devices", (Topic.CONTROL,), DEVICE_EVENT_TYPES)
 GATEWAY_KILLSWITCH = Subscription("gateway-killswitch", (Topic.CONTROL,), _types(KillSwitchToggled))
 GATEWAY_TIERS = Subscription(
     "gateway-tiers",
@@ -94,10 +103,17 @@ NOTIFIER = Subscription(
 # Every long-running process, in start order, with the consumers it runs.
 PROCESSES: Mapping[str, tuple[Subscription, ...]] = {
     "api": (),
-    "gateway": (GATEWAY_KEYS, GATEWAY_KILLSWITCH, GATEWAY_AUDIT_CHAIN, GATEWAY_TIERS),
+    "gateway": (
+        GATEWAY_KEYS,
+        GATEWAY_KILLSWITCH,
+        GATEWAY_AUDIT_CHAIN,
+        GATEWAY_TIERS,
+        GATEWAY_DEVICES,
+    ),
     "worker": (),
     "saga-bridge": (SAGA_BRIDGE,),
     "plan-cache": (PLAN_CACHE,),
     "projector": (PROJECTOR,),
     "notifier": (NOTIFIER,),
+    "chain-watcher": (),  # follows the chain, appends membership_changed
 }

@@ -17,6 +17,8 @@ from domain.events import (
     AuditCheckpointTaken,
     AuditFactObserved,
     AuditRecorded,
+    DeviceRegistered,
+    DeviceRevoked,
     Event,
     GoalAssessed,
     GoalReceived,
@@ -209,6 +211,15 @@ def membership_events() -> list[Event]:
             0,
             None,
         ),
+        DeviceRegistered(
+            env(DeviceRegistered, "devices-acme", "d1"),
+            "d1",
+            "alice's phone",
+            "A" * 43,
+            ("approvals:decide",),
+            AT,
+        ),
+        DeviceRevoked(env(DeviceRevoked, "devices-acme", "d1"), "d1", "lost"),
         NotificationChannelSet(
             env(NotificationChannelSet, "notify-acme", "c1"), "c1", "webhook", "https://x.example"
         ),

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from redis.exceptions import RedisError
 
 from api.access_log import PRINCIPAL
 from api.deps import AppState, StateDep
@@ -56,8 +57,15 @@ def presented_key(request: Request) -> str | None:
 
 async def _authenticate(sec: SecurityServices, request: Request, resource: str) -> Principal:
     key = presented_key(request)
-    result = await sec.authenticator.authenticate(key)
-    if key is None and sec.sessions is not None:  # the dashboard's cookie instead
+    device = key is None and sec.devices is not None and sec.devices.presented(request)
+    if device and sec.devices is not None:  # signed by a trusted device's key instead
+        try:
+            result = await sec.devices.authenticate(request)
+        except RedisError as exc:
+            raise Problem(503, "nonce-store-unavailable", "cannot check the nonce now") from exc
+    else:
+        result = await sec.authenticator.authenticate(key)
+    if key is None and not device and sec.sessions is not None:  # the dashboard's cookie
         result = await sec.sessions.authenticate(request) or result
     if result.principal is None:
         await sec.audit.record(
@@ -71,6 +79,14 @@ async def _authenticate(sec: SecurityServices, request: Request, resource: str) 
                 details={"reason": result.reason},
             )
         )
+        if device:
+            raise Problem(
+                401,
+                "device-signature-refused",
+                f"the device signature proves nothing: {result.reason}",
+                headers=CHALLENGE,
+                reason=result.reason,
+            )
         raise Problem(401, "unauthenticated", "a valid API key is required", headers=CHALLENGE)
     return result.principal
 

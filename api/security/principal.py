@@ -23,17 +23,19 @@ UNAUTHENTICATED_TENANT = "_unauthenticated"  # never a real tenant: those start 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller: a key of one tenant holding some scopes."""
+    """An authenticated caller: a key (or a trusted device) of one tenant holding some
+    scopes."""
 
     key_id: str
     prefix: str
     tenant_id: str
     scopes: frozenset[str]
+    kind: str = "api-key"  # or "device": a request signed by a trusted device's key
 
     @property
     def actor(self) -> str:
         """How events name this caller."""
-        return f"api-key:{self.prefix}"
+        return f"{self.kind}:{self.prefix}"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from api.security.audit import AuditSink
+from api.security.devices import DeviceAuthenticator, PostgresDeviceLookup
 from api.security.last_used import LastUsed
 from api.security.limits import RedisLimiter
 from api.security.principal import Authenticator
@@ -43,6 +44,7 @@ class SecurityServices:
     limits: RedisLimiter
     audit: AuditSink
     sessions: SessionStore | None = None  # dashboard sign-in (api/security/sessions.py)
+    devices: DeviceAuthenticator | None = None  # device-signed requests (api/security/devices.py)
     tiers: Tiers | None = None  # each tenant's tier (api/security/tiers.py)
     quota: GoalQuota | None = None  # goals per month (api/security/quota.py)
     # When set, replace every tier's rate / in-flight limits (load tests and benchmarks).
@@ -74,6 +76,13 @@ def build_security(
         ),
         audit=AuditSink(appender),
         sessions=SessionStore(redis, authenticator, settings.session_ttl_s, settings.topic_prefix),
+        devices=DeviceAuthenticator(
+            PostgresDeviceLookup(pool, settings.projections_schema),
+            redis,
+            window_s=settings.device_signature_window_s,
+            cache_ttl_s=settings.auth_cache_ttl_s,
+            prefix=f"omnihub:{settings.topic_prefix}",
+        ),
         tiers=TierReader(
             postgres_facts(pool, settings.projections_schema),
             settings.tier_cache_ttl_s,

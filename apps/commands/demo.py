@@ -1,4 +1,5 @@
-"""``omnihub demo``: post a goal to the running platform and watch its events flow."""
+"""``omnihub demo``: post a goal to the running platform and watch its events flow, then
+sign in with a wallet and watch the tenant's tier follow a membership minted on chain."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from apps.commands.demo_wallet import wallet_tier
 from omnihub.settings import Settings, get_settings
 from sagas.planner import UNDERSTOOD
 
@@ -83,6 +85,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             counters = " ".join(f"{k}={v}" for k, v in live.json()["counters"].items() if v)
             print(f"GET /api/v1/live (the tenant's live counters, from Redis) -> {counters}")
         dashboard_key = await _waiting_approval(client, settings, args.tenant)
+        print("\nMemberships on chain: a wallet signs in and is minted a pro membership")
+        client.headers["Authorization"] = f"Bearer {dashboard_key}"  # admin: links wallets
+        await wallet_tier(client, settings)
     if final is None:
         print(
             f"(no final event within {args.seconds:g}s; `omnihub tail --run "

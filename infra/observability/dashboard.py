@@ -55,6 +55,10 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("saved", "sum(increase(omnihub_plan_cache_saved_model_calls_total[1h]))")]),
     ("Rate-limit refusals", "short", [
         ("{{reason}}", "sum by (reason) (increase(omnihub_rate_limit_refusals_total[5m]))")]),
+    ("Chain watcher", "short", [
+        ("blocks behind the head", "max(omnihub_chain_blocks_behind)"),
+        ("{{change}}",
+         "sum by (change) (increase(omnihub_chain_membership_changes_total[15m]))")]),
 ]  # fmt: skip
 
 

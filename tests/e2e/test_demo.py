@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.deployment import Deployment
+from infra import chain_service
 from infra.launch import free_port
 from infra.platform import SERVICES as PLATFORM
 from infra.stack import StackConfig, down, up
@@ -29,6 +31,12 @@ def test_demo_runs_its_goal_to_completion_and_shows_the_read_model(
     monkeypatch.setenv("OMNIHUB_TOPIC_PREFIX", f"demo{tag}")
     monkeypatch.setenv("OMNIHUB_PROJECTIONS_SCHEMA", f"demo_{tag}")
     monkeypatch.setenv("OMNIHUB_TEMPORAL_TASK_QUEUE", f"demo-{tag}")
+    # The stack's contract (its record is in the stack's state folder, not the platform's),
+    # followed from its deployment block by the platform's chain-watcher.
+    record = Deployment.read(chain_service.record_path(stack))
+    assert record is not None
+    monkeypatch.setenv("OMNIHUB_MEMBERSHIP_ADDRESS", record.address)
+    monkeypatch.setenv("OMNIHUB_MEMBERSHIP_FROM_BLOCK", str(record.block_number))
     platform = dataclasses.replace(stack, state_dir=tmp_path / "platform", api_port=free_port())
     names = [spec.name for spec in PLATFORM]
     try:
@@ -57,6 +65,15 @@ def test_demo_runs_its_goal_to_completion_and_shows_the_read_model(
     assert re.search(r"^OmniDash: http://\S+/dashboard/ \(sign in with the key omh_", out, re.M), (
         out
     )
+    # The wallet signed in, was minted pro on chain, and the tenant's tier followed.
+    assert "POST /api/v1/auth/wallet/verify (SIWE, signed by the wallet) -> 200" in out, out
+    assert re.search(r"^GET /api/v1/tenant -> tier free from default$", out, re.M), out
+    assert re.search(
+        r"^GET /api/v1/tenant -> tier pro from membership:31337:0x[0-9a-fA-F]{40}:\d+ "
+        r"\(\d+\.\d+s later\)$",
+        out,
+        re.M,
+    ), out
     # What the person who opens the dashboard sees: the demo's runs, one waiting.
     assert [a["step_id"] for a in pending] == ["s2"], pending
 
