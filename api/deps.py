@@ -16,6 +16,7 @@ from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections.killswitch import CachedSwitches
 from streams.codec import EventCodec
+from streams.privacy import Privacy
 from streams.producer import KafkaEventAppender
 
 
@@ -32,6 +33,7 @@ class AppState:
     temporal: Lazy[TemporalClient]
     switches: CachedSwitches  # kill switches as routes check them (cached briefly)
     security: SecurityServices | None = None  # api/security: keys, limits, audit
+    privacy: Privacy | None = None  # opens personal fields read from the log (the stream)
 
 
 async def get_state(request: Request) -> AppState:

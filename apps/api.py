@@ -40,6 +40,7 @@ from api.routes import (
     notifications,
     operations,
     plan_templates,
+    privacy,
     runs,
     stream,
     tenant,
@@ -49,6 +50,7 @@ from api.security.services import build_security
 from apps.runtime import setup_telemetry
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
+from projections.keyring import privacy_for
 from projections.killswitch import CachedSwitches
 from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
@@ -77,7 +79,10 @@ def build_state(settings: Settings) -> AppState:
             interceptors=client_interceptors(),
         )
 
-    appender = KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s)
+    privacy = privacy_for(settings, codec.registry)
+    appender = KafkaEventAppender(
+        settings, codec, timeout_s=settings.append_timeout_s, privacy=privacy
+    )
     postgres = Lazy(pg_pool, close_pool)
     state = AppState(
         settings=settings,
@@ -88,6 +93,7 @@ def build_state(settings: Settings) -> AppState:
         postgres=postgres,
         temporal=Lazy(temporal),
         switches=CachedSwitches(redis, settings.killswitch_cache_ttl_s),
+        privacy=privacy,
     )
     state.security = build_security(settings, redis, postgres, lambda: state.appender)
     return state
@@ -109,6 +115,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.security is not None:
             await state.security.audit.drain()
         await state.appender.stop()
+        if state.privacy is not None:
+            await state.privacy.close()
         await state.postgres.close()
         await state.redis.aclose()
 
@@ -138,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(goals_batch.router, prefix="/api/v1")
     app.include_router(keys.router, prefix="/api/v1")
     app.include_router(admin.router, prefix="/api/v1")
+    app.include_router(privacy.router, prefix="/api/v1")
     app.include_router(decisions.router, prefix="/api/v1")
     app.include_router(runs.router, prefix="/api/v1")
     app.include_router(approvals.router, prefix="/api/v1")

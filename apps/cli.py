@@ -35,6 +35,7 @@ COMMANDS = {
     "deadletters": "apps.commands.deadletters",
     "doctor": "apps.commands.doctor",
     "trace": "apps.commands.trace",
+    "privacy": "apps.commands.privacy",
 }
 
 

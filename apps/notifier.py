@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from apps.runtime import serve
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
+from projections.keyring import privacy_for
 from sagas.notify.channels import RedisChannels
 from sagas.notify.handler import Notifier
 from sagas.tools.url_policy import UrlPolicy
@@ -36,7 +37,10 @@ async def run_notifier(
     await ensure_declared_topics(settings)
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    appender = KafkaEventAppender(settings, codec, timeout_s=settings.append_timeout_s)
+    privacy = privacy_for(settings, codec.registry)
+    appender = KafkaEventAppender(
+        settings, codec, timeout_s=settings.append_timeout_s, privacy=privacy
+    )
     letters = KafkaDeadLetterWriter(settings, "notifier")
     await appender.start()
     await letters.start()
@@ -45,13 +49,14 @@ async def run_notifier(
             channels = RedisChannels(redis, settings.topic_prefix)
             policy = UrlPolicy(settings.webhook_allowed_hosts)
             notifier = Notifier(settings, channels, appender, http, letters, policy)
-            consumer = LogConsumer(settings, NOTIFIER, codec, [notifier])
+            consumer = LogConsumer(settings, NOTIFIER, codec, [notifier], privacy=privacy)
             mark_ready()
             await consumer.run(stop, ready)
             return notifier
     finally:
         await letters.stop()
         await appender.stop()
+        await privacy.close()
         await redis.aclose()
 
 

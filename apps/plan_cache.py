@@ -20,6 +20,7 @@ from apps.commands import plan_cache as ops
 from apps.runtime import serve
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
+from projections.keyring import privacy_for
 from projections.plan_cache.adapter import embedder_for
 from projections.plan_cache.projector import PlanCacheFolder
 from projections.plan_cache.store import PgPlanCacheStore, migrate
@@ -39,7 +40,11 @@ async def plan_cache_consumer(settings: Settings) -> AsyncIterator[LogConsumer]:
         embedder = embedder_for(settings)
         folder = PlanCacheFolder(store, embedder, ttl_s=settings.plan_cache_ttl_s)
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-        yield LogConsumer(settings, PLAN_CACHE, codec, [folder])
+        privacy = privacy_for(settings, codec.registry)
+        try:
+            yield LogConsumer(settings, PLAN_CACHE, codec, [folder], privacy=privacy)
+        finally:
+            await privacy.close()
     finally:
         await pool.close()
 

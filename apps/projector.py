@@ -23,6 +23,8 @@ from apps.runtime import serve
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 from projections.approval_gauge import keep_approval_gauges
+from projections.fold import FoldShare
+from projections.keyring import privacy_for
 from projections.migrate import apply_migrations
 from projections.pg_store import PostgresProjection
 from projections.redis_store import RedisProjection
@@ -48,15 +50,20 @@ async def projector(
     try:
         await apply_migrations(pool, schema=settings.projections_schema)
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+        share = FoldShare()  # Postgres folds each batch, Redis writes the same fold
         handlers: list[Handler] = [
-            PostgresSink(pool, PostgresProjection(schema=settings.projections_schema)),
-            RedisSink(RedisProjection.of(redis, settings)),
+            PostgresSink(pool, PostgresProjection(schema=settings.projections_schema, share=share)),
+            RedisSink(RedisProjection.of(redis, settings, share=share)),
         ]
         gauges = asyncio.create_task(keep_approval_gauges(pool, settings.projections_schema))
+        privacy = privacy_for(settings, codec.registry)
         try:
-            yield LogConsumer(settings, PROJECTOR, codec, handlers, instance_id=instance_id)
+            yield LogConsumer(
+                settings, PROJECTOR, codec, handlers, instance_id=instance_id, privacy=privacy
+            )
         finally:
             gauges.cancel()
+            await privacy.close()
     finally:
         await redis.aclose()
         await pool.close()

@@ -18,6 +18,7 @@ from apps.runtime import serve
 from domain.risk_policy import policies_from
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
+from projections.keyring import privacy_for
 from projections.migrate import apply_migrations, quote_ident
 from projections.tenant_tiers import PgTierLookup
 from sagas.bridge import SagaBridge, TemporalRuns, policy_from
@@ -52,6 +53,7 @@ async def run_bridge(
         max_size=2,
         server_settings={"search_path": f"{quote_ident(settings.projections_schema)}, public"},
     )
+    privacy = privacy_for(settings, codec.registry)
     try:
         async with pool.acquire() as conn:  # the tenant projection's tables, as the gateway
             await apply_migrations(conn, schema=settings.projections_schema)
@@ -66,12 +68,14 @@ async def run_bridge(
             SAGA_BRIDGE,
             codec,
             [bridge],
+            privacy=privacy,
             group_id=group_id,
             start_at_latest=start_at_latest,
         )
         mark_ready()
         await consumer.run(stop, ready)
     finally:
+        await privacy.close()
         await pool.close()
     return bridge
 

@@ -29,6 +29,7 @@ from domain.risk_policy import policies_from
 from omnihub.lazy import Lazy
 from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
+from projections.keyring import privacy_for
 from projections.migrate import apply_migrations
 from sagas.activities import SagaActivities
 from sagas.killswitch import KillSwitches, RedisKillSwitches
@@ -105,7 +106,9 @@ async def saga_activities(
     unless one is given."""
     async with AsyncExitStack() as stack:
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-        appender = KafkaEventAppender(settings, codec)
+        privacy = privacy_for(settings, codec.registry)
+        stack.push_async_callback(privacy.close)
+        appender = KafkaEventAppender(settings, codec, privacy=privacy)
         stack.push_async_callback(appender.stop)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(30.0)))
         postgres = Lazy(_pool_factory(settings), _close_pool)

@@ -105,17 +105,24 @@ async def projection_figures(tag: str, a: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(topic_prefix=tag, projections_schema=tag, projections_redis_prefix=tag,
                         topic_partitions=6)  # fmt: skip
     await ensure_declared_topics(settings)
-    cpu0, fold = time.process_time(), await bp.drain(settings, bp.events_for(a.backlog_runs, "t-"))
-    fold_cpu = time.process_time() - cpu0
+    backlog = bp.events_for(a.backlog_runs, "t-")
+    fold = await bp.drain(settings, backlog)
+    fold_us = 1e6 * bp.LAST_DRAIN_CPU.seconds / len(backlog)
     lags = await bp.lag_at_rate(settings, 2000, a.lag_seconds)
     raw = await bp.raw_consume_rate(settings)
-    rebuilt = await rebuild_postgres(settings, swap=False)
+    with bp.Cpu() as rebuild_cpu:
+        rebuilt = await rebuild_postgres(settings, swap=False)
+    rebuild_us = 1e6 * rebuild_cpu.seconds / max(rebuilt.events, 1)
     p99 = pp.pct(lags, 99) * 1000
-    print(f"projector {fold:,.0f} events/s (process CPU {fold_cpu:.1f} s); raw consume "
-          f"{raw:,.0f}/s; rebuild {rebuilt.events_per_s:,.0f}/s; lag at 2,000/s: p50 "
-          f"{pp.pct(lags, 50) * 1000:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
+    print(f"projector {fold:,.0f} events/s ({fold_us:.0f} us CPU per event); raw consume "
+          f"{raw:,.0f}/s ({bp.LAST_RAW_CPU_US[0]:.1f} us CPU per event); rebuild "
+          f"{rebuilt.events_per_s:,.0f}/s ({rebuild_us:.0f} us CPU per event); lag at 2,000/s: "
+          f"p50 {pp.pct(lags, 50) * 1000:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
     return {"projector_events_per_s": round(fold), "raw_consume_events_per_s": round(raw),
             "rebuild_events_per_s": round(rebuilt.events_per_s),
+            "projector_cpu_us_per_event": round(fold_us, 1),
+            "rebuild_cpu_us_per_event": round(rebuild_us, 1),
+            "raw_consume_cpu_us_per_event": round(bp.LAST_RAW_CPU_US[0], 1),
             "lag_p50_ms_at_2000": round(pp.pct(lags, 50) * 1000, 1),
             "lag_p99_ms_at_2000": round(p99, 1)}  # fmt: skip
 

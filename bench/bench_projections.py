@@ -38,6 +38,24 @@ def events_for(runs: int, tag: str) -> list[Event]:
     return [e for r in stories(runs, tag) for e in r]
 
 
+class Cpu:
+    """This process's CPU seconds over a stretch of work (what a loaded machine's share
+    of the cores does not change, unlike events/s)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> Cpu:
+        self._t0 = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.process_time() - self._t0
+
+
+LAST_DRAIN_CPU = Cpu()  # the projector's CPU in the last drain (the appends left out)
+
+
 async def drain(settings: Settings, events: list[Event]) -> float:
     appender = KafkaEventAppender(settings, codec_for(settings), timeout_s=120)
     await appender.start()
@@ -45,11 +63,12 @@ async def drain(settings: Settings, events: list[Event]) -> float:
         await appender.append_many(events[i : i + 1000])
     await appender.stop()
     stop = asyncio.Event()
-    task = asyncio.create_task(run_projector(settings, stop))
-    conn = await asyncpg.connect(settings.postgres_dsn)
-    started, folded = await _first_fold(conn, settings)  # the clock starts after the join
-    await _poll(lambda: caught_up(settings))
-    took = time.perf_counter() - started
+    with LAST_DRAIN_CPU:
+        task = asyncio.create_task(run_projector(settings, stop))
+        conn = await asyncpg.connect(settings.postgres_dsn)
+        started, folded = await _first_fold(conn, settings)  # the clock starts after the join
+        await _poll(lambda: caught_up(settings))
+        took = time.perf_counter() - started
     await conn.close()
     stop.set()
     await task
@@ -88,16 +107,24 @@ async def lag_at_rate(settings: Settings, rate: int, seconds: int) -> list[float
     conn = await asyncpg.connect(settings.postgres_dsn)
     lags: list[float] = []
     pending: list[tuple[AppendResult, float]] = []
+    appended = asyncio.Event()
+
+    async def watch() -> None:
+        # Every 10 ms, beside the appends: checking only between ticks measured the
+        # 100 ms tick, not the lag.
+        while pending or not appended.is_set():
+            await _collect(conn, settings, pending, lags)
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
     for i in range(0, len(events), per_tick):
         results = await appender.append_many(events[i : i + per_tick])
         acked = time.perf_counter()
         pending += [(r, acked) for r in results]
         sent += [(r, acked) for r in results]
-        await _collect(conn, settings, pending, lags)
         await asyncio.sleep(max(0.0, t0 + (i // per_tick + 1) * tick - time.perf_counter()))
-    while pending:
-        await _collect(conn, settings, pending, lags)
-        await asyncio.sleep(0.01)
+    appended.set()
+    await watcher
     await conn.close()
     await appender.stop()
     stop.set()
@@ -123,16 +150,47 @@ async def _collect(
     pending[:] = keep
 
 
+LAST_RAW_CPU_US = [0.0]  # CPU microseconds per record of the last raw consume
+
+
 async def raw_consume_rate(settings: Settings) -> float:
     topics = [f"{settings.topic_prefix}.runs.v1"]
     ends = await end_offsets(settings.kafka_bootstrap, topics)
     started = time.perf_counter()
     n = 0
-    async for _t, _p, raws in replay(
-        settings.kafka_bootstrap, {k: (0, v) for k, v in ends.items()}
-    ):
-        n += len(raws)
+    with Cpu() as cpu:
+        async for _t, _p, raws in replay(
+            settings.kafka_bootstrap, {k: (0, v) for k, v in ends.items()}, batch=10_000
+        ):
+            n += len(raws)
+    LAST_RAW_CPU_US[0] = 1e6 * cpu.seconds / max(n, 1)
     return n / (time.perf_counter() - started)
+
+
+async def commit_ms(settings: Settings, n: int = 50) -> dict[str, float]:
+    """p50 of a one-row upsert's transaction, with synchronous commit on and off: what
+    each projection transaction waits for while it holds the shared KPI rows."""
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    table = f"{settings.projections_schema}_commit_probe"
+    await conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (k int PRIMARY KEY, v int)")
+    out = {}
+    try:
+        for mode in ("on", "off"):
+            took = []
+            for _ in range(n):
+                began = time.perf_counter()
+                async with conn.transaction():
+                    await conn.execute("SELECT set_config('synchronous_commit', $1, true)", mode)
+                    await conn.execute(
+                        f"INSERT INTO {table} VALUES (1, 1)"
+                        f" ON CONFLICT (k) DO UPDATE SET v = {table}.v + 1"
+                    )
+                took.append(time.perf_counter() - began)
+            out[mode] = round(pct(took, 50) * 1000, 2)
+    finally:
+        await conn.execute(f"DROP TABLE {table}")
+        await conn.close()
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -155,12 +213,21 @@ async def main(args: argparse.Namespace) -> None:
         f"({len(lags)} events)"
     )
     raw = await raw_consume_rate(settings)
-    pg = await rebuild_postgres(settings, swap=False)
-    rd = await rebuild_redis(settings, swap=False)
+    with Cpu() as pg_cpu:
+        pg = await rebuild_postgres(settings, swap=False)
+    with Cpu() as rd_cpu:
+        rd = await rebuild_redis(settings, swap=False)
+    commits = await commit_ms(settings)
+    fold_us = 1e6 * LAST_DRAIN_CPU.seconds / len(backlog)
+    pg_us, rd_us = (1e6 * c.seconds / max(r.events, 1) for c, r in ((pg_cpu, pg), (rd_cpu, rd)))
     print(
         f"raw consume: {raw:,.0f} events/s; rebuild postgres {pg.events_per_s:,.0f} "
         f"events/s ({pg.events} events, verified={pg.equal}); rebuild redis "
-        f"{rd.events_per_s:,.0f} events/s (verified={rd.equal})"
+        f"{rd.events_per_s:,.0f} events/s (verified={rd.equal})\n"
+        f"CPU per event (this process): fold into both {fold_us:.0f} us, rebuild postgres "
+        f"{pg_us:.0f} us, rebuild redis {rd_us:.0f} us; raw consume {LAST_RAW_CPU_US[0]:.1f} us\n"
+        f"Postgres commit p50: synchronous {commits['on']} ms, asynchronous (the projector's)"
+        f" {commits['off']} ms"
     )
     print(
         json.dumps(
@@ -175,6 +242,12 @@ async def main(args: argparse.Namespace) -> None:
                 "rebuild_postgres_events_per_s": round(pg.events_per_s),
                 "rebuild_redis_events_per_s": round(rd.events_per_s),
                 "rebuild_verified": pg.equal and rd.equal,
+                "fold_cpu_us_per_event": round(fold_us, 1),
+                "rebuild_postgres_cpu_us_per_event": round(pg_us, 1),
+                "rebuild_redis_cpu_us_per_event": round(rd_us, 1),
+                "raw_consume_cpu_us_per_event": round(LAST_RAW_CPU_US[0], 1),
+                "pg_commit_p50_ms_sync": commits["on"],
+                "pg_commit_p50_ms_async": commits["off"],
             }
         )
     )

@@ -405,6 +405,20 @@ class ApproverNotified(Event):
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SubjectErased(Event):
+    """A subject's data key was destroyed; the run's personal fields now read as erased.
+
+    One event per run the key sealed, keyed by that run, so it follows the run's events.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "subject_erased"
+    erasure_id: str
+    key_id: str
+    scope: str  # tenant, subject
+    requested_by: str
+
+
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.EVENT_TYPE: cls
     for cls in (
@@ -440,6 +454,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         ApproverNotified,
         DeviceRegistered,
         DeviceRevoked,
+        SubjectErased,
     )
 }
 """Every event type by its ``event_type`` name."""

@@ -31,7 +31,9 @@ from domain.events import (
     StepCompleted,
     StepFailed,
     StepStarted,
+    SubjectErased,
 )
+from domain.privacy import ERASED
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 # Terminal, or refused by the guardian and about to fail: nothing more can be asked of it.
@@ -53,6 +55,7 @@ RUN_EVENTS: tuple[type[Event], ...] = (
     RunCompleted,
     RunFailed,
     RunCancelled,
+    SubjectErased,
 )
 """The events of a run's lifecycle: the ones that make up ``runs`` and timelines."""
 
@@ -141,6 +144,12 @@ def _apply(run: RunView, e: Event) -> RunView:  # one arm per event type
     match e:
         case GoalReceived():
             return replace(run, goal=e.goal)
+        case SubjectErased():  # the goal and the reason held personal text
+            return replace(
+                run,
+                goal=None if run.goal is None else ERASED,
+                outcome_reason=None if run.outcome_reason is None else ERASED,
+            )
         case GoalAssessed(allowed=False):
             return replace(
                 _status(run, "rejected"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -56,9 +57,16 @@ def utf8_safe(value: T) -> T:
     return _walk(value, utf8_text)  # type: ignore[no-any-return]
 
 
+# Values that hold no text: returned as they are without a closer look.
+_LEAVES = frozenset({int, float, bool, type(None), bytes, datetime})
+
+
 def _walk(value: Any, fix: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return fix(value)
+    if kind in _LEAVES:
+        return value
     if isinstance(value, tuple | list):
         items = [_walk(v, fix) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
@@ -69,15 +77,32 @@ def _walk(value: Any, fix: Callable[[str], str]) -> Any:
         if all(k is a and v is b for (k, v), (a, b) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changed = {}
-        for f in dataclasses.fields(value):
-            old = getattr(value, f.name)
-            new = _walk(old, fix)
-            if new is not old:
-                changed[f.name] = new
-        return dataclasses.replace(value, **changed) if changed else value
-    return value
+    names = _field_names(kind)
+    if not names:
+        return value
+    changed = {}
+    for name in names:
+        old = getattr(value, name)
+        inner = type(old)
+        if inner in _LEAVES:
+            continue
+        new = fix(old) if inner is str else _walk(old, fix)
+        if new is not old:
+            changed[name] = new
+    return dataclasses.replace(value, **changed) if changed else value
+
+
+# Field names per type (empty: not a dataclass), looked up once: the projector walks
+# every event, and the generic fields()/is_dataclass() lookups cost more than the walk.
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    found = _NAMES.get(cls)
+    if found is None:
+        is_data = dataclasses.is_dataclass(cls)
+        found = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if is_data else ()
+    return found
 
 
 def _encodable(text: str) -> bool:

@@ -25,7 +25,9 @@ from domain.events import (
     StepCompleted,
     StepFailed,
     StepStarted,
+    SubjectErased,
 )
+from domain.privacy import ERASED
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +111,16 @@ def payload(event: Event) -> dict[str, Any]:
 
 
 # Field names per dataclass, looked up once: the projector folds every event through here.
-_NAMES: dict[type, tuple[str, ...]] = {}
+_NAMES: dict[tuple[type, str], tuple[str, ...]] = {}
 
 
 def _names(cls: type, skip: str = "") -> tuple[str, ...]:
-    found = _NAMES.get(cls)
+    found = _NAMES.get((cls, skip))
     if found is None:
-        found = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return tuple(n for n in found if n != skip) if skip else found
+        found = _NAMES[(cls, skip)] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name != skip
+        )
+    return found
 
 
 def _jsonable(value: Any) -> Any:
@@ -170,4 +174,20 @@ def summarize(e: Event) -> str:  # one arm per event type
             return f"run failed: {e.reason[:120]}"
         case RunCancelled():
             return f"run cancelled by {e.cancelled_by}: {e.reason[:120]}"
+        case SubjectErased():
+            return f"personal data erased ({e.scope} key {e.key_id[:8]}, by {e.requested_by})"
     return e.envelope.event_type
+
+
+# Summaries that end with personal text after the first ": " (see summarize).
+_PERSONAL_TAIL = frozenset(
+    {"goal_received", "step_compensation_failed", "run_cancel_requested", "run_failed"}
+    | {"run_cancelled"}
+)
+
+
+def erased_summary(event_type: str, summary: str) -> str:
+    """A stored summary as a replay would write it once its personal fields are erased."""
+    if event_type not in _PERSONAL_TAIL or ": " not in summary:
+        return summary
+    return f"{summary.split(': ', 1)[0]}: {ERASED}"

@@ -8,12 +8,20 @@ is all a consumer in any language needs. Run it with its own consumer group:
 
 Wire format of every message value (Avro single-object encoding):
     C3 01 | CRC-64-AVRO fingerprint of the writer schema, 8 bytes little-endian | body
+
+Personal fields (``"omnihub.personal": true`` in the schemas) hold sealed values,
+``enc:v1:<key_id>:<base64 nonce + AES-GCM ciphertext>``. A consumer trusted with them
+gets the data keys from OmniHub's Postgres (``privacy_keys``) and unwraps them with the
+key-encryption key (``--postgres`` and ``--kek``, the ``OMNIHUB_PRIVACY_KEK`` value).
+Without them, or once a subject was erased (its key is gone), the value reads
+``[erased]``; the rest of the event reads as always.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
 import json
 import sys
@@ -22,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastavro import parse_schema, schemaless_reader
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
@@ -48,8 +58,64 @@ def decode(value: bytes, schemas: dict[bytes, Any]) -> dict[str, Any]:
     return record
 
 
+SEALED = "enc:v1:"
+ERASED = "[erased]"
+
+
+class Keys:
+    """Data keys by id, read from Postgres once each and unwrapped with the KEK."""
+
+    def __init__(self, dsn: str | None, kek_b64: str | None, schema: str = "public") -> None:
+        self._dsn, self._schema = dsn, schema
+        self._kek = base64.b64decode(kek_b64) if kek_b64 else None
+        self._cache: dict[str, bytes | None] = {}
+
+    async def get(self, key_id: str) -> bytes | None:
+        if key_id not in self._cache:
+            self._cache[key_id] = await self._read(key_id)
+        return self._cache[key_id]
+
+    async def _read(self, key_id: str) -> bytes | None:
+        if self._dsn is None or self._kek is None:
+            return None
+        import asyncpg  # only a consumer trusted with keys needs Postgres
+
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            wrapped = await conn.fetchval(
+                f'SELECT wrapped FROM "{self._schema}".privacy_keys WHERE key_id = $1', key_id
+            )
+        finally:
+            await conn.close()
+        if wrapped is None:  # erased (or never known): the ciphertext stays shut
+            return None
+        try:
+            return AESGCM(self._kek).decrypt(wrapped[:12], wrapped[12:], key_id.encode())
+        except InvalidTag:  # wrapped by another KEK
+            return None
+
+
+async def open_sealed(value: Any, keys: Keys) -> Any:
+    """``value`` (a decoded record) with every sealed string opened, or ``[erased]``."""
+    if isinstance(value, str) and value.startswith(SEALED):
+        key_id, _, b64 = value[len(SEALED) :].partition(":")
+        key, raw = await keys.get(key_id), base64.b64decode(b64)
+        if key is None:
+            return ERASED
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], key_id.encode()).decode()
+        except InvalidTag:
+            return ERASED
+    if isinstance(value, dict):
+        return {k: await open_sealed(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [await open_sealed(v, keys) for v in value]
+    return value
+
+
 async def consume(args: argparse.Namespace) -> None:
     schemas = load_schemas(Path(args.schemas))
+    keys = Keys(args.postgres, args.kek, args.pg_schema)
     consumer = AIOKafkaConsumer(
         *args.topic,
         bootstrap_servers=args.bootstrap,
@@ -74,11 +140,13 @@ async def consume(args: argparse.Namespace) -> None:
                 source = f"{msg.topic}:{msg.partition}:{msg.offset}"
                 print(f"skipped {source}: {exc}", file=sys.stderr, flush=True)
                 continue
+            event = await open_sealed(event, keys)
             env = event["envelope"]
             counts[env["event_type"]] += 1
+            goal = f" goal={event['goal']!r}" if "goal" in event else ""
             print(
                 f"{env['occurred_at']:%H:%M:%S} {env['event_type']:<24} "
-                f"tenant={env['tenant_id']} run={env['run_id']}",
+                f"tenant={env['tenant_id']} run={env['run_id']}{goal}",
                 flush=True,
             )
             seen += 1
@@ -103,6 +171,9 @@ def main() -> None:
     parser.add_argument("--group", default="analytics-example")
     parser.add_argument("--topic", action="append", default=None)
     parser.add_argument("--max", type=int, default=0, help="stop after N events (0: never)")
+    parser.add_argument("--postgres", help="DSN of OmniHub's Postgres, to get data keys")
+    parser.add_argument("--pg-schema", default="public", help="the schema of privacy_keys")
+    parser.add_argument("--kek", help="the key-encryption key (base64), to unwrap them")
     args = parser.parse_args()
     args.topic = args.topic or ["omnihub.runs.v1"]
     asyncio.run(consume(args))

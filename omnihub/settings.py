@@ -158,6 +158,15 @@ class Settings(BaseSettings):
     worker_max_concurrent_activities: int = Field(default=50, ge=1)
     """Activities one worker runs at once."""
 
+    # Crypto-shredding (issue 13): the key-encryption key wrapping the data keys.
+    privacy_kek: str = ""
+    """The key-encryption key wrapping the data keys (base64, 32 bytes), the same in every
+    process; unset: a development key made once in `<state dir>/privacy.kek`. Required in
+    production."""
+    privacy_old_keks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Older KEKs (comma-separated) that still unwrap until `omnihub privacy rotate-kek`
+    re-wraps their keys with the current one."""
+
     # Projections (issue 3): read-model schema and Redis keyspace.
     projections_schema: str = "public"
     """The Postgres schema of the read models."""
@@ -239,7 +248,7 @@ class Settings(BaseSettings):
     vapid_subject: str = "mailto:approvals@omnihub.invalid"
     """Web Push: the contact named to push services."""
 
-    @field_validator("webhook_allowed_hosts", mode="before")
+    @field_validator("webhook_allowed_hosts", "privacy_old_keks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -253,6 +262,8 @@ class Settings(BaseSettings):
                 "OMNIHUB_SECRET_KEY is the development placeholder; set a real secret "
                 "before running with OMNIHUB_ENV=production"
             )
+        if self.env == "production" and not self.privacy_kek:
+            raise ValueError("OMNIHUB_PRIVACY_KEK must be set when OMNIHUB_ENV=production")
         if self.topic_min_insync > self.topic_replication:
             raise ValueError("OMNIHUB_TOPIC_MIN_INSYNC cannot exceed OMNIHUB_TOPIC_REPLICATION")
         return self

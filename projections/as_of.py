@@ -24,6 +24,7 @@ from domain.timeline import TimelineEntry
 from projections.fold import Loaded, fold_batch
 from streams.codec import EventCodec
 from streams.log_reader import partitions_of, read_log
+from streams.privacy import Privacy
 
 
 @dataclass
@@ -46,8 +47,10 @@ async def known_at(
     *,
     run_id: str | None = None,
     tenant_id: str | None = None,
+    privacy: Privacy | None = None,
 ) -> KnownAt:
-    """Fold what ``topic`` held before ``at`` (one run's, one tenant's, or everything)."""
+    """Fold what ``topic`` held before ``at`` (one run's, one tenant's, or everything);
+    personal fields opened with ``privacy`` (erased ones read as erased)."""
     parts = await partitions_of(bootstrap, [topic])
     if run_id is not None and parts:
         parts = [_partition_of(run_id, parts)]
@@ -63,6 +66,8 @@ async def known_at(
             tenant_id is None or env.tenant_id == tenant_id
         ):
             events.append(rec.event)
+    if privacy is not None:
+        events = await privacy.open(events)
     changes = fold_batch(Loaded(), events)
     out.runs, out.approvals, out.timeline = changes.runs, changes.approvals, changes.timeline
     out.events = len(changes.applied_ids)

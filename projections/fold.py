@@ -7,12 +7,12 @@ in one transaction. No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from domain.approval_view import ApprovalView, approval_id_of, evolve_approval
-from domain.events import ApprovalGranted, AuditRecorded, Event
+from domain.events import ApprovalGranted, AuditRecorded, Event, SubjectErased
 from domain.kpis import KpiDelta, RunDuration, kpi_delta, run_duration
 from domain.run_view import RUN_EVENTS, RunView, evolve_run
 from domain.storable import storable
@@ -49,8 +49,44 @@ class Changes:
     kpis: dict[tuple[str, datetime], KpiDelta] = field(default_factory=dict)
     durations: list[RunDuration] = field(default_factory=list)
     applied_ids: list[str] = field(default_factory=list)
+    erased_runs: list[str] = field(default_factory=list)  # stored rows to overwrite
     duplicates: int = 0
     ignored: int = 0
+
+
+@dataclass(frozen=True)
+class Folded:
+    """One sink's fold of a partition's batch, from ``start`` (its stored position)."""
+
+    records: Sequence[object]  # the batch as the pipeline handed it (compared by identity)
+    start: int
+    changes: Changes
+
+
+class FoldShare:
+    """Hands the first sink's fold of a batch to the next sink that stands at the same
+    position, so a batch is folded once for every read model.
+
+    Sinks at the same position hold the same fold of the same log prefix, so the fold
+    is the same against either's state. A sink at another position (it crashed between
+    the two writes, a rebuild swapped it) finds nothing here and folds on its own.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, int], Folded] = {}
+
+    def offer(self, topic: str, partition: int, folded: Folded) -> None:
+        """Keep ``folded`` (written and committed) for the partition's next sink."""
+        self._last[(topic, partition)] = folded
+
+    def take(
+        self, topic: str, partition: int, records: Sequence[object], start: int
+    ) -> Changes | None:
+        """The fold of this very batch from ``start``, if the first sink made it."""
+        folded = self._last.pop((topic, partition), None)
+        if folded is None or folded.records is not records or folded.start != start:
+            return None
+        return folded.changes
 
 
 def fold_batch(loaded: Loaded, events: Iterable[Event]) -> Changes:
@@ -98,6 +134,10 @@ def _still_waiting(
 def _fold_run_event(loaded: Loaded, out: Changes, event: Event) -> None:
     run_id = event.envelope.run_id
     before = out.runs.get(run_id) or loaded.runs.get(run_id)
+    if isinstance(event, SubjectErased):
+        out.erased_runs.append(run_id)
+        if before is None:  # nothing of the run is held here (or it expired): no view
+            return
     out.runs_before.setdefault(run_id, loaded.runs.get(run_id))
     after = _still_waiting(before, evolve_run(before, event), loaded, out, event)
     out.runs[run_id] = after

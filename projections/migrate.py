@@ -1,7 +1,8 @@
 """Versioned Postgres migrations, applied in name order, each exactly once.
 
 Files are ``projections/migrations/NNNN_name.sql``. Ranges: 0001-0099 projections,
-0100-0199 plan cache, 0200-0299 gateway and tenancy, 0300-0399 saga tool tables.
+0100-0199 plan cache, 0200-0299 gateway and tenancy, 0300-0399 saga tool tables,
+0400-0499 privacy keys.
 
 A file's statements should use unqualified names: each one runs with ``search_path``
 set to the target schema (then ``public``, where extensions such as ``vector`` live),

@@ -23,7 +23,8 @@ from domain.audit_retention import checkpoint_through
 from domain.events import Event
 from domain.kpis import COUNTERS
 from domain.run_view import RunView
-from projections.fold import ApplyResult, Changes, Loaded, fold_batch
+from projections.erasure import erase_runs
+from projections.fold import ApplyResult, Changes, Folded, FoldShare, Loaded, fold_batch
 from projections.migrate import quote_ident
 from streams.consumer import Record
 from streams.positions import PgPositions
@@ -41,17 +42,82 @@ def _upsert(table: str, columns: Sequence[str], key: str, jsonb: Sequence[str] =
     )
 
 
-_RUN_UPSERT = _upsert("runs", RUN_COLUMNS, "run_id")
-_APPROVAL_UPSERT = _upsert("approvals", APPROVAL_COLUMNS, "approval_id", ("reasons", "approvers"))
-_TIMELINE_INSERT = (
-    "INSERT INTO run_events (event_id, run_id, tenant_id, seq, event_type, occurred_at, actor,"
-    " summary, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)"
+# Postgres types of the columns written through unnest() (one array per column).
+_TYPES = {
+    **dict.fromkeys(("risk_score", "cache_similarity"), "float8"),
+    "cache_hit": "bool",
+    **dict.fromkeys(("created_at", "updated_at", "ended_at", "occurred_at"), "timestamptz"),
+    **dict.fromkeys(("duration_ms", "sequence"), "int8"),
+    **dict.fromkeys(
+        (
+            "seq",
+            "steps_planned",
+            "steps_started",
+            "steps_completed",
+            "steps_failed",
+            "steps_compensated",
+            "pending_approvals",
+            "event_count",
+        ),
+        "int4",
+    ),
+    **dict.fromkeys(("payload", "details"), "jsonb"),
+}
+
+
+def _unnest_insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
+    """One INSERT for a whole batch: each column's values as one array parameter.
+
+    One statement instead of one execution per row (executemany): the server plans and
+    runs it once, and the client sends a handful of arrays.
+    """
+    arrays = ", ".join(f"${i}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(columns, 1))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {conflict}"
+    ).rstrip()
+
+
+_RUN_UPSERT = _unnest_insert(
+    "runs",
+    RUN_COLUMNS,
+    "ON CONFLICT (run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in RUN_COLUMNS if c != "run_id"),
 )
-_AUDIT_INSERT = (
-    "INSERT INTO audit_log (event_id, tenant_id, occurred_at, actor, category, action, outcome,"
-    " subject, resource, details, sequence, prev_hash, hash, run_id, causation_id,"
-    " correlation_id)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16)"
+_APPROVAL_UPSERT = _upsert("approvals", APPROVAL_COLUMNS, "approval_id", ("reasons", "approvers"))
+_TIMELINE_INSERT = _unnest_insert(
+    "run_events",
+    (
+        "event_id",
+        "run_id",
+        "tenant_id",
+        "seq",
+        "event_type",
+        "occurred_at",
+        "actor",
+        "summary",
+        "payload",
+    ),
+)
+_AUDIT_INSERT = _unnest_insert(
+    "audit_log",
+    (
+        "event_id",
+        "tenant_id",
+        "occurred_at",
+        "actor",
+        "category",
+        "action",
+        "outcome",
+        "subject",
+        "resource",
+        "details",
+        "sequence",
+        "prev_hash",
+        "hash",
+        "run_id",
+        "causation_id",
+        "correlation_id",
+    ),
 )
 # A chained retention checkpoint expires the records it cuts (domain/audit_retention.py).
 _AUDIT_EXPIRE = "DELETE FROM audit_log WHERE tenant_id = $1 AND sequence BETWEEN 1 AND $2"
@@ -70,9 +136,12 @@ _DURATION_INSERT = (
 class PostgresProjection:
     """Writes folded batches into the read-model tables of one schema."""
 
-    def __init__(self, projector: str = "postgres", schema: str = "public") -> None:
+    def __init__(
+        self, projector: str = "postgres", schema: str = "public", share: FoldShare | None = None
+    ) -> None:
         self.projector = projector
         self.schema = schema
+        self._share = share  # where the next sink finds this fold (the projector's Redis)
         self._positions = PgPositions(projector)  # unqualified: the search_path picks it
 
     async def apply(
@@ -80,8 +149,14 @@ class PostgresProjection:
     ) -> ApplyResult:
         """Fold and write ``records`` (one partition, ascending offsets) exactly once."""
         async with conn.transaction():
+            # Asynchronous commit (this transaction only): the rows and the position still
+            # commit together, so a crash can lose only the newest batches, both together,
+            # and they are folded again from the log. The commit no longer waits for the
+            # WAL flush while holding the shared kpi_minute rows every partition updates.
             await conn.execute(
-                "SELECT set_config('search_path', $1, true)", f"{quote_ident(self.schema)}, public"
+                "SELECT set_config('search_path', $1, true),"
+                " set_config('synchronous_commit', 'off', true)",
+                f"{quote_ident(self.schema)}, public",
             )
             next_offset = await self._positions.lock(conn, topic, partition)
             fresh = [r for r in records if r.offset >= next_offset]
@@ -92,7 +167,9 @@ class PostgresProjection:
             await _write(conn, changes)
             last = max((e.envelope.occurred_at for e in events), default=None)
             await self._positions.advance(conn, topic, partition, fresh[-1].offset + 1, last)
-            return ApplyResult(len(fresh), len(records) - len(fresh), changes.duplicates)
+        if self._share is not None:  # committed: the fold is the state from now on
+            self._share.offer(topic, partition, Folded(records, next_offset, changes))
+        return ApplyResult(len(fresh), len(records) - len(fresh), changes.duplicates)
 
     async def positions(self, conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
         """``(topic, partition) -> next offset`` of this projection."""
@@ -132,7 +209,7 @@ def _approval(row: asyncpg.Record) -> ApprovalView:
 
 async def _write(conn: asyncpg.Connection, c: Changes) -> None:
     if c.runs:
-        await conn.executemany(_RUN_UPSERT, [_row(v) for v in c.runs.values()])
+        await _insert_columns(conn, _RUN_UPSERT, [_row(v) for v in c.runs.values()])
     if c.approvals:
         rows = [
             _row(v, reasons=json.dumps(list(v.reasons)), approvers=json.dumps(list(v.approvers)))
@@ -140,27 +217,16 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
         ]
         await conn.executemany(_APPROVAL_UPSERT, rows)
     if c.timeline:
-        await conn.executemany(
-            _TIMELINE_INSERT,
-            [(*_row(t)[:-1], json.dumps(t.payload, sort_keys=True)) for t in c.timeline],
-        )
+        # jsonb keeps no key order: no sort_keys needed for the stored value
+        rows = [(*_row(t)[:-1], json.dumps(t.payload)) for t in c.timeline]
+        await _insert_columns(conn, _TIMELINE_INSERT, rows)
     if c.audit:
-        await conn.executemany(
-            _AUDIT_INSERT,
-            [
-                (
-                    *_row(a)[:9],
-                    json.dumps(a.details, sort_keys=True),
-                    a.sequence,
-                    a.prev_hash,
-                    a.hash,
-                    a.run_id,
-                    a.causation_id,
-                    a.correlation_id,
-                )
-                for a in c.audit
-            ],
-        )
+        rows = [
+            (*_row(a)[:9], json.dumps(a.details), a.sequence, a.prev_hash, a.hash, a.run_id,
+             a.causation_id, a.correlation_id)
+            for a in c.audit
+        ]  # fmt: skip
+        await _insert_columns(conn, _AUDIT_INSERT, rows)
         for a in c.audit:
             cut = checkpoint_through(a.category, a.action, a.details)
             if cut is not None:
@@ -171,6 +237,15 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
         # Every partition's batch adds to the same (tenant, minute) rows: lock them last
         # (shortest hold) and in one order (no deadlock between partitions).
         await conn.executemany(_KPI_UPSERT, [_row(c.kpis[k]) for k in sorted(c.kpis)])
+    if c.erased_runs:
+        await erase_runs(conn, c.erased_runs)
+
+
+async def _insert_columns(
+    conn: asyncpg.Connection, sql: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Run an :func:`_unnest_insert` statement with ``rows`` turned into columns."""
+    await conn.execute(sql, *(list(col) for col in zip(*rows, strict=True)))
 
 
 # Row getters per dataclass, built once: the generic fields() lookup per row cost more

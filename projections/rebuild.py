@@ -10,6 +10,7 @@ in one Postgres transaction, or by moving Redis's ``current`` pointer.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,18 +23,21 @@ from redis.asyncio import Redis
 
 from omnihub.settings import Settings
 from projections.checksum import CONTENT_TABLES, columns, table_sums
+from projections.keyring import privacy_for
 from projections.migrate import apply_migrations, projection_range, quote_ident
 from projections.pg_store import PostgresProjection, positions
 from projections.redis_store import RedisProjection
 from projections.sinks import PostgresSink, RedisSink
 from streams.codec import EventCodec
-from streams.consumer import Handler, Pipeline
+from streams.consumer import Handler, Pipeline, RawRecord
 from streams.deadletter import DeadLetter
 from streams.replay import Ranges, replay
 from streams.schema_registry import SchemaRegistry
 from streams.topology import PROJECTOR
 
 CATCH_UP_ROUNDS = 10
+REBUILD_BATCH = 10_000  # records per fetch: fewer transactions, loads and round trips
+IN_FLIGHT = 3  # partition batches folded at once (the Postgres pool has one more)
 FINAL_GAP = 2000  # records left to fold while live writers wait
 
 
@@ -106,7 +110,13 @@ class _Folder:
         self._dlq = _CountingDeadLetters()
         codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
         self._pipeline = Pipeline(
-            settings, PROJECTOR, codec, [sink], deadletters=self._dlq, announce_deadletters=False
+            settings,
+            PROJECTOR,
+            codec,
+            [sink],
+            deadletters=self._dlq,
+            announce_deadletters=False,
+            privacy=privacy_for(settings, codec.registry),
         )
         self._progress = progress
         self.events = 0
@@ -116,11 +126,36 @@ class _Folder:
         return self._dlq.count
 
     async def fold(self, ranges: Ranges) -> None:
+        """Fold ``ranges`` in large batches, several partitions at once.
+
+        Batches of one partition stay in order (each waits for the one before it);
+        batches of different partitions overlap, so one partition's writes wait on
+        Postgres or Redis while another's are decoded and folded.
+        """
         self._progress.add_total(_gap(ranges))
-        async for topic, partition, raws in replay(self._settings.kafka_bootstrap, ranges):
-            await self._pipeline.process(topic, partition, raws)
-            self.events += len(raws)
-            self._progress.advance(len(raws))
+        tails: dict[tuple[str, int], asyncio.Task[None]] = {}
+        inflight: set[asyncio.Task[None]] = set()
+        async for topic, partition, raws in replay(
+            self._settings.kafka_bootstrap, ranges, batch=REBUILD_BATCH
+        ):
+            task = asyncio.create_task(
+                self._after(tails.get((topic, partition)), topic, partition, raws)
+            )
+            tails[(topic, partition)] = task
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+            if len(inflight) >= IN_FLIGHT:
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.gather(*tails.values())
+
+    async def _after(
+        self, before: asyncio.Task[None] | None, topic: str, partition: int, raws: list[RawRecord]
+    ) -> None:
+        if before is not None:
+            await before
+        await self._pipeline.process(topic, partition, raws)
+        self.events += len(raws)
+        self._progress.advance(len(raws))
 
 
 async def _pg_offsets(conn: asyncpg.Connection, schema: str) -> dict[tuple[str, int], int]:
@@ -143,7 +178,7 @@ async def rebuild_postgres(
     shadow = f"{live}__rebuild_{uuid.uuid4().hex[:8]}"
     report = RebuildReport("postgres")
     started = time.perf_counter()
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=2, max_size=3)
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=2, max_size=IN_FLIGHT + 1)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, schema=live)

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from domain.events import Event
 from domain.run_view import RunView
 from omnihub.settings import Settings
-from projections.fold import ApplyResult, Loaded, fold_batch
+from projections.fold import ApplyResult, FoldShare, Loaded, fold_batch
 from projections.redis_model import (
     DEFAULT_RETENTION,
     Keyspace,
@@ -64,21 +64,30 @@ class RedisProjection:
         gen: str | None = None,
         *,
         retention: Retention = DEFAULT_RETENTION,
+        share: FoldShare | None = None,
     ) -> None:
         self._redis = redis
+        self._share = share  # the Postgres sink's fold of the same batch, when at par
         self.prefix = prefix
         self._fixed_gen = gen
         self._retention = retention
         self._script = redis.register_script(_APPLY)
 
     @classmethod
-    def of(cls, redis: Redis, settings: Settings, gen: str | None = None) -> RedisProjection:
+    def of(
+        cls,
+        redis: Redis,
+        settings: Settings,
+        gen: str | None = None,
+        share: FoldShare | None = None,
+    ) -> RedisProjection:
         """The projection ``settings`` configure (prefix and retention)."""
         return cls(
             redis,
             settings.projections_redis_prefix,
             gen,
             retention=Retention(timedelta(seconds=settings.live_retention_s)),
+            share=share,
         )
 
     async def keyspace(self) -> Keyspace:
@@ -101,7 +110,9 @@ class RedisProjection:
             if not fresh:
                 return ApplyResult(0, len(records), 0)
             events = [r.event for r in fresh if r.event is not None]
-            changes = fold_batch(await self._load(ks, events), events)
+            changes = self._share.take(topic, partition, records, current) if self._share else None
+            if changes is None:
+                changes = fold_batch(await self._load(ks, events), events)
             last = max((e.envelope.occurred_at for e in events), default=None)
             outcome = await self._script(
                 args=[

@@ -23,10 +23,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from domain.events import Event
+from domain.events import Event, SubjectErased
 from omnihub.settings import Settings
 from streams.codec import DecodeError, EventCodec
 from streams.deadletter import DeadLetter, DeadLetterWriter, KafkaDeadLetterWriter
+from streams.privacy import SEALED_BYTES, Privacy
 from streams.telemetry import dead_lettered, folded, handling, traceparent_of
 from streams.topics import topic_name
 from streams.topology import Subscription
@@ -94,6 +95,7 @@ class Pipeline:
         retry_delay_s: float = 0.5,
         max_attempts: int = 3,
         announce_deadletters: bool = True,
+        privacy: Privacy | None = None,
     ) -> None:
         self.name = subscription.consumer
         self.subscription = subscription
@@ -111,6 +113,9 @@ class Pipeline:
         # A rebuild replays records the live consumer dead-lettered already: it counts
         # them, and an error line for each would cry wolf.
         self._announce = announce_deadletters
+        # Opens sealed personal fields for the handlers; without it they see ciphertext
+        # (the audit chainer wants that: it hashes what the log holds).
+        self._privacy = privacy
         self._topics = [topic_name(settings, t) for t in subscription.topics]
         self._stop = asyncio.Event()
         # Per partition, the offset every handler has applied up to in this process:
@@ -125,6 +130,8 @@ class Pipeline:
         if not raws:
             return
         records = [await self._decode(topic, partition, raw) for raw in raws]
+        if self._privacy is not None:
+            records = await self._open(self._privacy, records, raws)
         traces = [r.trace for r in records if r.event is not None]
         for handler in self.handlers:
             with handling(self.name, handler.name, topic, partition, traces):
@@ -155,6 +162,28 @@ class Pipeline:
         if types is not None and event.EVENT_TYPE not in types:
             return Record(raw.offset, None)
         return Record(raw.offset, event, traceparent_of(raw.headers))
+
+    @staticmethod
+    async def _open(
+        privacy: Privacy, records: list[Record], raws: Sequence[RawRecord]
+    ) -> list[Record]:
+        """Open the batch's sealed fields; an erasure in it is honoured from then on."""
+        for r in records:
+            if isinstance(r.event, SubjectErased):
+                privacy.forget(r.event.key_id)
+        # Only records whose bytes hold a sealed value are looked into.
+        sealed = [
+            i
+            for i, (r, raw) in enumerate(zip(records, raws, strict=True))
+            if r.event is not None and SEALED_BYTES in (raw.value or b"")
+        ]
+        if not sealed:
+            return records
+        opened = await privacy.open([e for i in sealed if (e := records[i].event) is not None])
+        out = list(records)
+        for i, event in zip(sealed, opened, strict=True):
+            out[i] = Record(out[i].offset, event, out[i].trace)
+        return out
 
     async def _apply(
         self,

@@ -29,6 +29,7 @@ from domain.live import (
 )
 from streams.codec import DecodeError, EventCodec
 from streams.log_reader import partitions_of
+from streams.privacy import Privacy
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,12 @@ class LiveFeed:
         start: Position | None,
         options: FeedOptions,
         seal: Callable[[Position], str],
+        privacy: Privacy | None = None,
     ) -> None:
         self._bootstrap, self._topic, self._codec = bootstrap, topic, codec
         self._filter, self._start, self._options = flt, start, options
         self._seal = seal  # positions leave the process sealed (see domain.live)
+        self._privacy = privacy  # personal fields shown opened, or as erased
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max(options.queue_max, 2))
         self.position: Position = {}
         self.cut = False
@@ -140,6 +143,8 @@ class LiveFeed:
             event = self._codec.decode(msg.value or b"")
         except DecodeError:
             return False  # the consumers dead-letter it; a dashboard has nothing to show
+        if self._privacy is not None:
+            event = await self._privacy.open_one(event)
         view, known = self._folds.apply(event)
         data = run_event_data(event, view, known)
         return await self._offer(sse_frame("run_event", data, self._seal(self.position)))

@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from domain.events import Event
 from omnihub.settings import Settings
 from streams.codec import EventCodec
+from streams.privacy import Privacy
 from streams.telemetry import appending
 from streams.topics import topic_for
 
@@ -77,8 +79,10 @@ class KafkaEventAppender:
         codec: EventCodec,
         producer_factory: Callable[..., AIOKafkaProducer] = AIOKafkaProducer,
         timeout_s: float = 10.0,
+        privacy: Privacy | None = None,
     ) -> None:
         self._settings = settings
+        self._privacy = privacy  # seals personal fields; None appends them as given
         self._codec = codec
         self._factory = producer_factory
         self._timeout_s = timeout_s
@@ -99,6 +103,11 @@ class KafkaEventAppender:
 
     async def append_many(self, events: Sequence[Event]) -> list[AppendResult]:
         topics = [topic_for(self._settings, e.EVENT_TYPE) for e in events]
+        if self._privacy is not None:
+            try:
+                events = await self._privacy.seal(events)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                raise LogUnavailable(f"cannot seal personal fields: {exc!r}") from exc
         with appending(events, topics) as traceparent:  # span, traceparent and metrics
             producer = await self._ensure_producer()
             try:

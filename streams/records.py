@@ -34,10 +34,14 @@ def _from_avro_for(hint: Any) -> Convert:
         return _utc
     if origin is tuple:
         item = _from_avro_for(typing.get_args(hint)[0])
-        return lambda v: tuple(item(x) for x in v)
+        if item is _identity:
+            return tuple
+        return lambda v: tuple([item(x) for x in v])
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         conv = _from_avro_for(inner[0]) if len(inner) == 1 else _identity
+        if conv is _identity:
+            return _identity
         return lambda v: None if v is None else conv(v)
     if origin is not None and issubclass(origin, Mapping):
         return dict
@@ -87,4 +91,11 @@ def to_record(obj: Any) -> dict[str, Any]:
 
 def from_record(cls: type[T], record: Mapping[str, Any]) -> T:
     """An instance of dataclass ``cls`` from its Avro record; unknown keys are ignored."""
-    return cls(**{name: from_avro(record[name]) for name, _, from_avro in _fields(cls)})
+    # Positional, and without a call for the fields Avro already gives as Python: the
+    # projector and rebuild decode every record through here.
+    return cls(
+        *[
+            record[name] if from_avro is _identity else from_avro(record[name])
+            for name, _, from_avro in _fields(cls)
+        ]
+    )

@@ -53,7 +53,10 @@ def load_schema_file(path: Path) -> EventSchema:
         raise SchemaError(f"{path.name}: schema files are named <event_type>.v<N>.avsc")
     try:
         raw = json.loads(path.read_text())
-        parsed = parse_schema(copy.deepcopy(raw), _write_hint=False)  # it may edit its input
+        # It may edit its input: a copy. With the parsed marker (the default write hint)
+        # fastavro trusts it on every encode and decode; without, it parsed the whole
+        # schema again per record, most of a decode's time.
+        parsed = parse_schema(copy.deepcopy(raw))
     except (ValueError, TypeError, KeyError) as exc:  # fastavro raises several kinds
         raise SchemaError(f"{path.name}: not a valid Avro schema: {exc}") from exc
     return EventSchema(

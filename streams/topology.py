@@ -33,6 +33,7 @@ from domain.events import (
     PlanGenerated,
     PlanTemplateShared,
     RunCancelRequested,
+    SubjectErased,
     SubscriptionChanged,
     WalletLinked,
     WalletUnlinked,
@@ -89,7 +90,7 @@ GATEWAY_AUDIT_CHAIN = Subscription(
 PLAN_CACHE = Subscription(
     "plan-cache",
     (Topic.RUNS, Topic.CONTROL),
-    _types(PlanGenerated, PlanCacheInvalidated, PlanTemplateShared),
+    _types(PlanGenerated, PlanCacheInvalidated, PlanTemplateShared, SubjectErased),
 )
 SAGA_BRIDGE = Subscription(
     "saga-bridge",
@@ -97,7 +98,9 @@ SAGA_BRIDGE = Subscription(
     _types(GoalReceived, ApprovalGranted, ApprovalDenied, RunCancelRequested),
 )
 NOTIFIER = Subscription(
-    "notifier", (Topic.RUNS, Topic.CONTROL), _types(ApprovalRequested, NotificationChannelSet)
+    "notifier",
+    (Topic.RUNS, Topic.CONTROL),
+    _types(ApprovalRequested, NotificationChannelSet, SubjectErased),
 )
 
 # Every long-running process, in start order, with the consumers it runs.

@@ -38,6 +38,7 @@ from domain.events import (
     StepCompleted,
     StepFailed,
     StepStarted,
+    SubjectErased,
     SubscriptionChanged,
     WalletLinked,
     WalletUnlinked,
@@ -232,4 +233,5 @@ def membership_events() -> list[Event]:
             "delivered",
             1,
         ),
+        SubjectErased(env(SubjectErased, "run-1", "e1", "k1"), "e1", "k1", "subject", "user:dpo"),
     ]

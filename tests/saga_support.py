@@ -25,6 +25,7 @@ from domain import ids
 from domain.events import Event, GoalReceived
 from infra.launch import omnihub_argv, running
 from omnihub.settings import Settings
+from projections.keyring import privacy_for
 from sagas.planner import PlanRequest
 from streams.codec import DecodeError, EventCodec
 from streams.schema_registry import SchemaRegistry
@@ -62,6 +63,8 @@ class RunTap:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._codec = codec_for(settings)
+        # The workers seal personal fields; the tap holds the keys, as a trusted consumer.
+        self._privacy = privacy_for(settings, self._codec.registry)
         self.events: dict[str, list[Event]] = defaultdict(list)
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -100,6 +103,7 @@ class RunTap:
                         event = self._codec.decode(record.value or b"")
                     except DecodeError:
                         continue  # poison records are the bridge's business, not the tap's
+                    event = await self._privacy.open_one(event)
                     self.events[event.envelope.run_id].append(event)
             async with self._changed:
                 self._changed.notify_all()

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import Receive, Scope, Send
 
 from api.deps import AppState
 from api.security.deps import security_of
@@ -54,6 +55,15 @@ _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=selec
 
 class SecurityHeaders(BaseHTTPMiddleware):
     """The CSP and its companions on every dashboard response."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Only the dashboard's own paths: BaseHTTPMiddleware runs each request in a task
+        # with memory streams, and on the API's routes (which get no headers here) that
+        # was the largest cost of POST /api/v1/goals beyond the route (py-spy, issue 15).
+        if scope["type"] == "http" and not scope["path"].startswith("/dashboard"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)

@@ -139,6 +139,7 @@ async def stream(
             settings.stream_queue_max, settings.stream_heartbeat_s, settings.stream_send_timeout_s
         ),
         lambda position: seal.seal(position, p.tenant_id),
+        state.privacy,
     )
     leases = leases_of(request, state)
     try:

@@ -21,7 +21,7 @@ from pydantic.fields import FieldInfo
 from omnihub import REPO_ROOT
 from omnihub.settings import PLACEHOLDER_SECRET, Settings, get_settings
 
-SECRET_NAME = re.compile(r"(secret|password|token|api_key|private_key)", re.IGNORECASE)
+SECRET_NAME = re.compile(r"(secret|password|token|api_key|private_key|kek)", re.IGNORECASE)
 DSN_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
 
 

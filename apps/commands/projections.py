@@ -156,6 +156,7 @@ def _instant(text: str) -> datetime:
 
 def _as_of(args: argparse.Namespace) -> int:
     from projections.as_of import known_at, report
+    from projections.keyring import privacy_for
     from streams.codec import EventCodec
     from streams.schema_registry import SchemaRegistry
     from streams.topics import Topic, topic_name
@@ -170,6 +171,7 @@ def _as_of(args: argparse.Namespace) -> int:
             args.at,
             run_id=args.run,
             tenant_id=args.tenant,
+            privacy=privacy_for(settings, codec.registry),
         )
     )
     doc = report(known, with_timeline=args.run is not None)

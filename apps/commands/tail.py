@@ -13,10 +13,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from domain.events import EVENT_TYPES
+from domain.events import EVENT_TYPES, Event
 from omnihub.settings import get_settings
+
+if TYPE_CHECKING:
+    from streams.privacy import Privacy
 
 TOPICS = ("runs", "audit", "control", "deadletter")
 DEFAULT_TOPICS = ("runs", "audit", "control")
@@ -70,6 +73,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 async def _tail_async(args: argparse.Namespace) -> None:
     from apps.commands.log import format_event
+    from projections.keyring import privacy_for
     from streams.codec import EventCodec
     from streams.log_reader import read_log
     from streams.schema_registry import SchemaRegistry
@@ -77,6 +81,7 @@ async def _tail_async(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    privacy = privacy_for(settings, codec.registry)  # erased fields print as erased
     topics = [topic_name(settings, Topic(t)) for t in (args.topics or DEFAULT_TOPICS)]
     undecodable = 0
     async for rec in read_log(
@@ -95,9 +100,23 @@ async def _tail_async(args: argparse.Namespace) -> None:
             continue
         if not _wanted(rec.event, args):
             continue
-        print(format_event(rec.event, rec.topic, rec.partition, rec.offset, args.json), flush=True)
+        event = await _opened(privacy, rec.event)
+        print(format_event(event, rec.topic, rec.partition, rec.offset, args.json), flush=True)
     if undecodable:
         print(f"tail: {undecodable} record(s) could not be decoded", file=sys.stderr)
+    await privacy.close()
+
+
+async def _opened(privacy: Privacy, event: Event) -> Event:
+    """``event`` with its personal fields opened; as the log holds them (sealed) when the
+    key store cannot be reached, so tail still shows the log."""
+    import asyncpg
+
+    try:
+        return await privacy.open_one(event)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"tail: personal fields stay sealed: {exc!r}", file=sys.stderr, flush=True)
+        return event
 
 
 def _wanted(event: Any, args: argparse.Namespace) -> bool:

@@ -15,7 +15,14 @@ from datetime import timedelta
 
 import asyncpg
 
-from domain.events import Event, PlanCacheInvalidated, PlanGenerated, PlanTemplateShared
+from domain import ids
+from domain.events import (
+    Event,
+    PlanCacheInvalidated,
+    PlanGenerated,
+    PlanTemplateShared,
+    SubjectErased,
+)
 from projections.plan_cache.embedder import Embedder
 from projections.plan_cache.fold import StoredPlan, stored_plan
 from projections.plan_cache.store import PgPlanCacheStore
@@ -74,6 +81,8 @@ class PlanCacheFolder:
             if event.scope == "template" and not template:
                 return  # a template-scoped invalidation naming no template drops nothing
             await self.store.invalidate(conn, env.tenant_id, template, env.occurred_at)
+        elif isinstance(event, SubjectErased):  # the run's plan (sagas derive its id)
+            await self.store.forget_plan(conn, env.tenant_id, ids.derive_id("plan", env.run_id))
         elif isinstance(event, PlanTemplateShared):
             await self.store.share(
                 conn,

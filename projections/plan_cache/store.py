@@ -132,6 +132,15 @@ class PgPlanCacheStore:
         )
         return bool(status.endswith(" 1"))
 
+    async def forget_plan(self, conn: asyncpg.Connection, tenant_id: str, plan_id: str) -> int:
+        """Drop what the cache learned from one plan (its run's data was erased)."""
+        status = await conn.execute(
+            f"DELETE FROM {self.entries} WHERE tenant_id = $1 AND source_plan_id = $2",
+            tenant_id,
+            plan_id,
+        )
+        return int(status.split()[-1])
+
     async def invalidate(
         self, conn: asyncpg.Connection, tenant_id: str, template: str | None, at: datetime
     ) -> int:

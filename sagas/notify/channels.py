@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from domain.events import NotificationChannelSet
+from domain.privacy import ERASED
 
 CLAIM_TTL_S = 7 * 24 * 3600
 
@@ -27,11 +28,15 @@ class RedisChannels:
     async def apply(self, event: NotificationChannelSet) -> None:
         """The channel set or removed (idempotent: applying it again changes nothing)."""
         key = self._key(event.envelope.tenant_id)
-        if event.removed:
+        if event.removed or event.target == ERASED:  # an erased target reaches no one
             await self._redis.hdel(key, event.channel_id)
             return
         body = {"channel_id": event.channel_id, "kind": event.kind, "target": event.target}
         await self._redis.hset(key, event.channel_id, json.dumps(body))
+
+    async def forget(self, tenant_id: str) -> None:
+        """Drop every channel of the tenant: their targets were erased."""
+        await self._redis.delete(self._key(tenant_id))
 
     async def of(self, tenant_id: str) -> list[dict[str, Any]]:
         """The tenant's channels, by id."""

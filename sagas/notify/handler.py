@@ -17,7 +17,12 @@ import httpx
 from redis.exceptions import RedisError
 
 from domain import ids
-from domain.events import ApprovalRequested, ApproverNotified, NotificationChannelSet
+from domain.events import (
+    ApprovalRequested,
+    ApproverNotified,
+    NotificationChannelSet,
+    SubjectErased,
+)
 from domain.notify import channel_secret, message
 from omnihub.settings import Settings
 from sagas.notify import senders
@@ -52,6 +57,8 @@ class Notifier:
                 await self.channels.apply(event)
             elif isinstance(event, ApprovalRequested):
                 await self.notify(event, (topic, partition, record.offset))
+            elif isinstance(event, SubjectErased) and event.envelope.run_id.startswith("notify-"):
+                await self.channels.forget(event.envelope.tenant_id)  # the key sealed them
 
     async def notify(self, event: ApprovalRequested, source: tuple[str, int, int]) -> None:
         """Deliver ``event`` to each of its tenant's channels not yet told of it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import socket
 import uuid
@@ -18,6 +19,7 @@ from infra.launch import running_api
 from infra.stack import StackConfig
 from omnihub import REPO_ROOT
 from omnihub.settings import Settings
+from projections.keyring import keks_from
 from streams.codec import EventCodec
 from streams.log_reader import read_log
 from streams.schema_registry import SchemaRegistry
@@ -71,7 +73,7 @@ async def test_health_reports_each_dependency(api: str) -> None:
 
 
 async def test_posted_goal_is_decoded_by_an_independent_consumer(
-    api: str, prefix: str, auth: dict[str, str]
+    api: str, prefix: str, auth: dict[str, str], gateway: dict[str, str]
 ) -> None:
     async with httpx.AsyncClient(base_url=api, headers=auth) as client:
         r = await client.post("/api/v1/goals", json=GOAL)
@@ -98,7 +100,15 @@ async def test_posted_goal_is_decoded_by_an_independent_consumer(
         await consumer.stop()
     assert record["envelope"]["event_type"] == "goal_received"
     assert record["envelope"]["event_id"] == accepted["event_id"]
-    assert record["goal"] == GOAL["goal"] and record["context"] == GOAL["context"]
+    # Personal fields are sealed in the log; a consumer holding the keys opens them.
+    assert record["goal"].startswith("enc:v1:") and GOAL["goal"] not in str(record)
+    settings = Settings(projections_schema=gateway["OMNIHUB_PROJECTIONS_SCHEMA"])
+    kek = base64.b64encode(keks_from(settings).current).decode()
+    keys = example.Keys(settings.postgres_dsn, kek, settings.projections_schema)
+    opened = await example.open_sealed(record, keys)
+    assert opened["goal"] == GOAL["goal"] and opened["context"] == GOAL["context"]
+    blind = await example.open_sealed(record, example.Keys(None, None))
+    assert blind["goal"] == "[erased]"  # without the keys: what an erased subject reads as
     assert (msg.partition, msg.offset) == (accepted["partition"], accepted["offset"])
 
 

@@ -23,6 +23,8 @@ STATE_CHANGING = [
     ["plan-cache", "purge"],
     ["plan-cache", "invalidate", "--tenant", "acme"],
     ["plan-cache", "share", "--tenant", "acme", "--template", "t1"],
+    ["privacy", "erase", "--subject", "alice@example.com"],
+    ["privacy", "rotate-kek"],
 ]
 
 

@@ -235,7 +235,7 @@ def test_fold_batch_routes_audit_and_approvals() -> None:
     assert set(changes.approvals) == {"a1"}  # a2 was decided without a request
     assert changes.approvals["a1"].status == "granted"
     assert set(changes.runs) == {"run-1"}  # audit and control-plane events are no runs
-    assert changes.ignored == len(all_events()) - 16
+    assert changes.ignored == len(all_events()) - 17  # 16 run events and subject_erased
 
 
 def test_interleaving_runs_differently_gives_the_same_rows() -> None:
