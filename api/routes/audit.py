@@ -55,6 +55,9 @@ class Verification(BaseModel):
     )
     head_hash: str | None
     broken: Broken | None
+    erased: int = Field(
+        0, description="Records an erasure overwrote here: their links checked, not content."
+    )
 
 
 class AuditPage(BaseModel):
@@ -115,6 +118,7 @@ def _out(v: RangeVerification) -> Verification:
         records=v.records,
         anchor=v.anchor,
         head_hash=v.head.hash if v.head else None,
+        erased=v.erased,
         broken=None if b is None else Broken(sequence=b.sequence, reason=b.reason,
                                              expected=b.expected, actual=b.actual),
     )  # fmt: skip

@@ -25,6 +25,7 @@ from domain.audit_retention import (
     retention_for,
 )
 from domain.events import AuditRecorded, KillSwitchToggled
+from domain.privacy import ERASED
 from omnihub import REPO_ROOT
 from omnihub.settings import Settings
 from streams.audit_export import render
@@ -153,3 +154,16 @@ def test_the_standalone_verifier_checks_an_export_and_finds_an_edit(tmp_path: Pa
     dropped.write_text(render(lines[:3] + lines[4:], "csv"), encoding="utf-8")
     done = run_verifier(dropped)
     assert done.returncode == 1 and "expected sequence 7" in done.stdout
+
+
+def test_an_erased_record_is_checked_by_its_links_only() -> None:
+    records = chain("acme", 5)
+    erased = [*records[:2], replace(records[2], details={"n": ERASED}), *records[3:]]
+    result = verify_range("acme", erased, previous_hash=None, checkpoints={})
+    assert result.ok and result.erased == 1 and result.records == 5
+    dropped = [*records[:2], replace(records[3], details={"n": ERASED}), *records[4:]]
+    broken = verify_range("acme", dropped, previous_hash=None, checkpoints={})
+    assert not broken.ok and broken.broken is not None
+    assert (broken.broken.sequence, broken.broken.reason) == (4, "sequence")
+    tampered = [*records[:2], replace(records[2], details={"n": ERASED}, outcome="x"), *records[3:]]
+    assert verify_range("acme", tampered, previous_hash=None, checkpoints={}).ok  # see README
