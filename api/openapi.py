@@ -70,6 +70,9 @@ ROUTE_STATUSES: dict[tuple[str, str], dict[int, str]] = {
     },
     ("GET", "/api/v1/runs"): {400: "The cursor is not one this API returned."},
     ("GET", "/api/v1/approvals"): {400: "The cursor is not one this API returned."},
+    ("GET", "/api/v1/audit"): {
+        400: "The cursor is not one this API returned (or another chain's)."
+    },
     ("GET", "/api/v1/runs/{run_id}"): {404: "No such run for this tenant (yet)."},
     ("DELETE", "/api/v1/notifications/channels/{channel_id}"): {404: "No such channel."},
     ("GET", "/api/v1/notifications/vapid"): {404: "Web Push is not configured here."},

@@ -28,6 +28,7 @@ from api.idempotency import RedisIdempotencyStore
 from api.routes import (
     admin,
     approvals,
+    audit,
     decisions,
     devices,
     goals,
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenant.router, prefix="/api/v1")
     app.include_router(plan_templates.router, prefix="/api/v1")
     app.include_router(stream.router, prefix="/api/v1")
+    app.include_router(audit.router, prefix="/api/v1")
     app.include_router(operations.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
     app.include_router(devices.router, prefix="/api/v1")

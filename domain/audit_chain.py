@@ -26,8 +26,14 @@ GENESIS = "0" * 64
 
 def canonical_bytes(record: AuditRecorded) -> bytes:
     """The bytes the hash covers: every field of ``record`` but ``hash``."""
+    body = canonical_body(record)
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_body(record: AuditRecorded) -> dict[str, Any]:
+    """What the hash covers, as a JSON object (an export line carries it as is)."""
     env = record.envelope
-    body: dict[str, Any] = {
+    return {
         "event_id": env.event_id,
         "event_type": env.event_type,
         "run_id": env.run_id,
@@ -45,7 +51,6 @@ def canonical_bytes(record: AuditRecorded) -> bytes:
         "sequence": record.sequence,
         "prev_hash": record.prev_hash,
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def compute_hash(record: AuditRecorded) -> str:

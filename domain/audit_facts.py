@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from domain import ids
+from domain.audit_retention import CHECKPOINT, PLATFORM, chain_stream, checkpoint_details
 from domain.events import (
     ApiKeyCreated,
     ApiKeyRevoked,
     ApiKeyRotated,
     ApprovalDenied,
     ApprovalGranted,
+    AuditCheckpointTaken,
     AuditFactObserved,
     AuditRecorded,
     DeviceRegistered,
@@ -34,6 +36,11 @@ def fact_for(event: Event) -> Fact | None:
         case AuditFactObserved():
             e = event
             return (e.category, e.action, e.outcome, e.subject, e.resource, e.details)
+        case AuditCheckpointTaken():
+            category, action = CHECKPOINT
+            chain = event.envelope.tenant_id
+            details = checkpoint_details(event)
+            return (category, action, "success", actor, f"audit-chain:{chain}", details)
         case ApiKeyCreated(key_id=key_id, prefix=prefix, scopes=scopes):
             return (
                 "key_lifecycle",
@@ -120,15 +127,20 @@ def fact_for(event: Event) -> Fact | None:
     return None
 
 
-def unchained_record(event: Event, fact: Fact) -> AuditRecorded:
-    """The audit record for ``event`` before linking; its id is derived from the source."""
+def unchained_record(event: Event, fact: Fact, chain: str | None = None) -> AuditRecorded:
+    """The audit record for ``event`` in ``chain`` (default: its tenant's) before
+    linking; its id is derived from the source and the chain. A record in the platform
+    chain names the tenant whose key acted (``details.tenant``)."""
     env = event.envelope
+    chain = env.tenant_id if chain is None else chain
     category, action, outcome, subject, resource, details = fact
+    if chain == PLATFORM and env.tenant_id != PLATFORM:
+        details = {**details, "tenant": env.tenant_id}
     return AuditRecorded(
         envelope=ids.envelope(
             AuditRecorded,
-            run_id=f"audit-{env.tenant_id}",
-            tenant_id=env.tenant_id,
+            run_id=chain_stream(chain),
+            tenant_id=chain,
             actor=env.actor,
             correlation_id=env.correlation_id,
             causation_id=env.event_id,

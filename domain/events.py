@@ -234,6 +234,18 @@ class AuditFactObserved(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AuditCheckpointTaken(Event):
+    """The retention job cut a chain: records up to ``through_sequence`` expire."""
+
+    EVENT_TYPE: ClassVar[str] = "audit_checkpoint_taken"
+    through_sequence: int
+    through_hash: str
+    cut_before: datetime
+    tier: str
+    retention_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKeyCreated(Event):
     EVENT_TYPE: ClassVar[str] = "api_key_created"
     key_id: str
@@ -427,6 +439,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         RunCancelled,
         AuditRecorded,
         AuditFactObserved,
+        AuditCheckpointTaken,
         ApiKeyCreated,
         ApiKeyRotated,
         ApiKeyRevoked,

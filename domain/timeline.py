@@ -62,6 +62,9 @@ class AuditEntry:
     sequence: int
     prev_hash: str
     hash: str
+    run_id: str = ""
+    causation_id: str | None = None
+    correlation_id: str = ""
 
 
 def timeline_entry(event: Event, seq: int) -> TimelineEntry:
@@ -96,6 +99,9 @@ def audit_entry(event: AuditRecorded) -> AuditEntry:
         event.sequence,
         event.prev_hash,
         event.hash,
+        env.run_id,
+        env.causation_id,
+        env.correlation_id,
     )
 
 

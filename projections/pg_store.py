@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from domain.approval_view import ApprovalView
+from domain.audit_retention import checkpoint_through
 from domain.events import Event
 from domain.kpis import COUNTERS
 from domain.run_view import RunView
@@ -113,8 +114,13 @@ _AUDIT_INSERT = _unnest_insert(
         "sequence",
         "prev_hash",
         "hash",
+        "run_id",
+        "causation_id",
+        "correlation_id",
     ),
 )
+# A chained retention checkpoint expires the records it cuts (domain/audit_retention.py).
+_AUDIT_EXPIRE = "DELETE FROM audit_log WHERE tenant_id = $1 AND sequence BETWEEN 1 AND $2"
 _KPI_UPSERT = (
     f"INSERT INTO kpi_minute (tenant_id, minute, {', '.join(COUNTERS)}) "
     f"VALUES ($1, $2, {', '.join(f'${i}' for i in range(3, 3 + len(COUNTERS)))}) "
@@ -216,9 +222,15 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
         await _insert_columns(conn, _TIMELINE_INSERT, rows)
     if c.audit:
         rows = [
-            (*_row(a)[:9], json.dumps(a.details), a.sequence, a.prev_hash, a.hash) for a in c.audit
-        ]
+            (*_row(a)[:9], json.dumps(a.details), a.sequence, a.prev_hash, a.hash, a.run_id,
+             a.causation_id, a.correlation_id)
+            for a in c.audit
+        ]  # fmt: skip
         await _insert_columns(conn, _AUDIT_INSERT, rows)
+        for a in c.audit:
+            cut = checkpoint_through(a.category, a.action, a.details)
+            if cut is not None:
+                await conn.execute(_AUDIT_EXPIRE, a.tenant_id, cut[0])
     if c.durations:
         await conn.executemany(_DURATION_INSERT, [_row(d) for d in c.durations])
     if c.kpis:

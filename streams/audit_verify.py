@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.audit_chain import TenantReport, verify_one
+from domain.audit_retention import PLATFORM
 from domain.events import AuditRecorded
 from streams.codec import EventCodec
 from streams.log_reader import read_log
@@ -55,7 +56,8 @@ async def verify_topic(
 def describe(result: LogVerification) -> list[str]:
     """Human-readable lines: one per tenant, then any foreign records."""
     lines = []
-    for tenant, r in sorted(result.tenants.items()):
+    for chain, r in sorted(result.tenants.items()):
+        tenant = "platform" if chain == PLATFORM else chain
         if r.broken is None:
             anchor = f", anchored at {r.anchored_at} (retention)" if r.anchored_at else ""
             lines.append(

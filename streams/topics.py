@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from domain.audit_retention import longest_retention_days
 from domain.events import EVENT_TYPES
 from omnihub.settings import Settings
 
@@ -37,6 +38,7 @@ EVENT_TOPICS: Mapping[str, Topic] = {
     "audit_recorded": Topic.AUDIT,
     # Control plane; the audit chainer reads audit facts here, keyed audit-<tenant>.
     "audit_fact_observed": Topic.CONTROL,
+    "audit_checkpoint_taken": Topic.CONTROL,
     "api_key_created": Topic.CONTROL,
     "api_key_rotated": Topic.CONTROL,
     "api_key_revoked": Topic.CONTROL,
@@ -84,9 +86,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         "cleanup.policy": "delete",
         "min.insync.replicas": str(settings.topic_min_insync),
     }
-    # The audit log alone may age out (OMNIHUB_AUDIT_RETENTION_DAYS; 0 keeps it forever):
-    # `omnihub audit verify` then starts its chain at the oldest record still kept.
-    days = settings.audit_retention_days
+    # The audit log alone may age out. Kafka keeps a topic for one retention, so it keeps
+    # the longest tier's (forever while a tier keeps forever); each tenant's tier is
+    # enforced by `omnihub audit expire` on the read model. OMNIHUB_AUDIT_RETENTION_DAYS
+    # overrides it: `omnihub audit verify` then starts at the oldest record still kept.
+    days = settings.audit_retention_days or longest_retention_days()
     audit = keep_all | ({"retention.ms": str(days * 86_400_000)} if days else {})
     return [
         TopicSpec(

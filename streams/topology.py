@@ -20,6 +20,7 @@ from domain.events import (
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
+    AuditCheckpointTaken,
     AuditFactObserved,
     DeviceRegistered,
     DeviceRevoked,
@@ -60,12 +61,17 @@ def _types(*classes: type[Event]) -> frozenset[str]:
 KEY_EVENT_TYPES = _types(ApiKeyCreated, ApiKeyRotated, ApiKeyRevoked)
 DEVICE_EVENT_TYPES = _types(DeviceRegistered, DeviceRevoked)
 # What the audit chain records: security facts, key and device lifecycle, switches,
-# approvals, subscription changes.
+# approvals, subscription changes, retention checkpoints.
 AUDIT_SOURCE_TYPES = (
     KEY_EVENT_TYPES
     | DEVICE_EVENT_TYPES
     | _types(
-        AuditFactObserved, KillSwitchToggled, ApprovalGranted, ApprovalDenied, SubscriptionChanged
+        AuditFactObserved,
+        AuditCheckpointTaken,
+        KillSwitchToggled,
+        ApprovalGranted,
+        ApprovalDenied,
+        SubscriptionChanged,
     )
 )
 

@@ -14,6 +14,7 @@ from domain.events import (
     ApprovalGranted,
     ApprovalRequested,
     ApproverNotified,
+    AuditCheckpointTaken,
     AuditFactObserved,
     AuditRecorded,
     DeviceRegistered,
@@ -129,6 +130,14 @@ def all_events(run_id: str = "run-1") -> list[Event]:
             "api-key:ab12cd34",
             "POST /api/v1/goals",
             {"needed": "goals:write"},
+        ),
+        AuditCheckpointTaken(
+            env(AuditCheckpointTaken, "audit-acme", "c"),
+            41,
+            "ab" * 32,
+            datetime(2026, 1, 1, tzinfo=UTC),
+            "free",
+            30,
         ),
         ApiKeyCreated(
             env(ApiKeyCreated, "control-acme", "k1"),

@@ -1,4 +1,4 @@
-"""Audit log, chain verification and operations (dead letters, projection lag) for the
+"""Audit chain verification and operations (dead letters, projection lag) for the
 dashboard: reads of the read models and of the log, never writes."""
 
 from __future__ import annotations
@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from api.deps import StateDep
 from api.problems import Problem
-from api.routes.runs import FreshnessDep, Positions, read_models
+from api.routes.audit import Chain
+from api.routes.runs import FreshnessDep, Positions
 from api.security.deps import require
 from api.security.principal import Principal
+from domain.audit_retention import PLATFORM
 from streams.audit_verify import verify_topic
 from streams.deadletter_reader import recent_dead_letters
 from streams.topics import Topic, topic_name
@@ -21,41 +23,19 @@ router = APIRouter(tags=["operations"])
 AuditReader = Annotated[Principal, require("audit:read")]
 
 
-@router.get("/audit")
-async def list_audit(
-    state: StateDep,
-    p: AuditReader,
-    category: str | None = None,
-    outcome: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    """The caller's audit log newest first, filtered by category and outcome."""
-    async with read_models(state, p) as conn:
-        rows = await conn.fetch(
-            "SELECT event_id, occurred_at, actor, category, action, outcome, subject,"
-            " resource, details::text AS details, sequence, hash FROM audit_log"
-            " WHERE tenant_id = $1 AND ($2::text IS NULL OR category = $2)"
-            " AND ($3::text IS NULL OR outcome = $3)"
-            " ORDER BY occurred_at DESC, sequence DESC LIMIT $4",
-            p.tenant_id,
-            category,
-            outcome,
-            limit,
-        )
-    return {"items": [dict(r) for r in rows]}
-
-
 @router.get("/audit/verify")
-async def verify_audit(state: StateDep, p: AuditReader) -> dict[str, Any]:
-    """The caller's audit chain recomputed from the log: ok, or where it breaks."""
+async def verify_audit(state: StateDep, p: AuditReader, chain: Chain = "tenant") -> dict[str, Any]:
+    """The caller's audit chain (or the platform's) recomputed from the log: ok, or where
+    it breaks."""
     s = state.settings
+    owner = PLATFORM if chain == "platform" else p.tenant_id
     try:
         result = await verify_topic(
-            s.kafka_bootstrap, state.codec, [topic_name(s, Topic.AUDIT)], tenant=p.tenant_id
+            s.kafka_bootstrap, state.codec, [topic_name(s, Topic.AUDIT)], tenant=owner
         )
     except (KafkaError, OSError) as exc:
         raise Problem(503, "log-unavailable", f"cannot read the audit log: {exc}") from exc
-    report = result.tenants.get(p.tenant_id)
+    report = result.tenants.get(owner)
     if report is None:
         return {"ok": True, "records": 0, "head": None, "broken": None}
     return {

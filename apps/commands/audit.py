@@ -17,6 +17,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from apps.commands import audit_log
 from apps.commands.tail import instant
 from domain.audit_chain import ChainHead, missing_tail
 from omnihub.settings import Settings, get_settings
@@ -27,13 +28,18 @@ def register(sub: Any) -> None:
     audit = sub.add_parser("audit", help="the hash-chained audit log", description=__doc__)
     cmds = audit.add_subparsers(dest="action", required=True)
     verify = cmds.add_parser("verify", help="recompute every tenant's chain from the log")
-    verify.add_argument("--tenant", help="only this tenant (exit 1 if it has no records)")
+    which = verify.add_mutually_exclusive_group()
+    which.add_argument("--tenant", help="only this tenant (exit 1 if it has no records)")
+    which.add_argument(
+        "--platform", action="store_true", help="only the platform chain (kill switches)"
+    )
     verify.add_argument("--topic", help="audit topic (default: the declared one)")
     verify.add_argument(
         "--until", type=instant, help="the chain as of this time (no stored-head comparison)"
     )
     verify.add_argument("--json", action="store_true", help="one JSON document")
     verify.set_defaults(handler=_verify)
+    audit_log.register(cmds)
 
 
 async def stored_heads(settings: Settings, tenant: str | None) -> dict[str, ChainHead]:
@@ -57,18 +63,23 @@ async def stored_heads(settings: Settings, tenant: str | None) -> dict[str, Chai
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from domain.audit_retention import PLATFORM, longest_retention_days
     from streams.audit_verify import describe, verify_topic
     from streams.codec import EventCodec
     from streams.schema_registry import SchemaRegistry
     from streams.topics import Topic, topic_name
 
+    if args.platform:
+        args.tenant = PLATFORM
     settings = get_settings()
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     topic = args.topic or topic_name(settings, Topic.AUDIT)
+    # The log may have aged out its oldest records (the topic's retention).
+    trimmed = settings.audit_retention_days > 0 or longest_retention_days() > 0
     result = asyncio.run(
         verify_topic(
             settings.kafka_bootstrap, codec, [topic], tenant=args.tenant,
-            trimmed=settings.audit_retention_days > 0, until=args.until,
+            trimmed=trimmed, until=args.until,
         )
     )  # fmt: skip
     stored = {} if args.until else asyncio.run(stored_heads(settings, args.tenant))

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from apps.commands.operator import Operator, add_as, operator_of
+from apps.commands.operator import PLATFORM_TENANT, Operator, add_as, operator_of
 from apps.commands.tail import instant
 from omnihub.settings import Settings, get_settings
 
@@ -144,7 +144,7 @@ async def _replay(settings: Settings, letters: list[tuple[Letter, Any]], operato
             headers.append(("dlq.replay_of", f"{letter.consumer}@{letter.source}".encode()))
             await producer.send_and_wait(topic, value=raw.value, key=raw.key, headers=headers)
             await appender.append(audit_fact(
-                letter.tenant_id or "platform", "operations", "deadletter_replay", "success",
+                letter.tenant_id or PLATFORM_TENANT, "operations", "deadletter_replay", "success",
                 subject=operator.actor, resource=f"record:{letter.source}",
                 details={"consumer": letter.consumer, "reason": letter.reason,
                          "at": datetime.now(UTC).isoformat(), **operator.details()},

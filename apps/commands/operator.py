@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.audit_retention import PLATFORM
 from omnihub.settings import Settings
 
 # What ``--as`` accepts: no spaces or parentheses, so nobody can forge the "(os user X)"
 # suffix that names the real account.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
-PLATFORM_TENANT = "platform"  # whose audit chain holds operations on no one tenant
+# Operations on no one tenant go to the platform chain, which every tenant's auditor reads.
+PLATFORM_TENANT = PLATFORM
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from apps.commands.operator import os_user
+from domain.audit_retention import PLATFORM
 from domain.events import AuditFactObserved
 from infra.stack import StackConfig
 from omnihub import REPO_ROOT
@@ -51,10 +52,7 @@ async def test_a_rebuild_is_audited_with_the_os_user_and_the_as_name(stack: Stac
         if isinstance(rec.event, AuditFactObserved)
     ]
     me = os_user()
-    assert [f.envelope.tenant_id for f in facts] == [
-        "platform",
-        "platform",
-    ]
+    assert [f.envelope.tenant_id for f in facts] == [PLATFORM, PLATFORM]  # the platform chain
     assert [(f.category, f.action, f.resource, f.outcome) for f in facts] == [
         ("operations", "projection_rebuild", "projection:redis", "success")
     ] * 2
