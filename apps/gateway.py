@@ -28,6 +28,7 @@ from omnihub.readiness import mark_ready
 from omnihub.settings import Settings, get_settings
 from projections import devices, killswitch
 from projections.audit_chain import AuditChainer
+from projections.audit_expiry import keep_expiring
 from projections.keys import apply_key_event
 from projections.migrate import apply_migrations, quote_ident
 from projections.tenancy import ensure_tenant_rls
@@ -108,7 +109,10 @@ async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
             await ensure_tenant_rls(conn, settings.projections_schema)
         await killswitch.sync_redis(redis, pool)
         mark_ready()
-        await asyncio.gather(*(c.run(stop) for c in consumers(settings, pool, redis, appender)))
+        jobs = [c.run(stop) for c in consumers(settings, pool, redis, appender)]
+        if settings.audit_expiry_every_s > 0:
+            jobs.append(keep_expiring(pool, appender, settings.audit_expiry_every_s, stop))
+        await asyncio.gather(*jobs)
     finally:
         await appender.stop()
         await redis.aclose()

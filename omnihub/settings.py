@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     """Goals per `POST /api/v1/goals:batch`."""
     audit_retention_days: int = Field(default=0, ge=0)  # 0 keeps the audit log forever
     """Days the audit topic keeps records (0: forever)."""
+    audit_expiry_every_s: float = Field(default=3600.0, ge=0)
+    """How often the gateway runs the audit retention job (`omnihub audit expire`, each
+    chain cut at its tenant's tier's retention); 0: only when an operator runs it."""
 
     # Sagas (issue 4): approvals, planning and the worker.
     approval_threshold: float = Field(default=0.7, ge=0.0, le=1.0)

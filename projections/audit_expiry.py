@@ -11,10 +11,11 @@ into the chain and the projector then deletes the prefix
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -28,6 +29,9 @@ from domain.audit_retention import (
 )
 from projections import audit_read
 from streams.producer import EventAppender
+
+log = logging.getLogger(__name__)
+SCHEDULER = "system:audit-retention"
 
 TierLookup = Callable[[asyncpg.Connection, str, datetime], Awaitable[str | None]]
 
@@ -77,6 +81,27 @@ async def expire(
                                  correlation_id=correlation)
             )  # fmt: skip
     return plans
+
+
+async def keep_expiring(
+    pool: asyncpg.Pool, appender: EventAppender, every_s: float, stop: asyncio.Event
+) -> None:
+    """Run the retention job every ``every_s`` until ``stop``: retention is enforced
+    without an operator's cron. Checkpoints' ids come from their cut, so two gateways
+    running it, or a run repeated before the projector applied the last, append nothing
+    twice. A failed run (Kafka or Postgres away) is logged and tried at the next turn."""
+    while not stop.is_set():
+        try:
+            plans = await expire(pool, appender, datetime.now(UTC), actor=SCHEDULER)
+            cuts = [p for p in plans if p.cut is not None]
+            if cuts:
+                log.info("audit retention: checkpoints for %s", [p.chain for p in cuts])
+        except Exception:
+            log.exception("audit retention run failed; trying again in %.0f s", every_s)
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+        except TimeoutError:
+            pass
 
 
 async def wait_expired(pool: asyncpg.Pool, plans: list[Expiry], timeout_s: float) -> bool:
