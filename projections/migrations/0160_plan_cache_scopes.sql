@@ -75,7 +75,7 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 SET hnsw.ef_search = 40
 SET hnsw.iterative_scan = strict_order
-SET hnsw.max_scan_tuples = 20000
+SET hnsw.max_scan_tuples = 1000
 SET enable_indexscan = on
 AS $$
 BEGIN
@@ -84,12 +84,22 @@ BEGIN
     IF exact THEN
         PERFORM set_config('enable_indexscan', 'off', true);
     END IF;
+    -- One scan per scope, each pruned to its own partition: a single scan of
+    -- scope = ANY (viewer, '*') would also read the hash partition '*' falls in.
     RETURN QUERY
-    SELECT e.tenant_id, e.template, e.pattern, e.slot_names, e.steps, e.model,
-           e.source_plan_id, 1 - (e.embedding <=> probe)
-    FROM plan_cache_entries e
-    WHERE e.scope = ANY (ARRAY[viewer, '*']) AND e.slot_names <@ goal_slots
-      AND e.expires_at > now_at
-    ORDER BY e.embedding <=> probe
+    SELECT * FROM (
+        (SELECT e.tenant_id, e.template, e.pattern, e.slot_names, e.steps, e.model,
+                e.source_plan_id, 1 - (e.embedding <=> probe) AS similarity
+         FROM plan_cache_entries e
+         WHERE e.scope = viewer AND e.slot_names <@ goal_slots AND e.expires_at > now_at
+         ORDER BY e.embedding <=> probe LIMIT lim)
+        UNION ALL
+        (SELECT e.tenant_id, e.template, e.pattern, e.slot_names, e.steps, e.model,
+                e.source_plan_id, 1 - (e.embedding <=> probe) AS similarity
+         FROM plan_cache_entries e
+         WHERE e.scope = '*' AND e.slot_names <@ goal_slots AND e.expires_at > now_at
+         ORDER BY e.embedding <=> probe LIMIT lim)
+    ) AS found
+    ORDER BY found.similarity DESC
     LIMIT lim;
 END $$;

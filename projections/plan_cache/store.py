@@ -74,7 +74,7 @@ class PgPlanCacheStore:
         *,
         limit: int = 5,
         ef_search: int = 40,
-        max_scan_tuples: int = 20_000,
+        max_scan_tuples: int = 1000,
         exact: bool = False,
     ) -> list[Candidate]:
         """The ``limit`` live entries nearest to ``vector`` that ``tenant_id`` may use.
