@@ -294,11 +294,14 @@ async def scans(pool: asyncpg.Pool, store: PgPlanCacheStore, probe: np.ndarray) 
     partitions?)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        plan = await conn.fetchval(
-            f"EXPLAIN (FORMAT JSON) SELECT template FROM {store.entries}"
-            " WHERE scope = ANY (ARRAY['tenant-1', '*'])"
+        queries = [
+            f"(SELECT template FROM {store.entries} WHERE scope = '{scope}'"
             " AND slot_names <@ '{DESTINATION}' AND expires_at > now()"
-            " ORDER BY embedding <=> $1::halfvec LIMIT 5",
-            to_pgvector(probe),
+            " ORDER BY embedding <=> $1::halfvec LIMIT 5)"
+            for scope in ("tenant-1", "*")
+        ]
+        # The two scans of plan_cache_nearest(): the tenant's scope and '*'.
+        plan = await conn.fetchval(
+            f"EXPLAIN (FORMAT JSON) {' UNION ALL '.join(queries)}", to_pgvector(probe)
         )
     return sorted(set(re.findall(r'"Index Name": "([^"]+)"', plan))) or ["seq scan"]

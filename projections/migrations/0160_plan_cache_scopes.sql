@@ -73,7 +73,7 @@ CREATE FUNCTION plan_cache_nearest(
 )
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
-SET hnsw.ef_search = 40
+SET hnsw.ef_search = 64
 SET hnsw.iterative_scan = strict_order
 SET hnsw.max_scan_tuples = 1000
 SET enable_indexscan = on

@@ -73,7 +73,7 @@ class PgPlanCacheStore:
         now: datetime,
         *,
         limit: int = 5,
-        ef_search: int = 40,
+        ef_search: int = 64,
         max_scan_tuples: int = 1000,
         exact: bool = False,
     ) -> list[Candidate]:
