@@ -5,6 +5,7 @@ schema it drops afterwards::
 
     .venv/bin/python bench/bench_plan_cache.py            # 10k and 100k entries
     .venv/bin/python bench/bench_plan_cache.py --quick    # a couple of minutes
+    .venv/bin/python bench/bench_plan_cache.py --lookup-only --sizes 100000
 
 It prints, each figure beside its baseline from the same run:
 
@@ -13,9 +14,12 @@ It prints, each figure beside its baseline from the same run:
   model calls saved, beside the hit rate of a cache keyed by the goal's exact text;
 - embedding one goal with ONNX Runtime and with sentence-transformers (the reference),
   side by side, and how closely they agree;
-- per size, a whole lookup (``SemanticPlanCache.lookup``: extract, embed, filtered
-  HNSW top 5, match) with its database part and the bare index (top 5, no filter)
-  beside it, and the index's recall against an exact scan.
+- per size, a whole lookup (``SemanticPlanCache.lookup``: extract, embed, HNSW top 5
+  over the tenant's and the shared scope, match) split into embedding, index and the
+  rest, each lookup followed by the bare ONNX Runtime run of its template and the bare
+  pgvector query (top 5, no filter, one table) of its precomputed vector, so the three
+  see the same load; then the database part alone with its recall against an exact
+  scan, the same for a tenant without entries, and the machine's load (``uptime``).
 
 Up to ``--embed-max`` entries are real template embeddings; beyond that, entries are
 noisy copies of them (cosine ~0.9 to their source), so 100k entries load in seconds.
@@ -28,25 +32,27 @@ import argparse
 import asyncio
 import itertools
 import json
-import re
-import statistics
+import os
+import subprocess
+import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import numpy as np
-from pgvector.asyncpg import register_vector
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import plan_cache_parts as parts
 from domain.templates import extract
 from omnihub.settings import Settings
 from projections.migrate import quote_ident
-from projections.plan_cache.adapter import SemanticPlanCache, fixed
 from projections.plan_cache.embedder import SentenceTransformerEmbedder
 from projections.plan_cache.evaluation import SPLITS, evaluate, load_pairs
 from projections.plan_cache.onnx_embedder import OnnxEmbedder
-from projections.plan_cache.store import PgPlanCacheStore, migrate, to_pgvector
+from projections.plan_cache.store import PgPlanCacheStore, migrate
 from projections.plan_cache.stream import draw, simulate
 
 Embedder = OnnxEmbedder | SentenceTransformerEmbedder
@@ -62,7 +68,7 @@ SLOTS = {
     "on {DATE}": ["DATE"],
     "": [],
 }
-TENANTS = 20
+TENANTS = parts.TENANTS
 
 
 def templates(n: int) -> list[tuple[str, list[str]]]:
@@ -76,145 +82,6 @@ def templates(n: int) -> list[tuple[str, list[str]]]:
         text = " ".join(w for w in (verb.capitalize(), qual, obj, tail) if w) + extra
         out.append((text, SLOTS[tail]))
     return out
-
-
-def noisy_copies(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    picks = base[rng.integers(0, len(base), n)]
-    noisy = picks + rng.normal(0, 0.45 / np.sqrt(base.shape[1]), picks.shape).astype(np.float32)
-    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
-
-
-async def load(dsn: str, store: PgPlanCacheStore, rows: list[tuple]) -> float:
-    # Its own connection: pgvector's binary codec must not leak into the store's pool.
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"TRUNCATE {store.entries}")
-        await conn.execute(f"DROP INDEX IF EXISTS {quote_ident(store.schema)}.pc_bench_hnsw")
-        await conn.execute(
-            f"DROP INDEX IF EXISTS {quote_ident(store.schema)}.plan_cache_entries_embedding_hnsw"
-        )
-        await register_vector(conn)  # binary COPY needs pgvector's codec
-        await conn.copy_records_to_table(
-            "plan_cache_entries",
-            schema_name=store.schema,
-            records=rows,
-            columns=[
-                "tenant_id",
-                "template",
-                "slot_names",
-                "steps",
-                "embedding",
-                "model",
-                "source_plan_id",
-                "source_event_id",
-                "planned_at",
-                "expires_at",
-                "pattern",
-            ],
-        )
-        started = time.perf_counter()
-        await conn.execute("SET maintenance_work_mem = '1GB'")
-        await conn.execute(
-            f"CREATE INDEX pc_bench_hnsw ON {store.entries} USING hnsw "
-            "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
-        )
-        await conn.execute(f"ANALYZE {store.entries}")
-        return time.perf_counter() - started
-    finally:
-        await conn.close()
-
-
-def entry_rows(texts: list[tuple[str, list[str]]], vectors: np.ndarray) -> list[tuple]:
-    now = datetime.now(UTC)
-    steps = json.dumps(
-        [
-            {
-                "step_id": "s1",
-                "tool": "transform",
-                "arguments_json": "{}",
-                "depends_on": [],
-                "risk": 0.0,
-                "compensation": None,
-                "timeout_s": 30.0,
-                "max_attempts": 3,
-            }
-        ]
-    )
-    return [
-        (
-            f"tenant-{i % TENANTS}",
-            f"{text} #{i}",
-            sorted(slots),
-            steps,
-            v,
-            "bench",
-            f"p{i}",
-            f"e{i}",
-            now,
-            now + timedelta(hours=24),
-            f"{text} #{i}",
-        )
-        for i, ((text, slots), v) in enumerate(zip(texts, vectors, strict=True))
-    ]
-
-
-def _quantiles(latencies: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(latencies, n=100)
-    return {"p50_ms": round(q[49], 2), "p95_ms": round(q[94], 2)}
-
-
-async def measure(
-    store: PgPlanCacheStore, queries: list[tuple[str, list[str], np.ndarray]], ef_search: int
-) -> dict[str, float]:
-    """The lookup's database part, then (apart, so its scans do not evict the index's
-    pages between timed queries) an exact scan for the index's recall."""
-    now, latencies, found = datetime.now(UTC), [], []
-    for tenant, slots, vector in queries:
-        started = time.perf_counter()
-        ann = await store.nearest(tenant, vector, slots, now, limit=5, ef_search=ef_search)
-        latencies.append((time.perf_counter() - started) * 1000)
-        found.append({c.template for c in ann})
-    overlap = []
-    for (tenant, slots, vector), ann_templates in zip(queries, found, strict=True):
-        exact = await store.nearest(tenant, vector, slots, now, limit=5, exact=True)
-        want = {c.template for c in exact}
-        overlap.append(len(want & ann_templates) / max(len(want), 1))
-    return {**_quantiles(latencies), "recall_at_5": round(float(np.mean(overlap)), 4)}
-
-
-async def unfiltered(
-    pool: asyncpg.Pool, store: PgPlanCacheStore, probes: np.ndarray, ef_search: int
-) -> dict[str, float]:
-    """The bare index: top 5 over all entries, HNSW against an exact scan."""
-    sql = f"SELECT template FROM {store.entries} ORDER BY embedding <=> $1::vector LIMIT 5"
-    latencies, found, overlap = [], [], []
-    async with pool.acquire() as conn:
-        for vector in probes:
-            async with conn.transaction():
-                await conn.execute(f"SET LOCAL hnsw.ef_search = {ef_search}")
-                started = time.perf_counter()
-                found.append({r[0] for r in await conn.fetch(sql, to_pgvector(vector))})
-                latencies.append((time.perf_counter() - started) * 1000)
-        for vector, ann in zip(probes, found, strict=True):
-            async with conn.transaction():
-                await conn.execute("SET LOCAL enable_indexscan = off")
-                exact = {r[0] for r in await conn.fetch(sql, to_pgvector(vector))}
-            overlap.append(len(ann & exact) / 5)
-    return {**_quantiles(latencies), "recall_at_5": round(float(np.mean(overlap)), 4)}
-
-
-async def scans(pool: asyncpg.Pool, store: PgPlanCacheStore, probe: np.ndarray) -> list[str]:
-    """The index scans Postgres picks for a filtered lookup (is HNSW used?)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        plan = await conn.fetchval(
-            f"EXPLAIN (FORMAT JSON) SELECT template FROM {store.entries}"
-            " WHERE (tenant_id = 'tenant-1' OR shared_with && ARRAY['tenant-1', '*'])"
-            " AND slot_names <@ '{DESTINATION}' AND expires_at > now()"
-            " ORDER BY embedding <=> $1::vector LIMIT 5",
-            to_pgvector(probe),
-        )
-    return sorted(set(re.findall(r'"Index Name": "([^"]+)"', plan))) or ["seq scan"]
 
 
 def embedding(onnx: OnnxEmbedder, reference: SentenceTransformerEmbedder, n: int) -> dict:
@@ -231,7 +98,7 @@ def embedding(onnx: OnnxEmbedder, reference: SentenceTransformerEmbedder, n: int
         started = time.perf_counter()
         model.encode(goals[:n])
         out[name] = {
-            "single_goal": _quantiles(singles),
+            "single_goal": parts.quantiles(singles),
             "batched_goals_per_s": round(n / (time.perf_counter() - started), 1),
         }
     cosine = (onnx.encode(goals[:n]) * reference.encode(goals[:n])).sum(axis=1)
@@ -244,28 +111,6 @@ async def labelled(embedder: Embedder, threshold: float) -> dict[str, Any]:
     for split, path in SPLITS.items():
         report = await evaluate(load_pairs(path), embedder, threshold)
         out[split] = {**report.summary(), "by_kind": report.by_kind()}
-    return out
-
-
-async def lookups(
-    store: PgPlanCacheStore, goals: list[tuple[str, str]], threshold: float, ef_search: int
-) -> dict[str, Any]:
-    """Whole lookups (extract, embed, filtered HNSW, match), each goal's template new."""
-    cache = SemanticPlanCache(
-        fixed(store), OnnxEmbedder(), threshold=threshold, ef_search=ef_search
-    )
-    await cache.lookup("tenant-0", "warm up the model and the pool")
-    out: dict[str, Any] = {}
-    # First pass: every template is new, so every lookup embeds. Second pass: the same
-    # goals again, their templates in the embedder's LRU (a repeated template).
-    for name in ("new_template", "seen_template"):
-        latencies, hits = [], 0
-        for tenant, goal in goals:
-            started = time.perf_counter()
-            found = await cache.lookup(tenant, goal)
-            latencies.append((time.perf_counter() - started) * 1000)
-            hits += found.hit is not None
-        out[name] = {**_quantiles(latencies), "queries": len(goals), "hits": hits}
     return out
 
 
@@ -289,7 +134,44 @@ def query_goals(texts: list[tuple[str, list[str]]], n: int) -> list[tuple[str, s
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
     onnx, reference = OnnxEmbedder(), SentenceTransformerEmbedder()
-    results: dict[str, Any] = {"quick": args.quick}
+    results: dict[str, Any] = {"quick": args.quick, "load_at_start": load_average()}
+    if not args.lookup_only:
+        await matching(args, results, onnx, reference)
+    rng = np.random.default_rng(7)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    texts = templates(max(sizes))
+    real = onnx.encode([t for t, _ in texts[: args.embed_max]])
+    vectors = np.concatenate([real, parts.noisy_copies(real, max(sizes) - len(real), rng)])
+    asked = query_goals(texts, args.queries)
+    probe = onnx.encode([g for _, g in asked])
+    pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2)
+    schema = f"bench_pc_{uuid.uuid4().hex[:8]}"
+    try:
+        await migrate(pool, schema)
+        store = PgPlanCacheStore(pool, schema=schema)
+        for size in sizes:
+            results.update(await one_size(args, store, pool, texts, vectors, probe, asked, size))
+    finally:
+        await pool.execute(f"DROP SCHEMA {quote_ident(schema)} CASCADE")
+        await pool.close()
+    results["load_at_end"] = load_average()
+    return results
+
+
+def load_average() -> dict[str, Any]:
+    """The machine's load (2 shared cores: other engineers' work runs beside this)."""
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+    one, five, _ = os.getloadavg()
+    return {"load_1m": round(one, 2), "load_5m": round(five, 2), "uptime": uptime.stdout.strip()}
+
+
+async def matching(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    onnx: OnnxEmbedder,
+    reference: SentenceTransformerEmbedder,
+) -> None:
+    """Labelled pairs, the Zipf stream and the two embedders side by side."""
     results["labelled"] = await labelled(onnx, args.threshold)
     for split in ("dev", "test"):
         row = {k: v for k, v in results["labelled"][split].items() if k != "by_kind"}
@@ -304,24 +186,6 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     print(f"stream: {json.dumps(results['stream'])}", flush=True)
     results["embedding"] = embedding(onnx, reference, args.embed_n)
     print(f"embedding: {json.dumps(results['embedding'])}", flush=True)
-    rng = np.random.default_rng(7)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    texts = templates(max(sizes))
-    real = onnx.encode([t for t, _ in texts[: args.embed_max]])
-    vectors = np.concatenate([real, noisy_copies(real, max(sizes) - len(real), rng)])
-    asked = query_goals(texts, args.queries)
-    probe = onnx.encode([g for _, g in asked])
-    pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2)
-    schema = f"bench_pc_{uuid.uuid4().hex[:8]}"
-    try:
-        await migrate(pool, schema)
-        store = PgPlanCacheStore(pool, schema=schema)
-        for size in sizes:
-            results.update(await one_size(args, store, pool, texts, vectors, probe, asked, size))
-    finally:
-        await pool.execute(f"DROP SCHEMA {quote_ident(schema)} CASCADE")
-        await pool.close()
-    return results
 
 
 async def one_size(
@@ -334,19 +198,29 @@ async def one_size(
     asked: list[tuple[str, str]],
     size: int,
 ) -> dict[str, Any]:
-    build_s = await load(args.dsn, store, entry_rows(texts[:size], vectors[:size]))
+    rows = parts.entry_rows(texts[:size], vectors[:size])
+    build_s = await parts.load(args.dsn, store, rows, vectors[:size])
     slots = [sorted(extract(goal).slot_names) for _, goal in asked]
     queries = [(t, s, v) for (t, _), s, v in zip(asked, slots, probe, strict=True)]
+    # A tenant with no entries of its own reads its (other tenants') hash partition
+    # and the shared scope: the scan can only stop at max_scan_tuples or the end.
+    newcomer = [("tenant-new", s, v) for _, s, v in queries]
     out = {
         f"lookup_{size}": {
             "entries": size,
+            "rows": len(rows),
             "index_build_s": round(build_s, 1),
-            "filtered_plan_uses": await scans(pool, store, probe[0]),
-            "whole_lookup_with_embedding": await lookups(
-                store, asked, args.threshold, args.ef_search
+            "load_before": load_average(),
+            "plan_uses": await parts.scans(pool, store, probe[0]),
+            "whole_lookup": await parts.lookups(
+                store, asked, probe, args.threshold, args.ef_search
             ),
-            "database_part": await measure(store, queries, args.ef_search),
-            "bare_index": await unfiltered(pool, store, probe, args.ef_search),
+            "database_part": await parts.measure(store, queries, args.ef_search),
+            "database_part_tenant_without_entries": await parts.measure(
+                store, newcomer, args.ef_search
+            ),
+            "bare_index": await parts.unfiltered(pool, store.schema, probe, args.ef_search),
+            "load_after": load_average(),
         }
     }
     print(f"lookup at {size}: {json.dumps(out[f'lookup_{size}'])}", flush=True)
@@ -366,6 +240,9 @@ if __name__ == "__main__":
     parser.add_argument("--zipf-s", type=float, default=1.0)
     parser.add_argument("--ef-search", type=int, default=Settings().plan_cache_ef_search)
     parser.add_argument("--threshold", type=float, default=Settings().plan_cache_threshold)
+    parser.add_argument(
+        "--lookup-only", action="store_true", help="skip labelled pairs, stream, embedders"
+    )
     ns = parser.parse_args()
     quick = {"sizes": "20000", "queries": 100, "embed_max": 5000, "embed_n": 100}
     full = {"sizes": "10000,100000", "queries": 300, "embed_max": 20000, "embed_n": 300}

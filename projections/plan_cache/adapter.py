@@ -42,6 +42,7 @@ class SemanticPlanCache:
         threshold: float = 0.7,
         candidates: int = 5,
         ef_search: int = 64,
+        max_scan_tuples: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -49,6 +50,7 @@ class SemanticPlanCache:
         self._threshold = threshold
         self._candidates = candidates
         self._ef_search = ef_search
+        self._max_scan_tuples = max_scan_tuples
         self._clock = clock
 
     async def lookup(self, tenant_id: str, goal: str) -> CacheLookup:
@@ -86,6 +88,7 @@ class SemanticPlanCache:
             self._clock(),
             limit=self._candidates,
             ef_search=self._ef_search,
+            max_scan_tuples=self._max_scan_tuples,
         )
 
 
@@ -130,6 +133,7 @@ def semantic_plan_cache(settings: Settings, postgres: Lazy[asyncpg.Pool]) -> Sem
         threshold=settings.plan_cache_threshold,
         candidates=settings.plan_cache_candidates,
         ef_search=settings.plan_cache_ef_search,
+        max_scan_tuples=settings.plan_cache_max_scan_tuples,
     )
 
 

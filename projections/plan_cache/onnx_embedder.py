@@ -158,7 +158,11 @@ class OnnxEmbedder(CachedEmbedder):
         return np.concatenate(parts)
 
     def _run(self, session: Any, tokenizer: Any, texts: Sequence[str]) -> Vectors:
-        encoded = tokenizer.encode_batch(list(texts))
+        # One goal (a lookup) skips the batch path's thread pool; a batch pads only to
+        # its longest goal, never to max_seq_length (MiniLM goals are ~10 tokens).
+        encoded = (
+            [tokenizer.encode(texts[0])] if len(texts) == 1 else tokenizer.encode_batch(list(texts))
+        )
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}

@@ -40,6 +40,13 @@ async def migrate(target: asyncpg.Pool | asyncpg.Connection, schema: str = "publ
     await apply_migrations(target, schema=schema, select=lambda m: 100 <= m.number <= 199)
 
 
+# The entry's columns but its scope and sharing list (migration 0160), in table order.
+_COLUMNS = (
+    "tenant_id, template, pattern, slot_names, steps, embedding, model, source_plan_id,"
+    " source_event_id, planned_at, expires_at"
+)
+
+
 def to_pgvector(vector: np.ndarray[Any, Any]) -> str:
     return "[" + ",".join(f"{float(x):.8g}" for x in vector) + "]"
 
@@ -55,6 +62,8 @@ class PgPlanCacheStore:
         self.shares = f"{q}.plan_cache_shares"
         self.invalidations = f"{q}.plan_cache_invalidations"
         self.positions = f"{q}.plan_cache_positions"
+        self.nearest_fn = f"{q}.plan_cache_nearest"
+        self.scopes_fn = f"{q}.plan_cache_scopes"
 
     async def nearest(
         self,
@@ -65,31 +74,27 @@ class PgPlanCacheStore:
         *,
         limit: int = 5,
         ef_search: int = 64,
+        max_scan_tuples: int = 1000,
         exact: bool = False,
     ) -> list[Candidate]:
         """The ``limit`` live entries nearest to ``vector`` that ``tenant_id`` may use.
 
         Only entries whose slots are all among ``slot_names`` qualify (an entry may
-        have written some of its goal's slots back as values). ``exact`` forbids the
-        index (a full scan), for measuring the index's recall.
+        have written some of its goal's slots back as values). One round trip: the
+        search settings are those of the ``plan_cache_nearest`` function (migration
+        0160). ``exact`` forbids the index (a full scan), for measuring its recall.
         """
-        settings = f"SET LOCAL hnsw.ef_search = {int(ef_search)};"
-        settings += " SET LOCAL hnsw.iterative_scan = strict_order;"
-        if exact:
-            settings += " SET LOCAL enable_indexscan = off;"
-        sql = (
-            "SELECT tenant_id, template, pattern, slot_names, steps, model, source_plan_id,"
-            " 1 - (embedding <=> $1::vector) AS similarity"
-            f" FROM {self.entries}"
-            " WHERE (tenant_id = $2 OR shared_with && ARRAY[$2, '*'])"
-            " AND slot_names <@ $3::text[] AND expires_at > $4"
-            " ORDER BY embedding <=> $1::vector LIMIT $5"
+        rows = await self.pool.fetch(
+            f"SELECT * FROM {self.nearest_fn}($1::halfvec, $2, $3, $4, $5, $6, $7, $8)",
+            to_pgvector(vector),
+            tenant_id,
+            sorted(slot_names),
+            now,
+            limit,
+            ef_search,
+            max_scan_tuples,
+            exact,
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(settings)
-            rows = await conn.fetch(
-                sql, to_pgvector(vector), tenant_id, sorted(slot_names), now, limit
-            )
         return [_candidate(r) for r in rows]
 
     async def put(self, conn: asyncpg.Connection, plan: StoredPlan, vector: Any) -> bool:
@@ -102,14 +107,15 @@ class PgPlanCacheStore:
         )
         if blocked is not None and plan.planned_at <= blocked:
             return False
+        # One row per scope that may see the entry (migration 0160), from the latest
+        # sharing decision for its template.
         status = await conn.execute(
-            f"INSERT INTO {self.entries} AS e (tenant_id, template, slot_names, steps,"
-            " embedding, model, source_plan_id, source_event_id, planned_at, expires_at,"
-            " shared_with, pattern)"
-            " SELECT $1, $2, $3, $4::jsonb, $5::vector, $6, $7, $8, $9, $10,"
-            f" coalesce((SELECT shared_with FROM {self.shares}"
-            "  WHERE tenant_id = $1 AND template = $2), '{}'), $11"
-            " ON CONFLICT (tenant_id, template, pattern)"
+            f"INSERT INTO {self.entries} AS e (scope, {_COLUMNS}, shared_with)"
+            " SELECT s.scope, $1, $2, $11, $3, $4::jsonb, $5::halfvec, $6, $7, $8, $9, $10, w.w"
+            f" FROM (SELECT coalesce((SELECT shared_with FROM {self.shares}"
+            "  WHERE tenant_id = $1 AND template = $2), '{}') AS w) AS w,"
+            f" unnest({self.scopes_fn}($1, w.w)) AS s(scope)"
+            " ON CONFLICT (scope, tenant_id, template, pattern)"
             " DO UPDATE SET slot_names = EXCLUDED.slot_names,"
             " steps = EXCLUDED.steps, embedding = EXCLUDED.embedding, model = EXCLUDED.model,"
             " source_plan_id = EXCLUDED.source_plan_id,"
@@ -130,7 +136,7 @@ class PgPlanCacheStore:
             plan.expires_at,
             plan.pattern,
         )
-        return bool(status.endswith(" 1"))
+        return int(status.split()[-1]) > 0
 
     async def forget_plan(self, conn: asyncpg.Connection, tenant_id: str, plan_id: str) -> int:
         """Drop what the cache learned from one plan (its run's data was erased)."""
@@ -153,14 +159,16 @@ class PgPlanCacheStore:
             template or "",
             at,
         )
-        status = await conn.execute(
-            f"DELETE FROM {self.entries} WHERE tenant_id = $1"
-            " AND ($2::text IS NULL OR template = $2) AND planned_at <= $3",
+        dropped: int = await conn.fetchval(
+            f"WITH gone AS (DELETE FROM {self.entries} WHERE tenant_id = $1"
+            " AND ($2::text IS NULL OR template = $2) AND planned_at <= $3"
+            " RETURNING template, pattern)"
+            " SELECT count(DISTINCT (template, pattern)) FROM gone",
             tenant_id,
             template,
             at,
         )
-        return int(status.split()[-1])
+        return dropped
 
     async def share(
         self,
@@ -186,9 +194,14 @@ class PgPlanCacheStore:
             event_id,
         )
         if updated is not None:
+            # Move the template's entries to the scopes the decision names.
             await conn.execute(
-                f"UPDATE {self.entries} SET shared_with = $3"
-                " WHERE tenant_id = $1 AND template = $2",
+                f"WITH old AS (DELETE FROM {self.entries}"
+                " WHERE tenant_id = $1 AND template = $2 RETURNING *),"
+                " one AS (SELECT DISTINCT ON (pattern) * FROM old ORDER BY pattern)"
+                f" INSERT INTO {self.entries} (scope, {_COLUMNS}, shared_with)"
+                f" SELECT s.scope, {_COLUMNS}, $3 FROM one,"
+                f" unnest({self.scopes_fn}($1, $3)) AS s(scope)",
                 tenant_id,
                 template,
                 updated,
@@ -196,13 +209,20 @@ class PgPlanCacheStore:
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete entries past their expiry (lookups already skip them)."""
-        status = await self.pool.execute(f"DELETE FROM {self.entries} WHERE expires_at <= $1", now)
-        return int(status.split()[-1])
+        purged: int = await self.pool.fetchval(
+            f"WITH gone AS (DELETE FROM {self.entries} WHERE expires_at <= $1"
+            " RETURNING tenant_id, template, pattern)"
+            " SELECT count(DISTINCT (tenant_id, template, pattern)) FROM gone",
+            now,
+        )
+        return purged
 
     async def snapshot(self) -> list[dict[str, Any]]:
         """Every entry, ordered, with its embedding as text (to compare rebuilds)."""
         rows = await self.pool.fetch(
-            "SELECT tenant_id, template, pattern, slot_names, steps::text AS steps,"
+            # An entry shared by name is stored once per scope: list it once.
+            "SELECT DISTINCT ON (tenant_id, template, pattern)"
+            " tenant_id, template, pattern, slot_names, steps::text AS steps,"
             " embedding::text AS embedding, model, source_plan_id, source_event_id,"
             f" planned_at, expires_at, shared_with FROM {self.entries}"
             " ORDER BY tenant_id, template, pattern"
