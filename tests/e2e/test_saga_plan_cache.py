@@ -31,19 +31,31 @@ from tests.saga_support import (
     unique,
 )
 
-MODEL_PLAN = plan_json(
-    {"id": "book", "tool": "transform", "arguments": {"op": "upper", "value": "flight to Paris"}},
-    {
-        "id": "confirm",
-        "tool": "transform",
-        "arguments": {"value": "${book.value}"},
-        "depends_on": ["book"],
-    },
-)
+
+def model_plan(goal: str) -> str:
+    """The fake model's plan for ``goal``: book a flight to the goal's last word, as a
+    model would (a fixed plan would teach the cache "London -> Paris" whenever the
+    London goal reaches the model before the Paris plan is learned)."""
+    destination = goal.rstrip(".").split()[-1]
+    return plan_json(
+        {
+            "id": "book",
+            "tool": "transform",
+            "arguments": {"op": "upper", "value": f"flight to {destination}"},
+        },
+        {
+            "id": "confirm",
+            "tool": "transform",
+            "arguments": {"value": "${book.value}"},
+            "depends_on": ["book"],
+        },
+    )
 
 
 async def model(payload: dict[str, Any]) -> web.StreamResponse:
-    return completion(MODEL_PLAN, payload["model"])
+    asked = next(m["content"] for m in payload["messages"] if m["role"] == "user")
+    goal = asked.splitlines()[0].removeprefix("Goal: ")  # "Goal: ...\nContext: ..."
+    return completion(model_plan(goal), payload["model"])
 
 
 async def run(client: Any, queue: str, tenant: str, goal: str) -> tuple[str, RunResult]:
