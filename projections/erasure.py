@@ -5,6 +5,9 @@ read as erased); this writes the rest in the same transaction: each timeline row
 personal payload fields and summary, the run's approvals, and the approval decisions in
 the audit log, exactly as a replay with the key gone would have stored them; and the
 records the saga's ``pg_record`` tool wrote for the run, where that table exists.
+The audit log keeps an approval's reason sealed, as the chain hashed it (the audit API
+opens it, to ``[erased]`` once the key is gone): only rows projected before that, which
+hold it in the clear, are overwritten here.
 """
 
 from __future__ import annotations

@@ -171,11 +171,15 @@ class Pipeline:
         for r in records:
             if isinstance(r.event, SubjectErased):
                 privacy.forget(r.event.key_id)
-        # Only records whose bytes hold a sealed value are looked into.
+        # Only records whose bytes hold a sealed value are looked into, and only their
+        # personal fields: a sealed copy elsewhere (an audit record's details) stays as
+        # the chain hashed it, so its read model verifies; its readers open it.
         sealed = [
             i
             for i, (r, raw) in enumerate(zip(records, raws, strict=True))
-            if r.event is not None and SEALED_BYTES in (raw.value or b"")
+            if r.event is not None
+            and privacy.paths(r.event.EVENT_TYPE)
+            and SEALED_BYTES in (raw.value or b"")
         ]
         if not sealed:
             return records

@@ -24,7 +24,10 @@ from api.security.principal import Principal
 from api.text import Text
 from domain.audit_range import RangeVerification, verify_range
 from domain.audit_retention import PLATFORM
+from domain.events import AuditRecorded
+from domain.privacy import sealed_strings
 from projections import audit_read
+from streams.privacy import Privacy
 
 router = APIRouter(tags=["audit"])
 AuditReader = Annotated[Principal, require("audit:read")]
@@ -109,6 +112,16 @@ async def _verify(
     return _out(result)
 
 
+async def _opened(privacy: Privacy | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with the sealed values of their details opened, or read as erased once
+    the key is gone. The read model keeps them sealed, as the chain hashed them."""
+    if privacy is None or not any(True for i in items for _ in sealed_strings(i["details"])):
+        return items
+    opened = await privacy.open([audit_read.record_of(i) for i in items])
+    records = [r for r in opened if isinstance(r, AuditRecorded)]
+    return [{**i, "details": dict(r.details)} for i, r in zip(items, records, strict=True)]
+
+
 def _out(v: RangeVerification) -> Verification:
     b = v.broken
     return Verification(
@@ -147,7 +160,7 @@ async def list_audit(
         verification = await _verify(conn, owner, items)
     return AuditPage(
         chain=chain,
-        items=items,
+        items=await _opened(state.privacy, items),
         next_cursor=None if more is None else _encode(owner, more),
         verification=verification,
     )

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import (
     Browser,
@@ -224,6 +225,35 @@ async def test_dashboard_live_runs_approvals_and_pwa(
         assert serious == [], f"{name}: {serious}"
         assert await watch.csp(page) == [], name
         await page.screenshot(path=str(shots / f"dashboard-{name}.png"), full_page=True)
+
+    # The audit page shows its page's verification, and switches to the platform chain,
+    # where a kill switch (here: one left as it was) is chained for every tenant.
+    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        r = await client.put(
+            "/api/v1/admin/kill-switches/llm_planner",
+            json={"enabled": True, "reason": "dashboard audit check"},
+            headers={"Authorization": f"Bearer {key.key}"},
+        )
+        assert r.status_code < 300, r.text
+    await page.goto("/dashboard/audit")
+    verified = re.compile(r"^this page verified: sequences \d+.\d+, \d+ records hashed")
+    await expect(page.locator("#page-check")).to_have_text(verified, timeout=WAIT_MS)
+    await expect(page.locator("#chain")).to_have_text(re.compile("^chain verified from the log"))
+    platform = page.locator("#audit tbody tr", has_text="feature:llm_planner")
+    for _ in range(60):  # the chainer links the toggle within moments
+        await page.get_by_label("Chain").select_option("tenant")
+        await expect(page.locator("#status")).to_have_text(re.compile("tenant chain"))
+        await page.get_by_label("Chain").select_option("platform")
+        await expect(page.locator("#status")).to_have_text(re.compile("platform chain"))
+        if await platform.count():
+            break
+        await page.wait_for_timeout(500)
+    await expect(platform.first).to_be_visible()
+    await expect(page.locator("#page-check")).to_have_text(verified)
+    await expect(page.locator("#chain")).to_have_text(
+        re.compile("^platform chain verified from the log"), timeout=WAIT_MS
+    )
+    assert await watch.csp(page) == [], "audit"
 
     # Offline, a page opened before shows its last data, marked stale.
     await page.goto("/dashboard/runs")

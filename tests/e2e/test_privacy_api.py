@@ -5,17 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
 
+from domain import ids
+from domain.events import ApprovalRequested
+from domain.privacy import ERASED
 from infra.launch import omnihub_argv, running, running_api
 from infra.stack import StackConfig
+from omnihub.settings import Settings
+from projections.keyring import privacy_for
+from streams.codec import EventCodec
+from streams.producer import KafkaEventAppender
+from streams.replay import end_offsets, replay
+from streams.schema_registry import SchemaRegistry
+from streams.topics import Topic, topic_name
 from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, omnihub, running_processor
 from tests.e2e.test_projection_api import poll
+from tests.integration.test_privacy_erasure import postgres_tables_holding
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +97,95 @@ async def test_the_admin_route_and_the_cli_erase_a_data_subject(
         {"subject": "anyone"},
     )
     assert refused.status_code == 403
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    """In-process settings for the stack the processes in ``env`` use."""
+    with mock.patch.dict(os.environ, env):
+        return Settings()
+
+
+async def request_approval(settings: Settings, run_id: str, tenant: str, text: str) -> str:
+    """An approval for ``run_id``'s step, as the saga asks for it (sealed like the saga's)."""
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    privacy = privacy_for(settings, codec.registry)
+    appender = KafkaEventAppender(settings, codec, timeout_s=60, privacy=privacy)
+    approval_id = f"ap-{run_id}"
+    env = ids.envelope(
+        ApprovalRequested,
+        run_id=run_id,
+        tenant_id=tenant,
+        actor="saga",
+        correlation_id=run_id,
+        discriminator=("a",),
+    )
+    hour = datetime.now(UTC) + timedelta(hours=1)
+    reasons = ("a wire transfer",)  # the risk policy's own words, not personal
+    event = ApprovalRequested(env, approval_id, "s1", "http_call", 0.9, reasons, hour, text)
+    try:
+        await appender.append(event)
+    finally:
+        await appender.stop()
+        await privacy.close()
+    return approval_id
+
+
+async def topics_holding(settings: Settings, text: str) -> list[str]:
+    """``topic:event_type`` of each record whose raw bytes (value, key, headers) contain
+    ``text``."""
+    topics = {topic_name(settings, t): t.value for t in Topic}
+    ends = await end_offsets(settings.kafka_bootstrap, list(topics))
+    ranges = {tp: (0, end) for tp, end in ends.items() if end}
+    found = []
+    async for topic, _, raws in replay(settings.kafka_bootstrap, ranges):
+        for raw in raws:
+            blobs = [raw.value or b"", raw.key or b"", *(v for _, v in raw.headers)]
+            if any(text.encode() in blob for blob in blobs):
+                kind = dict(raw.headers).get("event_type", b"?").decode()
+                found.append(f"{topics[topic]}:{kind}")
+    return found
+
+
+async def test_decision_notes_reach_the_audit_log_sealed_and_erasure_reaches_them(
+    api: str, env: dict[str, str]
+) -> None:
+    tenant = f"pa-{uuid.uuid4().hex[:6]}"
+    requester = await asyncio.to_thread(cli_key, env, tenant, "admin,read")
+    decider = await asyncio.to_thread(
+        cli_key, env, tenant, "approvals:decide,runs:cancel,audit:read,read"
+    )
+    secret = f"Thistlewood{uuid.uuid4().hex[:6]}"
+    subject = f"dpo-case-{uuid.uuid4().hex[:6]}@example.com"
+    run_id = await submit(api, requester, f"Wire rent for {secret}", subject)
+    await poll(api, requester, f"/api/v1/runs/{run_id}", lambda j: j["goal"] is not None)
+    settings = settings_of(env)
+    approval_id = await request_approval(settings, run_id, tenant, f"pays {secret}")
+    await poll(api, requester, f"/api/v1/approvals/{approval_id}", lambda j: True)
+    note: dict[str, object] = {"decision": "grant", "note": f"{secret} confirmed by phone"}
+    r = await post(api, decider, f"/api/v1/approvals/{approval_id}", note)
+    assert r.status_code == 202, r.text
+    r = await post(api, decider, f"/api/v1/runs/{run_id}/cancel", {"reason": f"{secret} moved"})
+    assert r.status_code == 202, r.text
+    page = await poll(
+        api, decider, "/api/v1/audit", lambda j: len(j["items"]) >= 1, category="approval"
+    )
+    (granted,) = [x for x in page["items"] if x["action"] == "grant"]
+    assert granted["details"]["reason"] == f"{secret} confirmed by phone"  # read with the key
+    assert page["verification"]["ok"], json.dumps(page)
+    # The log, audit and control topics included, holds the note sealed only.
+    assert await topics_holding(settings, secret) == []
+
+    r = await post(api, requester, "/api/v1/admin/privacy/erasures", {"subject": subject})
+    assert r.status_code == 200, r.text
+    page = await poll(
+        api,
+        decider,
+        "/api/v1/audit",
+        lambda j: any(x["details"].get("reason") == ERASED for x in j["items"]),
+        category="approval",
+    )
+    assert page["verification"]["ok"], json.dumps(page)
+    assert await postgres_tables_holding(settings, secret) == []
+    assert await topics_holding(settings, secret) == []
+    verified = await asyncio.to_thread(omnihub, env, "audit", "verify", "--tenant", tenant)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

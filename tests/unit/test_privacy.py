@@ -83,6 +83,13 @@ def test_erase_json_matches_a_replay_without_the_key() -> None:
     }
 
 
+def test_erase_json_leaves_sealed_values_as_a_replay_stores_them() -> None:
+    sealed = seal_text("k1", bytes(32), "Alice")  # an audit record's copy of a reason
+    details = {"reason": sealed, "run_id": "r1"}
+    assert erase_json(details, frozenset({"reason"})) == details
+    assert open_text(sealed, None) == ERASED  # ...which reads erased without its key
+
+
 class MemoryKeys:
     """A fake key store (pure-logic tests; the Postgres one is tested on the stack)."""
 

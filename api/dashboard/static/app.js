@@ -432,25 +432,45 @@ async function signinPage() {
 
 // ---- audit ------------------------------------------------------------------------
 async function auditPage() {
+  // The page's own check: its range of sequences recomputed from the read model.
+  function pageCheck(v) {
+    const erased = v.erased ? `, ${v.erased} erased (links checked, content unreadable)` : "";
+    if (v.ok) {
+      return v.records || v.erased
+        ? `this page verified: sequences ${v.from_sequence}–${v.to_sequence}, ${v.records} records hashed${erased}, anchored at ${v.anchor}`
+        : "this page: no records to verify";
+    }
+    const b = v.broken || {};
+    return `this page BROKEN at sequence ${b.sequence}: ${b.reason} (expected ${b.expected}, found ${b.actual})`;
+  }
+  // The whole chain recomputed from the log, the system of record.
+  function chainCheck(chain) {
+    const which = chain === "platform" ? "platform chain" : "chain";
+    api(`/api/v1/audit/verify${chain === "platform" ? "?chain=platform" : ""}`).then((v) => {
+      if (v.ok && !v.records) $("#chain").textContent = `${which}: no records yet`;
+      else $("#chain").textContent = v.ok
+        ? `${which} verified from the log: ${v.records} records, head ${String(v.head).slice(0, 16)}…`
+        : `${which} BROKEN: ${v.broken}`;
+      $("#chain").className = `card ${v.ok ? "ok" : "error"}`;
+    }).catch((e) => { $("#chain").textContent = `${which} not verified: ${e.message}`; });
+  }
   async function load() {
     const f = new FormData($("#audit-filters"));
-    const q = { limit: "100" };
+    const q = { limit: "100", chain: f.get("chain") || "tenant" };
     for (const k of ["category", "outcome"]) if (f.get(k)) q[k] = f.get(k);
     const data = await api(`/api/v1/audit?${new URLSearchParams(q)}`);
     $("#audit tbody").replaceChildren(...data.items.map((a) => el("tr", {},
       el("td", { text: when(a.occurred_at) }), el("td", { text: a.actor }), el("td", { text: a.category }),
       el("td", { text: a.action }), el("td", { text: a.outcome }), el("td", { text: a.resource }),
       el("td", { text: String(a.sequence ?? "") }))));
-    say(`${data.items.length} records`);
+    $("#page-check").textContent = pageCheck(data.verification);
+    $("#page-check").className = `card ${data.verification.ok ? "ok" : "error"}`;
+    say(`${data.items.length} records of the ${q.chain} chain`);
+    chainCheck(q.chain);
   }
   $("#audit-filters").addEventListener("submit", (e) => { e.preventDefault(); load(); });
+  $("#a-chain").addEventListener("change", () => load());
   await load();
-  api("/api/v1/audit/verify").then((v) => {
-    $("#chain").textContent = v.ok
-      ? `chain verified from the log: ${v.records} records, head ${String(v.head).slice(0, 16)}…`
-      : `chain BROKEN: ${v.broken}`;
-    $("#chain").className = `card ${v.ok ? "ok" : "error"}`;
-  }).catch((e) => { $("#chain").textContent = `chain not verified: ${e.message}`; });
 }
 
 // ---- operations -------------------------------------------------------------------
