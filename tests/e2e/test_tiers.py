@@ -109,6 +109,8 @@ def settings_of(env: dict[str, str]) -> Settings:
         kafka_bootstrap=env["OMNIHUB_KAFKA_BOOTSTRAP"],
         topic_prefix=env["OMNIHUB_TOPIC_PREFIX"],
         topic_partitions=3,
+        # The tap opens sealed fields as a trusted consumer: with the processes' key store.
+        projections_schema=env["OMNIHUB_PROJECTIONS_SCHEMA"],
     )
 
 
