@@ -60,7 +60,7 @@ TIERS: Mapping[TierName, Tier] = {
             llm_planner=False,
             plan_template_sharing=False,
             approval_timeout_s=(5 * MINUTE, 1 * HOUR),
-            audit_retention_days=30,
+            audit_retention_days=90,  # what the original platform kept; see domain.audit_retention
         ),
         Tier(
             name="starter",

@@ -55,7 +55,7 @@ def cut_and_checkpoint(records: list[AuditRecorded], through: int) -> list[Audit
 
 def test_retention_comes_from_the_tier_and_defaults_to_90_days() -> None:
     assert retention_for(None) == ("default", DEFAULT_RETENTION_DAYS) == ("default", 90)
-    assert retention_for("free") == ("free", 30)
+    assert retention_for("free") == ("free", 90)
     assert retention_for("enterprise") == ("enterprise", 0)  # forever
     assert longest_retention_days() == 0  # so the audit topic keeps everything
     audit = next(t for t in topic_specs(Settings()) if t.name.endswith(".audit.v1"))
