@@ -34,6 +34,10 @@ as_root() {
     fi
 }
 
+# apt-get as root, waiting (up to 10 min) for another apt or dpkg on the machine to let go
+# of its lock instead of failing at once.
+apt_get() { as_root apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+
 python_env() {
     local stamp="$VENV/.omnihub-pyproject.sha256" want
     want="$(hash_of "$ROOT/pyproject.toml")"
@@ -65,8 +69,8 @@ redis() {
     fi
     say "installing redis-server (apt)"
     export DEBIAN_FRONTEND=noninteractive
-    quietly as_root apt-get update -q
-    quietly as_root apt-get install -y -q --no-install-recommends redis-server
+    quietly apt_get update -q
+    quietly apt_get install -y -q --no-install-recommends redis-server
     # The package may start a system-wide redis on 6379; the stack runs its own there.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q redis-server 2>/dev/null; then
         as_root systemctl disable --now -q redis-server || true
@@ -120,8 +124,8 @@ contracts_node() {
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         say "installing nodejs and npm (apt)"
         export DEBIAN_FRONTEND=noninteractive
-        quietly as_root apt-get update -q
-        quietly as_root apt-get install -y -q --no-install-recommends nodejs npm
+        quietly apt_get update -q
+        quietly apt_get install -y -q --no-install-recommends nodejs npm
     fi
     want="$(hash_of "$dir/package-lock.json")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -142,8 +146,8 @@ browser_tools() {
     else
         say "installing chromium (apt)"
         export DEBIAN_FRONTEND=noninteractive
-        quietly as_root apt-get update -q
-        quietly as_root apt-get install -y -q --no-install-recommends chromium
+        quietly apt_get update -q
+        quietly apt_get install -y -q --no-install-recommends chromium
     fi
     want="$(hash_of "$dir/package-lock.json")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
