@@ -24,6 +24,9 @@ from temporalio.converter import (
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
+from domain import ids
+from domain.events import SubjectErased
+from sagas.bridge import TerminateErased, command_for, policy_from
 from sagas.messages import ApprovalDecision, RunInput, RunPolicy
 from sagas.payload_codec import (
     ENCODING,
@@ -194,6 +197,16 @@ async def test_failure_messages_and_stack_traces_are_sealed() -> None:
     assert SECRET.encode() not in failure.SerializeToString()
     back = await dc.decode_failure(failure)
     assert isinstance(back, ApplicationError) and back.message == f"no table for {SECRET}"
+
+
+def test_subject_erased_terminates_the_run_without_personal_data() -> None:
+    env = ids.envelope(
+        SubjectErased, run_id="run-7", tenant_id="t1", actor="user:dpo", correlation_id="e1"
+    )
+    command = command_for(SubjectErased(env, "e1", "k1", "subject", "user:dpo"), RunPolicy())
+    assert command == TerminateErased("run-7", "e1")
+    assert "e1" in command.reason and "erased" in command.reason
+    assert policy_from  # the bridge's other commands are covered by test_saga_runs
 
 
 # Replays: recorded histories (clear) and the same histories sealed.
