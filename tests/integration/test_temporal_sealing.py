@@ -3,9 +3,10 @@
 A goal naming a data subject goes into the log sealed; the saga bridge starts its
 workflow and a worker in this process runs it, both with OmniHub's client, whose codec
 seals every payload with the run's data key. The raw bytes of the dev server's SQLite
-files and a history fetched without the codec hold none of the text; with the codec
-the history opens; after ``erase_subject`` it does not, and a run still open is
-terminated by the bridge.
+files and a history fetched without the codec hold none of the text (goal, step
+results, an approval's note and a cancel reason as signals); with the codec the
+history opens; after ``erase_subject`` it does not, and a run still open is terminated
+by the bridge.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from apps import temporal_client
 from apps import worker as saga_worker
 from apps.saga_bridge import run_bridge
 from domain import ids
-from domain.events import GoalReceived
+from domain.events import ApprovalGranted, ApprovalRequested, GoalReceived
 from infra.stack import StackConfig
 from omnihub.settings import Settings
 from projections.keyring import PgKeyStore, privacy_for
@@ -33,6 +34,7 @@ from streams.admin import ensure_declared_topics
 from streams.producer import KafkaEventAppender
 from tests.integration.test_privacy_erasure import temporal_db_holds
 from tests.integration.test_projection_store import isolated_settings
+from tests.integration.test_saga_runs import cancel_request, decision, of_type
 from tests.saga_support import RunTap, codec_for, tapping, unique
 
 
@@ -173,3 +175,32 @@ async def test_a_run_bound_to_no_key_stays_clear_which_the_scan_sees(sealed: Sea
             break
         await asyncio.sleep(0.1)
     assert temporal_db_holds(sealed.stack, plain)
+
+
+async def test_signals_an_approval_note_and_a_cancel_reason_are_sealed(sealed: Sealed) -> None:
+    secret = f"Marchbanks{uuid.uuid4().hex[:8]}"
+    granted = await sealed.submit("say hi then approve the payment", f"{secret}@example.com")
+    cancelled = await sealed.submit("say hi then approve the payment", f"{secret}@example.com")
+    for run_id in (granted, cancelled):
+        await sealed.tap.wait_for(run_id, "approval_requested", 90)
+    (request,) = of_type(sealed.tap.events[granted], ApprovalRequested)
+    assert isinstance(request, ApprovalRequested)
+    await sealed.appender.append(
+        decision(ApprovalGranted, request, "alice", f"{secret} confirmed by phone")
+    )
+    tenant = request.envelope.tenant_id
+    await sealed.appender.append(cancel_request(cancelled, tenant, f"{secret} moved", "bob"))
+    await sealed.tap.wait_for(granted, "run_completed", 90)
+    await sealed.tap.wait_for(cancelled, "run_cancelled", 90)
+    for run_id in (granted, cancelled):
+        history = await sealed.history(run_id)
+        signals = [
+            e.workflow_execution_signaled_event_attributes
+            for e in history.events
+            if e.HasField("workflow_execution_signaled_event_attributes")
+        ]
+        assert signals and all(
+            s.input.payloads[0].metadata["encoding"] == ENCODING for s in signals
+        )
+        assert secret.encode() not in b"".join(e.SerializeToString() for e in history.events)
+    assert not temporal_db_holds(sealed.stack, secret)
