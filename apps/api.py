@@ -47,12 +47,12 @@ from api.routes import (
     wallet,
 )
 from api.security.services import build_security
+from apps import temporal_client
 from apps.runtime import setup_telemetry
 from omnihub.lazy import Lazy
 from omnihub.settings import Settings, get_settings
 from projections.keyring import privacy_for
 from projections.killswitch import CachedSwitches
-from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.producer import KafkaEventAppender, LogUnavailable
@@ -73,11 +73,7 @@ def build_state(settings: Settings) -> AppState:
         await pool.close()
 
     async def temporal() -> TemporalClient:
-        return await TemporalClient.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            interceptors=client_interceptors(),
-        )
+        return await temporal_client.connect(settings)
 
     privacy = privacy_for(settings, codec.registry)
     appender = KafkaEventAppender(
@@ -91,7 +87,7 @@ def build_state(settings: Settings) -> AppState:
         redis=redis,
         idempotency=RedisIdempotencyStore(redis, settings.idempotency_ttl_s),
         postgres=postgres,
-        temporal=Lazy(temporal),
+        temporal=Lazy(temporal, temporal_client.release),
         switches=CachedSwitches(redis, settings.killswitch_cache_ttl_s),
         privacy=privacy,
     )

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
+from apps import temporal_client
 from apps.runtime import serve
 from domain.risk_policy import policies_from
 from omnihub.readiness import mark_ready
@@ -22,7 +23,6 @@ from projections.keyring import privacy_for
 from projections.migrate import apply_migrations, quote_ident
 from projections.tenant_tiers import PgTierLookup
 from sagas.bridge import SagaBridge, TemporalRuns, policy_from
-from sagas.telemetry import client_interceptors
 from streams.admin import ensure_declared_topics
 from streams.codec import EventCodec
 from streams.follower import LogConsumer
@@ -42,11 +42,8 @@ async def run_bridge(
     """Bridge until ``stop`` is set. A new group starts at the oldest record unless told."""
     await ensure_declared_topics(settings)
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    client = client or await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        interceptors=client_interceptors(),
-    )
+    own_client = client is None
+    client = client or await temporal_client.connect(settings)
     pool = await asyncpg.create_pool(
         settings.postgres_dsn,
         min_size=1,
@@ -77,6 +74,8 @@ async def run_bridge(
     finally:
         await privacy.close()
         await pool.close()
+        if own_client:
+            await temporal_client.release(client)
     return bridge
 
 

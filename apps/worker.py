@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from apps import temporal_client
 from apps.runtime import serve
 from domain.plan_cache import DisabledPlanCache, PlanCache
 from domain.risk_policy import policies_from
@@ -35,7 +36,7 @@ from sagas.activities import SagaActivities
 from sagas.killswitch import KillSwitches, RedisKillSwitches
 from sagas.plan_source import PlanSource
 from sagas.planner import Planner, RuleBasedPlanner
-from sagas.telemetry import MetricsInterceptor, client_interceptors
+from sagas.telemetry import MetricsInterceptor
 from sagas.tools import ToolRegistry
 from sagas.tools.http_call import HttpCallTool
 from sagas.tools.pg_record import PgRecordTool
@@ -178,12 +179,9 @@ WORKFLOW_RESTRICTIONS = SandboxRestrictions.default.with_passthrough_modules(
 
 
 async def connect(settings: Settings) -> Client:
-    """A Temporal client for the settings' address and namespace."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        interceptors=client_interceptors(),
-    )
+    """A Temporal client for the settings' address and namespace, sealing payloads with
+    the runs' data keys (:mod:`apps.temporal_client`)."""
+    return await temporal_client.connect(settings)
 
 
 async def migrate_tool_tables(settings: Settings) -> list[str]:
@@ -201,12 +199,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     if applied:
         log.info("applied tool migrations: %s", ", ".join(applied))
     client = await connect(settings)
-    async with saga_activities(settings) as acts:
-        worker = build_worker(client, settings, acts)
-        async with worker:
-            log.info("worker serving task queue %s", settings.temporal_task_queue)
-            mark_ready()
-            await stop.wait()
+    try:
+        async with saga_activities(settings) as acts:
+            worker = build_worker(client, settings, acts)
+            async with worker:
+                log.info("worker serving task queue %s", settings.temporal_task_queue)
+                mark_ready()
+                await stop.wait()
+    finally:
+        await temporal_client.release(client)
 
 
 def _pool_factory(settings: Settings) -> Callable[[], asyncio.Future[asyncpg.Pool]]:

@@ -172,6 +172,21 @@ class PgKeyStore:
         self._subjects[(tenant_id, digest)] = (*found, now)
         return found
 
+    async def run_key(self, run_id: str) -> tuple[str, bytes | None] | None:
+        """The key ``run_id`` is bound to (None once erased), or None if it is bound to
+        none; never binds (:class:`sagas.payload_codec.RunKeys`)."""
+        pool = await self._conn_pool()
+        row = await pool.fetchrow(
+            f"SELECT k.key_id, k.wrapped, k.kek_id FROM {self._t('privacy_run_keys')} r"
+            f" JOIN {self._t('privacy_keys')} k USING (key_id) WHERE r.run_id = $1",
+            run_id,
+        )
+        if row is None:
+            return None
+        if row["wrapped"] is None:
+            return row["key_id"], None
+        return row["key_id"], self._unwrap(row["key_id"], row["kek_id"], row["wrapped"])
+
     async def keys(self, key_ids: Sequence[str]) -> Mapping[str, bytes | None]:
         pool = await self._conn_pool()
         rows = await pool.fetch(

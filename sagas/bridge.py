@@ -6,7 +6,10 @@
   read from the tenant projection through :class:`TierLookup`) and the approval timeout
   its context asked for (the gateway held it to the tier's range);
 - ``approval_granted`` / ``approval_denied`` signal ``approval_decided``;
-- ``run_cancel_requested`` signals ``cancel_requested``.
+- ``run_cancel_requested`` signals ``cancel_requested``;
+- ``subject_erased`` terminates the run's workflow if it is still open: its data key is
+  gone, so its history (sealed with that key, :mod:`sagas.payload_codec`) can no longer be
+  read, and a worker could not go on with it.
 
 It reaches the log through the one consumer (:mod:`streams.consumer`) as the
 ``saga-bridge`` subscription of :mod:`streams.topology`. Every command is idempotent, so
@@ -28,7 +31,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.entitlements import Effective
-from domain.events import ApprovalDenied, ApprovalGranted, Event, GoalReceived, RunCancelRequested
+from domain.events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    Event,
+    GoalReceived,
+    RunCancelRequested,
+    SubjectErased,
+)
 from domain.risk_policy import TenantPolicies
 from domain.tier_rules import approval_timeout
 from omnihub.settings import Settings
@@ -59,7 +69,17 @@ class CancelRun:
     request: CancelRequest
 
 
-Command = StartRun | DecideApproval | CancelRun
+@dataclass(frozen=True)
+class TerminateErased:
+    run_id: str
+    erasure_id: str
+
+    @property
+    def reason(self) -> str:  # no personal data: it stays in the history in the clear
+        return f"subject erased (erasure {self.erasure_id}): the run's data key is destroyed"
+
+
+Command = StartRun | DecideApproval | CancelRun | TerminateErased
 
 
 def policy_from(settings: Settings) -> RunPolicy:
@@ -136,6 +156,8 @@ def command_for(
         return DecideApproval(env.run_id, decision)
     if isinstance(event, RunCancelRequested):
         return CancelRun(env.run_id, CancelRequest(event.reason, event.requested_by))
+    if isinstance(event, SubjectErased):
+        return TerminateErased(env.run_id, event.erasure_id)
     return None
 
 
@@ -147,7 +169,8 @@ class TemporalRuns:
         self._task_queue = task_queue
 
     async def apply(self, command: Command) -> str:
-        """Apply ``command``; returns what happened (started, duplicate, signalled, gone)."""
+        """Apply ``command``; returns what happened (started, duplicate, signalled,
+        terminated, gone)."""
         if isinstance(command, StartRun):
             try:
                 await self._client.start_workflow(
@@ -164,6 +187,9 @@ class TemporalRuns:
             command.run_id
         )
         try:
+            if isinstance(command, TerminateErased):
+                await handle.terminate(reason=command.reason)
+                return "terminated"
             if isinstance(command, DecideApproval):
                 await handle.signal(AgentWorkflow.approval_decided, command.decision)
             else:

@@ -95,7 +95,7 @@ PLAN_CACHE = Subscription(
 SAGA_BRIDGE = Subscription(
     "saga-bridge",
     (Topic.RUNS,),
-    _types(GoalReceived, ApprovalGranted, ApprovalDenied, RunCancelRequested),
+    _types(GoalReceived, ApprovalGranted, ApprovalDenied, RunCancelRequested, SubjectErased),
 )
 NOTIFIER = Subscription(
     "notifier",

@@ -1,6 +1,7 @@
 """Crypto-shredding against the real stack: the original text is nowhere in Kafka's
-bytes, and, after ``omnihub privacy erase``, nowhere in any Postgres table or Redis key,
-nor after a rebuild from the log; the read models and ``as-of`` say erased."""
+bytes (nor in Temporal's files), and, after ``omnihub privacy erase``, nowhere in any
+Postgres table or Redis key, nor after a rebuild from the log; the read models and
+``as-of`` say erased. Runs that went through Temporal: test_temporal_sealing.py."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from domain.events import (
     StepCompleted,
 )
 from domain.privacy import ERASED, PREFIX
+from infra.stack import StackConfig
 from omnihub.settings import Settings
 from projections.as_of import known_at
 from projections.keyring import Keks, PgKeyStore, keks_from, privacy_for
@@ -130,6 +132,13 @@ async def redis_keys_holding(settings: Settings, text: str) -> list[str]:
         await redis.aclose()
 
 
+def temporal_db_holds(stack: StackConfig, text: str) -> bool:
+    """Whether the raw bytes of the Temporal dev server's SQLite files (the database and
+    its write-ahead log: workflow histories, mutable state, visibility) contain ``text``."""
+    needle = text.encode()
+    return any(needle in p.read_bytes() for p in (stack.state_dir / "temporal").glob("*.db*"))
+
+
 async def example_reads_goal(settings: Settings, run_id: str) -> str:
     """The goal of ``run_id`` as examples/analytics_consumer.py reads it with the keys."""
     analytics = example_consumer()
@@ -159,7 +168,9 @@ async def chain_verifies(settings: Settings) -> bool:
     return result.ok and bool(result.tenants)
 
 
-async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None:
+async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean(
+    stack: StackConfig,
+) -> None:
     settings = isolated_settings()
     secret, other = f"Zorbwick{uuid.uuid4().hex[:8]}", f"Quillon{uuid.uuid4().hex[:8]}"
     subject = f"{secret}@example.com"
@@ -226,6 +237,7 @@ async def test_erasure_leaves_no_plaintext_anywhere_and_rebuilds_clean() -> None
         await asyncio.wait_for(gateway, 60)
         assert await postgres_tables_holding(settings, secret) == []
         assert await redis_keys_holding(settings, secret) == []
+        assert not temporal_db_holds(stack, secret) and not temporal_db_holds(stack, subject)
 
         known = await known_at(
             settings.kafka_bootstrap,
