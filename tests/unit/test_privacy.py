@@ -44,6 +44,14 @@ def test_schemas_declare_the_personal_fields() -> None:
     assert paths["approval_granted"] == (("reason",),)
     assert paths["step_completed"] == (("result_json",),)
     assert paths["step_started"] == ()
+    # The control plane's free text (issue 13): reasons and names typed by a tenant.
+    for event_type in ("kill_switch_toggled", "api_key_revoked", "device_revoked"):
+        assert paths[event_type] == (("reason",),)
+    assert paths["subscription_changed"] == paths["wallet_unlinked"] == (("reason",),)
+    assert paths["device_registered"] == paths["api_key_created"] == (("name",),)
+    # Identities and matching keys stay clear: actors (accountability), a wallet's
+    # address (matched against public chain events), a key's prefix and hash.
+    assert paths["wallet_linked"] == paths["membership_changed"] == ()
 
 
 def test_seal_open_and_erase() -> None:
