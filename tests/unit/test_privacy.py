@@ -48,6 +48,7 @@ def test_schemas_declare_the_personal_fields() -> None:
     for event_type in ("kill_switch_toggled", "api_key_revoked", "device_revoked"):
         assert paths[event_type] == (("reason",),)
     assert paths["subscription_changed"] == paths["wallet_unlinked"] == (("reason",),)
+    assert paths["plan_cache_invalidated"] == (("reason",),)
     assert paths["device_registered"] == paths["api_key_created"] == (("name",),)
     # Identities and matching keys stay clear: actors (accountability), a wallet's
     # address (matched against public chain events), a key's prefix and hash.
@@ -166,6 +167,7 @@ CONTROL_TEXT = (  # every control-plane event a tenant or an operator types text
     "device_revoked",
     "subscription_changed",
     "wallet_unlinked",
+    "plan_cache_invalidated",
 )
 
 
@@ -199,7 +201,7 @@ async def test_control_plane_text_is_sealed_with_its_tenants_key() -> None:
     assert ("*", "killswitch-goals.create", None, True) in store.bound
     assert await privacy.open(sealed) == [*control, *others]
     # Identities stay clear: who did it (the audit chain names them), a wallet's address.
-    unlinked = sealed[len(control) - 1]
+    unlinked = sealed[CONTROL_TEXT.index("wallet_unlinked")]
     assert isinstance(unlinked, WalletUnlinked) and unlinked.address == WALLET
     assert all(a.envelope == b.envelope for a, b in zip(control, sealed, strict=False))
 
