@@ -11,6 +11,10 @@ handler (exactly once, position in the same transaction):
   projection (what the tier checks and ``GET /api/v1/tenant`` read);
 - ``gateway-devices``: trusted device events into ``trusted_devices`` (what device-signed
   requests are checked against).
+
+None of them opens sealed fields: the read models keep the control plane's names and
+reasons sealed, as the log holds them (the routes that show them open them, and they
+read ``[erased]`` once the tenant's key is gone), and the chain hashes the ciphertext.
 """
 
 from __future__ import annotations

@@ -138,7 +138,9 @@ class PgKeyStore:
             f"INSERT INTO {self._t('privacy_run_keys')} (run_id, key_id, tenant_id)"
             f" SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM {self._t('privacy_keys')}"
             " WHERE key_id = $2 AND wrapped IS NOT NULL)"
-            " ON CONFLICT (run_id) DO UPDATE SET key_id = EXCLUDED.key_id RETURNING key_id"
+            # A stream every tenant shares (killswitch-<feature>) names its last sealer.
+            " ON CONFLICT (run_id) DO UPDATE SET key_id = EXCLUDED.key_id,"
+            " tenant_id = EXCLUDED.tenant_id RETURNING key_id"
         )
 
     async def _subject_key(

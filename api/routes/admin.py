@@ -3,7 +3,9 @@
 Toggling needs ``platform:killswitch``, a scope no tenant's ``admin`` implies: a switch
 stops a feature for every tenant. The route appends ``kill_switch_toggled`` and waits
 (bounded) until the Redis view the API and the sagas read shows it, then for as long as
-an API process may keep an older copy (``killswitch_cache_ttl_s``).
+an API process may keep an older copy (``killswitch_cache_ttl_s``). The reason is
+personal (the log and ``kill_switches`` hold it sealed with the toggling principal's
+tenant's key): the listing opens it, ``[erased]`` once that tenant is erased.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from domain import ids
 from domain.events import KillSwitchToggled
 from domain.killswitch import FEATURES
 from projections import killswitch
+from streams.privacy import open_fields
 
 router = APIRouter(tags=["admin"])
 
@@ -104,6 +107,8 @@ async def list_switches(p: KillSwitchAdmin, state: StateDep) -> Any:
         await state.postgres.get(), state.settings.projections_schema
     ) as conn:
         rows = await killswitch.list_switches(conn)
+    # The reason is sealed with the key of the tenant whose principal toggled it.
     return [
-        SwitchOut(feature=r.feature, enabled=r.enabled, reason=r.reason, applied=True) for r in rows
+        SwitchOut(feature=r.feature, enabled=r.enabled, reason=r.reason, applied=True)
+        for r in await open_fields(state.privacy, rows, "reason")
     ]

@@ -5,7 +5,9 @@ than the registering key holds). Requests it signs (``X-OmniHub-Device`` ...,
 :mod:`domain.device_signature`) are accepted with those scopes while it is registered.
 Each change is an event on the control topic (``device_registered``,
 ``device_revoked``); the route waits, bounded, until the projection shows it, so a
-revoked device is refused as soon as the answer arrives.
+revoked device is refused as soon as the answer arrives. A device's name is personal:
+the log and the projection hold it sealed, and these routes open it (``[erased]`` once
+the tenant is erased).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from domain.device_signature import valid_public_key
 from domain.events import DeviceRegistered, DeviceRevoked, Event
 from projections import devices
 from projections.devices import StoredDevice
+from streams.privacy import open_fields
 
 router = APIRouter(tags=["devices"])
 
@@ -69,6 +72,10 @@ class DeviceInfo(BaseModel):
 def _info(d: StoredDevice, active: bool = True) -> DeviceInfo:
     fields = {f: getattr(d, f) for f in DeviceInfo.model_fields if f not in ("scopes", "active")}
     return DeviceInfo(**fields, scopes=list(d.scopes), active=active)
+
+
+async def _opened(state: AppState, found: list[StoredDevice]) -> list[StoredDevice]:
+    return await open_fields(state.privacy, found, "name")
 
 
 def _envelope(cls: type[Event], p: Principal, device_id: str):  # type: ignore[no-untyped-def]
@@ -140,7 +147,8 @@ async def register_device(
             revoked_at=None,
             active=False,
         )
-    return _info(seen)
+    (opened,) = await _opened(state, [seen])
+    return _info(opened)
 
 
 @router.get("/devices", response_model=list[DeviceInfo])
@@ -148,7 +156,8 @@ async def list_devices(p: DevicesAdmin, state: StateDep) -> Any:
     """Every device of the caller's tenant, revoked ones included."""
     pool = await state.postgres.get()
     async with tenant_connection(pool, p.tenant_id, state.settings.projections_schema) as conn:
-        return [_info(d) for d in await devices.list_devices(conn, p.tenant_id)]
+        found = await devices.list_devices(conn, p.tenant_id)
+    return [_info(d) for d in await _opened(state, found)]
 
 
 @router.delete("/devices/{device_id}", response_model=DeviceInfo)
@@ -179,4 +188,5 @@ async def revoke_device(
             "revocation appended; not yet effective",
             headers={"Retry-After": "2"},
         )
-    return _info(seen, active=False)
+    (opened,) = await _opened(state, [seen])
+    return _info(opened, active=False)

@@ -3,7 +3,9 @@
 A created or rotated key is returned once, here, and never again. Each change is an
 event on the control topic; the route waits (bounded) until the keys projection shows
 it, so the key works (or stops working) as soon as the response arrives. ``active``
-false means the projection had not caught up in time; the change still happens.
+false means the projection had not caught up in time; the change still happens. A key's
+name is personal: the log and the projection hold it sealed, and these routes open it
+(``[erased]`` once the tenant is erased).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from domain import scopes
 from domain.events import Event
 from projections import keys
 from projections.keys import StoredKey
+from streams.privacy import open_fields
 
 router = APIRouter(tags=["keys"])
 
@@ -86,10 +89,14 @@ class NewKeyOut(BaseModel):
     active: bool
 
 
-def _info(k: StoredKey) -> KeyInfo:
-    return KeyInfo(
-        **{f: getattr(k, f) for f in KeyInfo.model_fields if f != "scopes"}, scopes=list(k.scopes)
-    )
+async def _infos(state: AppState, found: list[StoredKey]) -> list[KeyInfo]:
+    return [
+        KeyInfo(
+            **{f: getattr(k, f) for f in KeyInfo.model_fields if f != "scopes"},
+            scopes=list(k.scopes),
+        )
+        for k in await open_fields(state.privacy, found, "name")
+    ]
 
 
 async def _append(state: AppState, event: Event) -> None:
@@ -167,7 +174,8 @@ async def list_keys(p: KeysRead, state: StateDep) -> Any:
     """Every key of the caller's tenant (no secrets)."""
     pool = await state.postgres.get()
     async with tenant_connection(pool, p.tenant_id, state.settings.projections_schema) as conn:
-        return [_info(k) for k in await keys.list_keys(conn, p.tenant_id)]
+        found = await keys.list_keys(conn, p.tenant_id)
+    return await _infos(state, found)
 
 
 @router.post("/keys/{key_id}/rotate", status_code=201, response_model=NewKeyOut, responses=LAGGING)
@@ -213,4 +221,5 @@ async def revoke_key(key_id: Text, body: KeyRevoke, p: KeysAdmin, state: StateDe
             "revocation appended; not yet effective",
             headers={"Retry-After": "2"},
         )
-    return _info(seen)
+    (info,) = await _infos(state, [seen])
+    return info

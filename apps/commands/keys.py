@@ -2,7 +2,8 @@
 
 ``keys create`` appends ``api_key_created`` straight to the log (the operator has Kafka
 access; this is how the first admin key of a tenant is made) and waits for the keys
-projection, so the printed key works at once.
+projection, so the printed key works at once. A key's name and a revocation's reason are
+sealed with the tenant's data key, as the API seals them; ``keys list`` opens the names.
 """
 
 from __future__ import annotations
@@ -55,17 +56,19 @@ async def _pool(settings: Settings) -> asyncpg.Pool:
 
 async def _append_and_wait(settings: Settings, event: Any, key_id: str, ready: Any) -> bool:
     from api.security.key_admin import wait_for_key
+    from projections.keyring import privacy_for
     from streams.codec import EventCodec
     from streams.producer import KafkaEventAppender
     from streams.schema_registry import SchemaRegistry
 
-    appender = KafkaEventAppender(
-        settings, EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    )
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    privacy = privacy_for(settings, codec.registry)
+    appender = KafkaEventAppender(settings, codec, privacy=privacy)
     try:
         await appender.append(event)
     finally:
         await appender.stop()
+        await privacy.close()
     pool = await _pool(settings)
     try:
         found = await wait_for_key(
@@ -155,13 +158,19 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
     from redis.exceptions import RedisError
 
     from api.security.last_used import last_uses
+    from projections.keyring import privacy_for
     from projections.keys import list_keys
+    from streams.privacy import open_fields
+    from streams.schema_registry import SchemaRegistry
 
     pool = await _pool(settings)
+    privacy = privacy_for(settings, SchemaRegistry.from_dir(settings.schemas_dir))
     try:
         async with pool.acquire() as conn:
             found = await list_keys(conn, args.tenant)
+        found = await open_fields(privacy, found, "name")  # sealed in the projection
     finally:
+        await privacy.close()
         await pool.close()
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
     used: dict[str, datetime] | None

@@ -98,6 +98,7 @@ def _share(args: argparse.Namespace) -> int:
 
 def _append(operator: Operator, cls: Any, tenant: str, *fields: Any) -> int:
     from domain import ids
+    from projections.keyring import privacy_for
     from streams.codec import EventCodec
     from streams.producer import KafkaEventAppender
     from streams.schema_registry import SchemaRegistry
@@ -113,13 +114,14 @@ def _append(operator: Operator, cls: Any, tenant: str, *fields: Any) -> int:
     )
 
     async def main() -> None:
-        appender = KafkaEventAppender(
-            settings, EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-        )
+        codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+        privacy = privacy_for(settings, codec.registry)  # an invalidation's reason
+        appender = KafkaEventAppender(settings, codec, privacy=privacy)
         try:
             await appender.append(cls(env, *fields))
         finally:
             await appender.stop()
+            await privacy.close()
 
     asyncio.run(main())
     print(f"appended {cls.EVENT_TYPE} {env.event_id}")

@@ -1,9 +1,10 @@
 """``omnihub tenants set-tier``: an operator sets a tenant's subscription tier.
 
 It appends ``subscription_changed`` straight to the log (the operator has Kafka access,
-as for ``omnihub keys create``). The gateway folds it into the tenant projection, and
-the tier's entitlements apply within seconds, with no restart (README, *Tiers and
-entitlements*). ``PUT /api/v1/admin/tenants/{id}/tier`` does the same over HTTP.
+as for ``omnihub keys create``), its reason sealed with the tenant's data key. The
+gateway folds it into the tenant projection, and the tier's entitlements apply within
+seconds, with no restart (README, *Tiers and entitlements*). ``PUT
+/api/v1/admin/tenants/{id}/tier`` does the same over HTTP.
 """
 
 from __future__ import annotations
@@ -64,16 +65,18 @@ def _set_tier(args: argparse.Namespace) -> int:
 
 
 async def _append(settings: Settings, event: Any) -> None:
+    from projections.keyring import privacy_for
     from streams.admin import ensure_declared_topics
     from streams.codec import EventCodec
     from streams.producer import KafkaEventAppender
     from streams.schema_registry import SchemaRegistry
 
     await ensure_declared_topics(settings)
-    appender = KafkaEventAppender(
-        settings, EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
-    )
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    privacy = privacy_for(settings, codec.registry)  # the reason: the tenant's data key
+    appender = KafkaEventAppender(settings, codec, privacy=privacy)
     try:
         await appender.append(event)
     finally:
         await appender.stop()
+        await privacy.close()

@@ -1,5 +1,7 @@
 """Erasure from a fresh stack, HTTP in: a goal naming a data subject is read back in the
-clear, the admin route (and the CLI) erase it, and the read API then says erased."""
+clear, the admin route (and the CLI) erase it, and the read API then says erased; the
+control plane's text (key and device names, revocation, kill switch and subscription
+reasons) is sealed, read in the clear, and erased with its tenant."""
 
 from __future__ import annotations
 
@@ -10,12 +12,16 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from domain import ids
+from domain.device_signature import public_key_text
 from domain.events import ApprovalRequested
 from domain.privacy import ERASED
 from infra.launch import omnihub_argv, running, running_api
@@ -189,3 +195,116 @@ async def test_decision_notes_reach_the_audit_log_sealed_and_erasure_reaches_the
     assert await topics_holding(settings, secret) == []
     verified = await asyncio.to_thread(omnihub, env, "audit", "verify", "--tenant", tenant)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def call(url: str, key: CliKey, method: str, path: str, **kw: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        headers = {"Authorization": f"Bearer {key.key}"}
+        return await client.request(method, path, headers=headers, **kw)
+
+
+def _audited(page: dict[str, Any], secret: str) -> set[str]:
+    """``category.action`` of each record of ``page`` some detail of which names ``secret``."""
+    return {
+        f"{i['category']}.{i['action']}"
+        for i in page["items"]
+        if any(secret in v for v in i["details"].values())
+    }
+
+
+async def test_the_control_planes_text_is_sealed_read_in_the_clear_and_erased_with_the_tenant(
+    api: str, env: dict[str, str]
+) -> None:
+    tenant = f"pk-{uuid.uuid4().hex[:6]}"
+    ops = await asyncio.to_thread(cli_key, env, tenant, "admin,platform:killswitch,platform:tiers")
+    secret = f"Pemberton{uuid.uuid4().hex[:6]}"
+    by_cli = await asyncio.to_thread(
+        omnihub, env, "keys", "create", "--tenant", tenant, "--scopes", "read",
+        "--name", f"{secret} cli key",
+    )  # fmt: skip
+    assert by_cli.returncode == 0, by_cli.stderr
+    r = await call(api, ops, "POST", "/api/v1/keys", json={"scopes": ["read"], "name": secret})
+    assert r.status_code == 201, r.text
+    key_id = r.json()["key_id"]
+    r = await call(api, ops, "POST", f"/api/v1/keys/{key_id}/revoke", json={"reason": secret})
+    assert r.status_code == 200 and r.json()["name"] == secret, r.text
+    phone = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    device = {"public_key": public_key_text(phone), "name": f"{secret}'s phone", "scopes": ["read"]}
+    r = await call(api, ops, "POST", "/api/v1/devices", json=device)
+    assert r.status_code == 201 and r.json()["name"] == f"{secret}'s phone", r.text
+    device_id = r.json()["device_id"]
+    r = await call(api, ops, "DELETE", f"/api/v1/devices/{device_id}", params={"reason": secret})
+    assert r.status_code == 200 and r.json()["name"] == f"{secret}'s phone", r.text
+    # A kill switch is platform-wide; its reason is the toggling tenant's words.
+    switch = {"enabled": True, "reason": f"{secret} on call"}
+    r = await call(api, ops, "PUT", "/api/v1/admin/kill-switches/tool:wait", json=switch)
+    assert r.status_code == 200, r.text
+    tier = {"tier": "pro", "reason": f"{secret} signed"}
+    r = await call(api, ops, "PUT", f"/api/v1/admin/tenants/{tenant}/tier", json=tier)
+    assert r.status_code == 200, r.text
+    wallet = "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    r = await call(api, ops, "DELETE", f"/api/v1/auth/wallet/{wallet}", params={"reason": secret})
+    assert r.status_code == 200, r.text
+    set_tier = await asyncio.to_thread(
+        omnihub, env, "tenants", "set-tier", "--tenant", tenant, "--tier", "pro",
+        "--reason", f"{secret} by cli",
+    )  # fmt: skip
+    assert set_tier.returncode == 0, set_tier.stderr
+    invalidated = await asyncio.to_thread(
+        omnihub, env, "plan-cache", "invalidate", "--tenant", tenant, "--reason", secret
+    )
+    assert invalidated.returncode == 0, invalidated.stderr
+
+    # Read in the clear by whoever holds the key: the API, the audit pages, the CLI.
+    names = {k["name"] for k in (await call(api, ops, "GET", "/api/v1/keys")).json()}
+    assert {secret, f"{secret} cli key"} <= names
+    (listed,) = (await call(api, ops, "GET", "/api/v1/devices")).json()
+    assert listed["name"] == f"{secret}'s phone"
+    switches = (await call(api, ops, "GET", "/api/v1/admin/kill-switches")).json()
+    assert {"feature": "tool:wait", "reason": f"{secret} on call"}.items() <= next(
+        s for s in switches if s["feature"] == "tool:wait"
+    ).items()
+    audited = {"key_lifecycle.revoke", "device_lifecycle.register", "device_lifecycle.revoke",
+               "kill_switch.enable", "subscription.set_tier"}  # fmt: skip
+    page = await poll(api, ops, "/api/v1/audit", lambda j: _audited(j, secret) >= audited, limit=50)
+    assert page["verification"]["ok"], json.dumps(page)
+    platform = await poll(
+        api, ops, "/api/v1/audit", lambda j: bool(_audited(j, secret)), chain="platform"
+    )
+    assert _audited(platform, secret) == {"kill_switch.enable"}
+    listing = await asyncio.to_thread(omnihub, env, "keys", "list", "--tenant", tenant)
+    assert f"{secret} cli key" in listing.stdout, listing.stdout + listing.stderr
+    tail = ("tail", "--topic", "control", "--from-beginning", "--no-follow", "--json")
+    tail += ("--tenant", tenant)
+    tailed = await asyncio.to_thread(omnihub, env, *tail)
+    assert tailed.stdout.count(secret) >= 9, tailed.stdout + tailed.stderr
+    # ...and nowhere in the clear at rest: no topic's bytes, no table (the gateway's
+    # read models keep the text sealed, as the log holds it).
+    settings = settings_of(env)
+    assert await topics_holding(settings, secret) == []
+    assert await postgres_tables_holding(settings, secret) == []
+
+    done = await asyncio.to_thread(omnihub, env, "privacy", "erase", "--tenant", tenant, "--json")
+    assert done.returncode == 0, done.stderr
+    assert [e["scope"] for e in json.loads(done.stdout)["erased"]] == ["tenant"]
+    # The API may open with a key it read before the erasure for 30 s at most.
+    keys = await poll(api, ops, "/api/v1/keys", lambda j: {k["name"] for k in j} == {"", ERASED})
+    assert len(keys) == 3
+    devices = await poll(api, ops, "/api/v1/devices", lambda j: j[0]["name"] == ERASED)
+    assert len(devices) == 1
+    switches = (await call(api, ops, "GET", "/api/v1/admin/kill-switches")).json()
+    assert next(s for s in switches if s["feature"] == "tool:wait")["reason"] == ERASED
+    page = (await call(api, ops, "GET", "/api/v1/audit", params={"limit": 50})).json()
+    assert not _audited(page, secret) and page["verification"]["ok"], json.dumps(page)
+    assert any(ERASED in i["details"].values() for i in page["items"])
+    platform = (await call(api, ops, "GET", "/api/v1/audit", params={"chain": "platform"})).json()
+    assert not _audited(platform, secret) and platform["verification"]["ok"]
+    listing = await asyncio.to_thread(omnihub, env, "keys", "list", "--tenant", tenant)
+    assert secret not in listing.stdout and ERASED in listing.stdout, listing.stdout
+    tailed = await asyncio.to_thread(omnihub, env, *tail)
+    assert secret not in tailed.stdout and ERASED in tailed.stdout, tailed.stdout
+    for chain in (("--tenant", tenant), ("--platform",)):
+        verified = await asyncio.to_thread(omnihub, env, "audit", "verify", *chain)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert await topics_holding(settings, secret) == []
+    assert await postgres_tables_holding(settings, secret) == []

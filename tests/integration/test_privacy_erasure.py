@@ -24,6 +24,7 @@ from domain.events import (
     ApprovalGranted,
     Event,
     GoalReceived,
+    KillSwitchToggled,
     NotificationChannelSet,
     StepCompleted,
 )
@@ -400,3 +401,35 @@ async def test_after_an_erasure_new_runs_get_a_new_key_even_from_a_warm_cache() 
         assert keys[old] is None and keys[new] is not None
     finally:
         await store.close()
+
+
+def _toggle(tenant: str, reason: str) -> KillSwitchToggled:
+    envelope = ids.envelope(
+        KillSwitchToggled,
+        run_id="killswitch-tool:wait",  # one stream for every tenant: ordered per feature
+        tenant_id=tenant,
+        actor="user:ops",
+        correlation_id=reason,
+        discriminator=(reason,),
+    )
+    return KillSwitchToggled(envelope, "tool:wait", True, reason)
+
+
+async def test_a_kill_switch_is_sealed_with_the_key_of_the_tenant_that_toggled_it() -> None:
+    settings = isolated_settings()
+    codec = codec_for(settings)
+    privacy, reader = privacy_for(settings, codec.registry), privacy_for(settings, codec.registry)
+    store = PgKeyStore(settings)
+    first, second = f"tenant-{uuid.uuid4().hex[:6]}", f"tenant-{uuid.uuid4().hex[:6]}"
+    try:
+        # The second toggle comes straight after the first, down the same shared stream.
+        sealed = await privacy.seal([_toggle(first, "first's words"), _toggle(second, "mine")])
+        erased = await store.erase(tenant_id=first, subject=None, requested_by="user:dpo")
+        # The shared stream names its last sealer, the second tenant, not the first.
+        assert [(e.scope, e.run_ids) for e in erased] == [("tenant", [])]
+        opened = await reader.open(sealed)
+        assert [e.reason for e in opened if isinstance(e, KillSwitchToggled)] == [ERASED, "mine"]
+    finally:
+        await store.close()
+        await privacy.close()
+        await reader.close()
