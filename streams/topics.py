@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from domain.audit_retention import longest_retention_days
 from domain.events import EVENT_TYPES
@@ -162,10 +162,18 @@ async def _mismatches(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) ->
     partitions = await _partition_counts(admin, [s.name for s in specs])
     resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
     actual: dict[str, dict[str, str]] = {}
+    failed: dict[str, str] = {}
     for response in await admin.describe_configs(resources):
-        for _code, _msg, _rtype, name, entries in response.resources:
+        for code, _msg, _rtype, name, entries in response.resources:
+            if code == UnknownTopicOrPartitionError.errno:
+                failed[name] = "missing"  # listed a moment ago, deleted since (or going)
+            elif code != 0:
+                failed[name] = f"configuration unreadable (error {code})"
             actual[name] = {e[0]: e[1] for e in entries}
     for spec in specs:
+        if spec.name in failed:
+            problems.append(f"{spec.name}: {failed[spec.name]}")
+            continue
         if partitions.get(spec.name) != spec.partitions:
             problems.append(
                 f"{spec.name}: {partitions.get(spec.name)} partitions, declared {spec.partitions}"
