@@ -274,10 +274,20 @@ async function approvalsPage() {
       body.append(tr);
     }
     if (!page.items.length) body.append(el("tr", {}, el("td", { colspan: "7", text: "Nothing waits for a decision." })));
+    // Still behind after readCaughtUp's wait (a busy projector): the event that woke this
+    // read may not be in it yet, and no other event may come, so read again until it is.
+    if (page.freshness?.caught_up === false) {
+      say("the read models are behind; reading again");
+      clearTimeout(timer);
+      timer = setTimeout(reload, 1000);
+    }
   }
   // Read once the stream is positioned and again after each approval event, each time
   // from a projection that has caught up with the log: no request falls between the two.
-  const reload = () => load().catch((err) => say(`could not load: ${err.message}`));
+  const reload = () => load().catch((err) => {
+    say(`could not load: ${err.message}`);
+    if (err.message === "the read models are behind") { clearTimeout(timer); timer = setTimeout(reload, 1000); }
+  });
   let timer = null;
   live({ event_type: "approval_requested,approval_granted,approval_denied" }, () => {
     clearTimeout(timer);
