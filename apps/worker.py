@@ -119,8 +119,11 @@ async def saga_activities(
         switches = kill_switches or RedisKillSwitches(redis)
         tools = build_registry(postgres, http, settings)
         policies = policies_from(settings.tenant_policies)
+        cache = build_plan_cache(settings, postgres)
+        if (close_cache := getattr(cache, "close", None)) is not None:
+            stack.push_async_callback(close_cache)  # the semantic cache's lookup pool
         plans = PlanSource(
-            build_plan_cache(settings, postgres),
+            cache,
             planner or build_planner(settings),
             RuleBasedPlanner(policies),
             tools,

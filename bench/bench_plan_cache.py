@@ -52,7 +52,7 @@ from projections.migrate import quote_ident
 from projections.plan_cache.embedder import SentenceTransformerEmbedder
 from projections.plan_cache.evaluation import SPLITS, evaluate, load_pairs
 from projections.plan_cache.onnx_embedder import OnnxEmbedder
-from projections.plan_cache.store import PgPlanCacheStore, migrate
+from projections.plan_cache.store import PgPlanCacheStore, lookup_pool, migrate
 from projections.plan_cache.stream import draw, simulate
 
 Embedder = OnnxEmbedder | SentenceTransformerEmbedder
@@ -145,14 +145,16 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     asked = query_goals(texts, args.queries)
     probe = onnx.encode([g for _, g in asked])
     pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2)
+    lookups = await lookup_pool(args.dsn)  # as the worker's cache: no reset per lookup
     schema = f"bench_pc_{uuid.uuid4().hex[:8]}"
     try:
         await migrate(pool, schema)
-        store = PgPlanCacheStore(pool, schema=schema)
+        store = PgPlanCacheStore(pool, schema=schema, lookups=lookups)
         for size in sizes:
             results.update(await one_size(args, store, pool, texts, vectors, probe, asked, size))
     finally:
         await pool.execute(f"DROP SCHEMA {quote_ident(schema)} CASCADE")
+        await lookups.close()
         await pool.close()
     results["load_at_end"] = load_average()
     return results

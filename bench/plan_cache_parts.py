@@ -27,7 +27,7 @@ from projections.migrate import quote_ident
 from projections.plan_cache.adapter import SemanticPlanCache, fixed
 from projections.plan_cache.embedder import Vectors, bundled_model_path
 from projections.plan_cache.onnx_embedder import OnnxEmbedder, ensure_onnx
-from projections.plan_cache.store import Candidate, PgPlanCacheStore, to_pgvector
+from projections.plan_cache.store import Candidate, PgPlanCacheStore, as_real_array
 
 TENANTS = 20
 COLUMNS = [
@@ -191,8 +191,8 @@ async def bare_index(conn: asyncpg.Connection, schema: str, vector: np.ndarray) 
     started = time.perf_counter()
     await conn.fetch(
         f"SELECT id FROM {quote_ident(schema)}.bare_vectors"
-        " ORDER BY embedding <=> $1::halfvec LIMIT 5",
-        to_pgvector(vector),
+        " ORDER BY embedding <=> $1::real[]::halfvec LIMIT 5",
+        as_real_array(vector),
     )
     return (time.perf_counter() - started) * 1000
 
@@ -207,7 +207,7 @@ async def lookups(
     """Whole lookups split into embedding, index and the rest, each beside the bare
     ONNX run and the bare index query of the same goal, timed one after the other so
     all three see the same load."""
-    timed = TimedStore(store.pool, schema=store.schema)
+    timed = TimedStore(store.pool, schema=store.schema, lookups=store.lookups)
     onnx, bare = TimedOnnx(), BareOnnx()
     cache = SemanticPlanCache(fixed(timed), onnx, threshold=threshold, ef_search=ef_search)
     conn = await store.pool.acquire()
@@ -273,17 +273,17 @@ async def unfiltered(
     """The bare index alone: top 5 over all vectors, HNSW against an exact scan."""
     sql = (
         f"SELECT id FROM {quote_ident(schema)}.bare_vectors"
-        " ORDER BY embedding <=> $1::halfvec LIMIT 5"
+        " ORDER BY embedding <=> $1::real[]::halfvec LIMIT 5"
     )
     found, overlap = [], []
     async with pool.acquire() as conn:
         await conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")
         latencies = [await bare_index(conn, schema, vector) for vector in probes]
         for vector in probes:
-            found.append({r[0] for r in await conn.fetch(sql, to_pgvector(vector))})
+            found.append({r[0] for r in await conn.fetch(sql, as_real_array(vector))})
         await conn.execute("SET enable_indexscan = off")
         for vector, ann in zip(probes, found, strict=True):
-            exact = {r[0] for r in await conn.fetch(sql, to_pgvector(vector))}
+            exact = {r[0] for r in await conn.fetch(sql, as_real_array(vector))}
             overlap.append(len(ann & exact) / 5)
         await conn.execute("RESET ALL")
     return {**quantiles(latencies), "recall_at_5": round(float(np.mean(overlap)), 4)}
@@ -297,11 +297,11 @@ async def scans(pool: asyncpg.Pool, store: PgPlanCacheStore, probe: np.ndarray) 
         queries = [
             f"(SELECT template FROM {store.entries} WHERE scope = '{scope}'"
             " AND slot_names <@ '{DESTINATION}' AND expires_at > now()"
-            " ORDER BY embedding <=> $1::halfvec LIMIT 5)"
+            " ORDER BY embedding <=> $1::real[]::halfvec LIMIT 5)"
             for scope in ("tenant-1", "*")
         ]
         # The two scans of plan_cache_nearest(): the tenant's scope and '*'.
         plan = await conn.fetchval(
-            f"EXPLAIN (FORMAT JSON) {' UNION ALL '.join(queries)}", to_pgvector(probe)
+            f"EXPLAIN (FORMAT JSON) {' UNION ALL '.join(queries)}", as_real_array(probe)
         )
     return sorted(set(re.findall(r'"Index Name": "([^"]+)"', plan))) or ["seq scan"]

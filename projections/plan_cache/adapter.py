@@ -19,7 +19,7 @@ from omnihub.lazy import Lazy
 from omnihub.settings import Settings
 from projections.plan_cache.embedder import Embedder, SentenceTransformerEmbedder
 from projections.plan_cache.onnx_embedder import OnnxEmbedder
-from projections.plan_cache.store import Candidate, PgPlanCacheStore, migrate
+from projections.plan_cache.store import Candidate, PgPlanCacheStore, lookup_pool, migrate
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class SemanticPlanCache:
         ef_search: int = 64,
         max_scan_tuples: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._embedder = embedder
@@ -52,6 +53,12 @@ class SemanticPlanCache:
         self._ef_search = ef_search
         self._max_scan_tuples = max_scan_tuples
         self._clock = clock
+        self._on_close = on_close
+
+    async def close(self) -> None:
+        """Close what the cache opened for itself (its lookup pool, if any)."""
+        if self._on_close is not None:
+            await self._on_close()
 
     async def lookup(self, tenant_id: str, goal: str) -> CacheLookup:
         """The filled plan of the most similar usable entry, or a miss with the template."""
@@ -116,15 +123,21 @@ def semantic_plan_cache(settings: Settings, postgres: Lazy[asyncpg.Pool]) -> Sem
     """The semantic cache on the worker's lazy pool (``PLAN_CACHES["semantic"]``).
 
     The store's tables are migrated on first use; the model loads on the first lookup
-    (call ``embedder.warm_up()`` to load it at start instead).
+    (call ``embedder.warm_up()`` to load it at start instead). Lookups run on a small
+    pool of their own (:func:`~projections.plan_cache.store.lookup_pool`: no reset
+    round trip per lookup), built with the store and closed by
+    :meth:`SemanticPlanCache.close`.
     """
     migrated: list[PgPlanCacheStore] = []
+    lookups = Lazy(lambda: lookup_pool(settings.postgres_dsn), _close)
 
     async def store() -> PgPlanCacheStore:
         if not migrated:
             pool = await postgres.get()
             await migrate(pool, settings.projections_schema)
-            migrated.append(PgPlanCacheStore(pool, schema=settings.projections_schema))
+            schema = settings.projections_schema
+            own = await lookups.get()
+            migrated.append(PgPlanCacheStore(pool, schema=schema, lookups=own))
         return migrated[0]
 
     return SemanticPlanCache(
@@ -134,7 +147,12 @@ def semantic_plan_cache(settings: Settings, postgres: Lazy[asyncpg.Pool]) -> Sem
         candidates=settings.plan_cache_candidates,
         ef_search=settings.plan_cache_ef_search,
         max_scan_tuples=settings.plan_cache_max_scan_tuples,
+        on_close=lookups.close,
     )
+
+
+async def _close(pool: asyncpg.Pool) -> None:
+    await pool.close()
 
 
 async def build_plan_cache(settings: Settings) -> tuple[SemanticPlanCache, asyncpg.Pool]:

@@ -1,8 +1,10 @@
 """The plan cache's tables in Postgres, searched through a pgvector HNSW index.
 
-Vectors travel as pgvector's text form, so any asyncpg pool works without a codec.
-Write methods take the projector's open connection: each change commits together with
-the projector's position.
+Vectors travel as ``real[]`` (asyncpg's binary array, cast to ``halfvec`` by the
+server), so any asyncpg pool works without pgvector's codec and no 384 floats are
+printed and parsed as text. Write methods take the projector's open connection: each
+change commits together with the projector's position. Lookups may have a pool of
+their own (:func:`lookup_pool`) whose connections are not reset on release.
 """
 
 from __future__ import annotations
@@ -48,14 +50,44 @@ _COLUMNS = (
 
 
 def to_pgvector(vector: np.ndarray[Any, Any]) -> str:
+    """pgvector's text form (``'[0.1,...]'``), for ad hoc SQL and tests."""
     return "[" + ",".join(f"{float(x):.8g}" for x in vector) + "]"
+
+
+def as_real_array(vector: Any) -> list[float]:
+    """A vector as the ``real[]`` parameter the queries cast to ``halfvec``."""
+    floats: list[float] = np.asarray(vector, dtype=np.float32).tolist()
+    return floats
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A lookup connection's release: nothing to reset (asyncpg still rolls back an
+    open transaction). The default reset is a round trip per release."""
+
+
+async def lookup_pool(dsn: str, *, max_size: int = 2) -> asyncpg.Pool:
+    """A pool for :meth:`PgPlanCacheStore.nearest` alone.
+
+    Its one statement calls ``plan_cache_nearest``, whose ``SET`` clauses restore the
+    search settings on exit, outside any transaction: it leaves no session state
+    behind, so releasing a connection skips asyncpg's reset (``RESET ALL``,
+    ``UNLISTEN *``, ...), one round trip per lookup otherwise. Use it for nothing else.
+    """
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, reset=_keep_session
+    )
+    return pool
 
 
 class PgPlanCacheStore:
     """The entries, shares and invalidation watermarks of one schema."""
 
-    def __init__(self, pool: asyncpg.Pool, *, schema: str = "public") -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, schema: str = "public", lookups: asyncpg.Pool | None = None
+    ) -> None:
         self.pool = pool
+        # Where nearest() runs: a lookup_pool() if given, else the shared pool.
+        self.lookups = lookups or pool
         self.schema = schema
         q = quote_ident(schema)
         self.entries = f"{q}.plan_cache_entries"
@@ -84,9 +116,9 @@ class PgPlanCacheStore:
         search settings are those of the ``plan_cache_nearest`` function (migration
         0160). ``exact`` forbids the index (a full scan), for measuring its recall.
         """
-        rows = await self.pool.fetch(
-            f"SELECT * FROM {self.nearest_fn}($1::halfvec, $2, $3, $4, $5, $6, $7, $8)",
-            to_pgvector(vector),
+        rows = await self.lookups.fetch(
+            f"SELECT * FROM {self.nearest_fn}($1::real[]::halfvec, $2, $3, $4, $5, $6, $7, $8)",
+            as_real_array(vector),
             tenant_id,
             sorted(slot_names),
             now,
@@ -111,7 +143,8 @@ class PgPlanCacheStore:
         # sharing decision for its template.
         status = await conn.execute(
             f"INSERT INTO {self.entries} AS e (scope, {_COLUMNS}, shared_with)"
-            " SELECT s.scope, $1, $2, $11, $3, $4::jsonb, $5::halfvec, $6, $7, $8, $9, $10, w.w"
+            " SELECT s.scope, $1, $2, $11, $3, $4::jsonb, $5::real[]::halfvec,"
+            " $6, $7, $8, $9, $10, w.w"
             f" FROM (SELECT coalesce((SELECT shared_with FROM {self.shares}"
             "  WHERE tenant_id = $1 AND template = $2), '{}') AS w) AS w,"
             f" unnest({self.scopes_fn}($1, w.w)) AS s(scope)"
@@ -128,7 +161,7 @@ class PgPlanCacheStore:
             plan.template,
             list(plan.slot_names),
             json.dumps([_step_json(s) for s in plan.steps]),
-            to_pgvector(vector),
+            as_real_array(vector),
             plan.model,
             plan.source_plan_id,
             plan.source_event_id,

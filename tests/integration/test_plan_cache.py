@@ -19,7 +19,7 @@ from projections.plan_cache.adapter import SemanticPlanCache, fixed
 from projections.plan_cache.evaluation import SPLITS, load_pairs
 from projections.plan_cache.fold import StoredPlan, stored_plan
 from projections.plan_cache.onnx_embedder import OnnxEmbedder
-from projections.plan_cache.store import PgPlanCacheStore, migrate
+from projections.plan_cache.store import PgPlanCacheStore, lookup_pool, migrate
 from sagas.killswitch import RedisKillSwitches
 from sagas.plan_source import PlanSource
 from sagas.planner import RuleBasedPlanner
@@ -33,9 +33,11 @@ EMBEDDER = OnnxEmbedder()
 @pytest.fixture
 async def store() -> AsyncIterator[PgPlanCacheStore]:
     pool = await asyncpg.create_pool(Settings().postgres_dsn, min_size=1, max_size=4)
+    lookups = await lookup_pool(Settings().postgres_dsn)  # as the worker's cache
     schema = f"pc_{uuid.uuid4().hex[:10]}"
     await migrate(pool, schema)
-    yield PgPlanCacheStore(pool, schema=schema)
+    yield PgPlanCacheStore(pool, schema=schema, lookups=lookups)
+    await lookups.close()
     await pool.close()
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from omnihub.settings import Settings
 from projections.migrate import apply_migrations, quote_ident
-from projections.plan_cache.store import PgPlanCacheStore, migrate, to_pgvector
+from projections.plan_cache.store import PgPlanCacheStore, lookup_pool, migrate, to_pgvector
 from tests.integration.test_plan_cache import EMBEDDER, cache, learn, planned, step
 
 
@@ -94,3 +94,34 @@ async def test_migration_0160_moves_existing_entries_into_their_scopes(
         ("initech", "initech"),
     ]
     assert len(await store.snapshot()) == 3
+
+
+async def test_lookups_on_their_own_pool_find_the_same_and_leave_no_session_state(
+    pool: asyncpg.Pool,
+) -> None:
+    """The lookup pool skips asyncpg's reset on release: safe only because
+    plan_cache_nearest's SET clauses restore the search settings on exit."""
+    store = PgPlanCacheStore(pool, schema=f"pc_{uuid.uuid4().hex[:10]}")
+    await migrate(pool, store.schema)
+    await learn(store, planned("Book flight to Paris", [step("flights.book", to="Paris")]))
+    await learn(store, planned("Book hotel in Paris", [step("hotels.book", city="Paris")]))
+    lookups = await lookup_pool(Settings().postgres_dsn, max_size=1)
+    try:
+        own = PgPlanCacheStore(pool, schema=store.schema, lookups=lookups)
+        (vector,) = await EMBEDDER.embed(["Book flight to {DESTINATION}"])
+        now = datetime.now(UTC)
+        shared = await store.nearest("acme", vector, ["DESTINATION"], now, ef_search=100)
+        first = await own.nearest("acme", vector, ["DESTINATION"], now, ef_search=100)
+        again = await own.nearest("acme", vector, ["DESTINATION"], now, exact=True)
+        assert [c.template for c in first] == [c.template for c in shared]
+        assert [c.template for c in again] == [c.template for c in shared]
+        assert first[0].similarity == pytest.approx(shared[0].similarity, abs=1e-6)
+        async with lookups.acquire() as conn:  # the same connection, not reset
+            settings = await conn.fetchrow(
+                "SELECT current_setting('hnsw.ef_search') AS ef,"
+                " current_setting('hnsw.iterative_scan') AS scan,"
+                " current_setting('enable_indexscan') AS indexscan"
+            )
+        assert dict(settings) == {"ef": "40", "scan": "off", "indexscan": "on"}
+    finally:
+        await lookups.close()
