@@ -127,6 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # api.docs serves them with local assets
         redoc_url=None,
+        # api.telemetry owns the request's SERVER span and its metrics. FastAPI's own
+        # telemetry would, once tracing is set up, open a second SERVER span around
+        # ours and a ``fastapi.dependencies`` span per request, and it looks up the
+        # global providers on every request even when none is set.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.omnihub = build_state(settings)
     problems.install(app)

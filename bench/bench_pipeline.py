@@ -213,10 +213,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short windows: under 3 minutes")
     p.add_argument("--stages", help="comma-separated; default: all (--quick: all but scale)")
+    p.add_argument("--http-seconds", type=int, help="HTTP window, each side (default 10; 5 quick)")
     a = p.parse_args(argv)
     q = a.quick
     a.stages = a.stages or ("http,projections,sagas,e2e" + ("" if q else ",scale"))
-    a.http_seconds, a.concurrency, a.produce = (5 if q else 10), 32, (10000 if q else 50000)
+    a.http_seconds = a.http_seconds or (5 if q else 10)  # longer: warm-up weighs less
+    a.concurrency, a.produce = 32, (10000 if q else 50000)
     a.backlog_runs, a.lag_seconds = (1000 if q else 4000), (5 if q else 15)
     a.runs, a.concurrent = (50 if q else 200), (100 if q else 1000)
     a.start_rate, a.max_rate, a.window = 1, (4 if q else 64), (6 if q else 20)

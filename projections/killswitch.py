@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from domain.events import Event, KillSwitchToggled
 from domain.killswitch import engaged, redis_key
+from omnihub.single_flight import SingleFlight
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,20 @@ class CachedSwitches:
         self.ttl_s = ttl_s
         self._clock = clock
         self._cached: dict[str, tuple[float, bool]] = {}  # feature -> (expires, engaged)
+        self._flights: SingleFlight[str, bool] = SingleFlight()
 
     async def is_engaged(self, feature: str) -> bool:
-        """Whether ``feature`` is switched off for every tenant, at most ``ttl_s`` old."""
+        """Whether ``feature`` is switched off for every tenant, at most ``ttl_s`` old.
+        Concurrent misses share one GET (:mod:`omnihub.single_flight`)."""
         asked_at = self._clock()  # before the GET: see the class docstring
         hit = self._cached.get(feature)
         if hit is not None and asked_at < hit[0]:
             return hit[1]
+        return await self._flights.load(
+            feature, asked_at, self.ttl_s, lambda: self._read(feature, asked_at)
+        )
+
+    async def _read(self, feature: str, asked_at: float) -> bool:
         engaged = await is_engaged(self._redis, feature)
         self._cached[feature] = (asked_at + self.ttl_s, engaged)
         return engaged

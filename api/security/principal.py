@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from api.security import key_material
+from omnihub.single_flight import SingleFlight
 from projections.keys import StoredKey
 
 UNAUTHENTICATED_TENANT = "_unauthenticated"  # never a real tenant: those start alphanumeric
@@ -71,16 +72,22 @@ class Authenticator:
         self._ttl = cache_ttl_s
         self._clock = clock
         self._cache: dict[str, tuple[float, StoredKey | None]] = {}
+        self._flights: SingleFlight[str, StoredKey | None] = SingleFlight()
 
     def forget(self, prefix: str) -> None:
         """Drop a cached lookup (after this process revoked or rotated the key)."""
         self._cache.pop(prefix, None)
+        self._flights.forget(prefix)
 
     async def _find(self, prefix: str) -> StoredKey | None:
         now = time.monotonic()
         hit = self._cache.get(prefix)
         if hit is not None and hit[0] > now:
             return hit[1]
+        # Concurrent misses share one lookup (omnihub.single_flight).
+        return await self._flights.load(prefix, now, self._ttl, lambda: self._read(prefix, now))
+
+    async def _read(self, prefix: str, now: float) -> StoredKey | None:
         stored = await self._lookup.by_prefix(prefix)
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded: garbage prefixes must not grow memory

@@ -28,6 +28,7 @@ from api.security.tenancy import owner_connection
 from domain.entitlements import Effective, TenantTiers, effective
 from domain.tiers import TierName
 from omnihub.lazy import Lazy
+from omnihub.single_flight import SingleFlight
 from projections.tenant_tiers import load_state
 
 
@@ -77,13 +78,20 @@ class TierReader:
         self._clock = clock
         self._now = now
         self._cached: dict[str, tuple[float, TenantTiers]] = {}  # tenant -> (expires, facts)
+        self._flights: SingleFlight[str, TenantTiers] = SingleFlight()
 
     async def facts(self, tenant_id: str) -> TenantTiers:
-        """``tenant_id``'s stored facts, at most ``ttl_s`` old."""
+        """``tenant_id``'s stored facts, at most ``ttl_s`` old. Concurrent misses share
+        one read (:mod:`omnihub.single_flight`)."""
         asked_at = self._clock()  # before the read, as CachedSwitches does
         hit = self._cached.get(tenant_id)
         if hit is not None and asked_at < hit[0]:
             return hit[1]
+        return await self._flights.load(
+            tenant_id, asked_at, self.ttl_s, lambda: self._read(tenant_id, asked_at)
+        )
+
+    async def _read(self, tenant_id: str, asked_at: float) -> TenantTiers:
         state = await self._load(tenant_id)
         self._cached[tenant_id] = (asked_at + self.ttl_s, state)
         return state

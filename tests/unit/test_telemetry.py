@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from api import telemetry as api_telemetry
 from infra.config import StackConfig
@@ -236,3 +237,24 @@ def test_spans_go_to_a_file_per_process_by_default(
     assert [s["name"] for s in spans] == ["b", "a"]
     assert spans[0]["parent_id"] == spans[1]["span_id"]
     assert run_trace_ids(spans, "r1") == {spans[0]["trace_id"]}
+
+
+def test_the_api_opens_one_server_span_per_request_its_own() -> None:
+    from apps.api import create_app
+    from omnihub.settings import Settings
+
+    exporter = InMemorySpanExporter()
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())  # the global one: set once per process
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    client = TestClient(create_app(Settings(secret_key="unit-test-secret")))
+    tracing._state["enabled"] = True
+    try:
+        assert client.get("/api/v1/no/such/route").status_code == 404
+    finally:
+        tracing._state["enabled"] = False
+    spans = [(s.name, s.kind, s.parent) for s in exporter.get_finished_spans()]
+    # FastAPI's own telemetry is off: no second SERVER span, no fastapi.* operation spans.
+    assert spans == [("GET unmatched", trace.SpanKind.SERVER, None)]
