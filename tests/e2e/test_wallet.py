@@ -20,14 +20,17 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from domain.events import AuditFactObserved, Event, WalletLinked, WalletUnlinked
+from domain.privacy import PREFIX as SEALED
 from domain.siwe import SiweMessage, render
 from infra.launch import running_api
 from infra.stack import StackConfig
 from omnihub import REPO_ROOT
+from projections.keyring import privacy_for
 from streams.codec import EventCodec
 from streams.log_reader import read_log
 from streams.schema_registry import SchemaRegistry
 from tests.e2e.gateway_stack import CliKey, cli_key, gateway_env, running_processor
+from tests.e2e.test_privacy_api import settings_of
 
 WALLET = Account.from_key("0x" + "44" * 32)
 OTHER = Account.from_key("0x" + "55" * 32)
@@ -178,6 +181,14 @@ async def test_unlinking_appends_wallet_unlinked(
     assert r.json()["address"] == WALLET.address
     assert bad.status_code == 422
     unlinked = [e for e in await control_events(env) if isinstance(e, WalletUnlinked)]
-    assert [(e.envelope.tenant_id, e.address, e.reason) for e in unlinked] == [
-        (TENANT, WALLET.address, "lost")
-    ]
+    # The reason is the tenant's words: sealed in the log with the tenant's key (the
+    # address stays clear: the tier check matches it against the chain's events).
+    assert [(e.envelope.tenant_id, e.address) for e in unlinked] == [(TENANT, WALLET.address)]
+    assert unlinked[0].reason.startswith(SEALED)
+    settings = settings_of(env)
+    privacy = privacy_for(settings, SchemaRegistry.from_dir(settings.schemas_dir))
+    try:
+        opened = await privacy.open(unlinked)
+    finally:
+        await privacy.close()
+    assert [e.reason for e in opened] == ["lost"]
