@@ -7,6 +7,7 @@ Any console error or Content-Security-Policy violation fails the test, and axe-c
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from playwright.async_api import (
     ConsoleMessage,
     Error,
     Page,
+    Route,
     async_playwright,
     expect,
 )
@@ -122,9 +124,11 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def signed_in(
-    browser: Browser, api: str, key: CliKey, watch: Watch
+    browser: Browser, api: str, key: CliKey, watch: Watch, **options: Any
 ) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(base_url=api, viewport={"width": 1280, "height": 900})
+    context = await browser.new_context(
+        base_url=api, viewport={"width": 1280, "height": 900}, **options
+    )
     await context.add_init_script(CSP_HOOK)
     page = await context.new_page()
     watch.attach(page)
@@ -291,4 +295,49 @@ async def test_a_state_change_without_the_csrf_token_is_refused(
         token,
     )
     assert status == 202
+    await context.close()
+
+
+async def test_a_run_posted_while_the_first_read_is_slow_still_gets_its_row(
+    browser: Browser, api: str, key: CliKey
+) -> None:
+    """The runs page's first read can answer after the stream already brought a new run
+    (a busy projector, a slow network): the read's older table must not drop that run."""
+    watch = Watch()
+    # No service worker: its fetches would pass by the page's routes.
+    context, page = await signed_in(browser, api, key, watch, service_workers="block")
+    read, late, answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def answer_late(route: Route) -> None:
+        if late.is_set():
+            await route.continue_()
+            return
+        response = await route.fetch()  # read now, answered after the goal is on the stream
+        read.set()
+        await late.wait()
+        await route.fulfill(response=response)
+        answered.set()
+
+    await page.route(re.compile(r"/api/v1/runs\?"), answer_late)
+    await page.goto("/dashboard/runs")
+    await asyncio.wait_for(read.wait(), WAIT_MS / 1000)  # the table's read, before the goal
+    await page.get_by_label("New goal").fill("say hello then upper world")
+    await page.get_by_role("button", name="Post goal").click()
+    status = page.locator("#status")
+    await expect(status).to_have_text(re.compile(r"goal accepted: run \S+"), timeout=WAIT_MS)
+    run_id = (await status.inner_text()).rsplit(" ", 1)[-1]
+    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        for _ in range(WAIT_MS // 500):  # every event of the run is on the page's stream
+            r = await client.get(
+                f"/api/v1/runs/{run_id}", headers={"Authorization": f"Bearer {key.key}"}
+            )
+            if r.status_code == 200 and r.json()["status"] == "completed":
+                break
+            await asyncio.sleep(0.5)
+    late.set()
+    await answered.wait()
+    await asyncio.sleep(1)  # the page renders the older read
+    row = page.locator(f'#runs tr[data-run="{run_id}"]')
+    await expect(row.locator(".status")).to_have_text("completed", timeout=WAIT_MS)
+    assert watch.errors == []
     await context.close()

@@ -266,7 +266,10 @@ async def test_the_control_planes_text_is_sealed_read_in_the_clear_and_erased_wi
     ).items()
     audited = {"key_lifecycle.revoke", "device_lifecycle.register", "device_lifecycle.revoke",
                "kill_switch.enable", "subscription.set_tier"}  # fmt: skip
-    page = await poll(api, ops, "/api/v1/audit", lambda j: _audited(j, secret) >= audited, limit=50)
+    # Every request's authentication is audited too (each poll adds one): read deep pages.
+    page = await poll(
+        api, ops, "/api/v1/audit", lambda j: _audited(j, secret) >= audited, limit=500
+    )
     assert page["verification"]["ok"], json.dumps(page)
     platform = await poll(
         api, ops, "/api/v1/audit", lambda j: bool(_audited(j, secret)), chain="platform"
@@ -294,7 +297,8 @@ async def test_the_control_planes_text_is_sealed_read_in_the_clear_and_erased_wi
     assert len(devices) == 1
     switches = (await call(api, ops, "GET", "/api/v1/admin/kill-switches")).json()
     assert next(s for s in switches if s["feature"] == "tool:wait")["reason"] == ERASED
-    page = (await call(api, ops, "GET", "/api/v1/audit", params={"limit": 50})).json()
+    page = (await call(api, ops, "GET", "/api/v1/audit", params={"limit": 500})).json()
+    assert page["next_cursor"] is None, "the tenant's whole chain fits one page"
     assert not _audited(page, secret) and page["verification"]["ok"], json.dumps(page)
     assert any(ERASED in i["details"].values() for i in page["items"])
     platform = (await call(api, ops, "GET", "/api/v1/audit", params={"chain": "platform"})).json()

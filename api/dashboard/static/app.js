@@ -105,15 +105,30 @@ async function runsPage() {
     rows.set(r.run_id, tr);
     return tr;
   };
+  // Events that arrive while the first page is read wait for it: the read replaces the
+  // table, and a run posted meanwhile (its goal_received already on the stream) would
+  // otherwise vanish from it, its later events finding no row.
+  let loading = false;
+  let held = [];
   async function load(more) {
     const q = filters();
     if (more && cursor) q.cursor = cursor;
     const path = `/api/v1/runs?${new URLSearchParams(q)}`;
-    const page = more ? await api(path) : await readCaughtUp(path);
-    if (!more) { body.replaceChildren(); rows.clear(); }
-    page.items.forEach((r) => body.append(row(r)));
-    cursor = page.next_cursor;
-    $("#more").hidden = !cursor;
+    if (!more) loading = true;
+    try {
+      const page = more ? await api(path) : await readCaughtUp(path);
+      if (!more) { body.replaceChildren(); rows.clear(); }
+      page.items.forEach((r) => body.append(row(r)));
+      cursor = page.next_cursor;
+      $("#more").hidden = !cursor;
+    } finally {
+      if (!more) {
+        loading = false;
+        const waiting = held;
+        held = [];
+        waiting.forEach(onEvent);
+      }
+    }
   }
   $("#run-filters").addEventListener("submit", (e) => { e.preventDefault(); load(false); });
   $("#more").addEventListener("click", () => load(true));
@@ -126,7 +141,8 @@ async function runsPage() {
       $("#goal").value = "";
     } catch (err) { say(`goal refused: ${err.message}`); }
   });
-  live({}, (ev) => {
+  function onEvent(ev) {
+    if (loading) { held.push(ev); return; }
     let tr = rows.get(ev.run_id);
     if (!tr && ev.event_type === "goal_received" && !filters().status) {
       tr = row({ run_id: ev.run_id, goal: ev.payload.goal, status: "received", created_at: ev.occurred_at });
@@ -136,7 +152,8 @@ async function runsPage() {
     if (ev.run.status) tr.querySelector(".status").replaceChildren(statusCell(ev.run.status));
     tr.querySelector(".steps").textContent = `${ev.run.steps_completed}/${ev.run.steps_planned}`;
     if (ev.run.cache_hit) tr.querySelector(".cache").textContent = "hit";
-  }, () => load(false).catch((err) => say(`could not load: ${err.message}`)));
+  }
+  live({}, onEvent, () => load(false).catch((err) => say(`could not load: ${err.message}`)));
 }
 
 // ---- one run ----------------------------------------------------------------------
