@@ -22,7 +22,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from api import telemetry as api_telemetry
 from infra.config import StackConfig
@@ -30,6 +29,7 @@ from infra.platform import SERVICES
 from omnihub import REPO_ROOT, metric_names, metrics, tracing
 from omnihub.logs import JsonFormatter, log_context, log_format
 from omnihub.trace_tree import build_tree, read_spans, render, run_trace_ids, walk
+from tests.unit.spans import recording_spans
 
 TP_A = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TP_A2 = b"00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
@@ -243,12 +243,7 @@ def test_the_api_opens_one_server_span_per_request_its_own() -> None:
     from apps.api import create_app
     from omnihub.settings import Settings
 
-    exporter = InMemorySpanExporter()
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider())  # the global one: set once per process
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter = recording_spans()
     client = TestClient(create_app(Settings(secret_key="unit-test-secret")))
     tracing._state["enabled"] = True
     try:

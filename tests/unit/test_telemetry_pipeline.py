@@ -7,9 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
 import schemas
@@ -24,6 +21,7 @@ from streams.schema_registry import SchemaRegistry
 from streams.topics import Topic
 from streams.topology import Subscription
 from tests.factories import goal_received
+from tests.unit.spans import recording_spans
 
 TP = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -63,12 +61,7 @@ async def test_the_pipeline_carries_the_trace_and_counts_folds_and_dead_letters(
     handler, letters = Keep(), Letters()
     sub = Subscription("telemetry-test", (Topic.RUNS,), None)
     pipeline = Pipeline(Settings(), sub, codec, [handler], deadletters=letters)
-    exporter = InMemorySpanExporter()
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider())  # the global one: set once per process
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter = recording_spans()
     folded = _value("omnihub_events_folded_total", consumer="telemetry-test")
     raws = [
         RawRecord(0, b"r", codec.encode(goal_received("r1")), [("traceparent", TP)]),
