@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     """`min.insync.replicas` of each topic (2 on a cluster); at most the replication."""
     producer_linger_ms: int = Field(default=5, ge=0)
     """How long the producer gathers a batch before sending it."""
+    worker_linger_ms: int = Field(default=0, ge=0)
+    """The saga worker's `producer_linger_ms`: its appends are on a run's critical path
+    (a step's start and end, in sequence), so by default they are sent at once."""
     producer_max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
     """The producer's largest batch per partition."""
     append_timeout_s: float = Field(default=10.0, gt=0)
