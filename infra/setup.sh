@@ -159,6 +159,23 @@ browser_tools() {
     echo "$want" >"$stamp"
 }
 
+load_generator() {
+    # The HTTP benchmarks' load generator (bench_ingest.py, bench_pipeline.py). Without
+    # it they fall back to httpx, which takes about half of this machine's two cores
+    # itself and caps the bare endpoint at ~500/s (wrk: ~9,000/s).
+    if command -v wrk >/dev/null 2>&1; then
+        say "wrk: present"
+        return
+    fi
+    say "installing wrk (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    # Not needed by tests or the stack: a failure here is reported, not fatal.
+    if ! { apt_get update -q && apt_get install -y -q --no-install-recommends wrk; } \
+        >/dev/null 2>&1; then
+        say "wrk: not installed; the benchmarks use httpx instead"
+    fi
+}
+
 echo "omnihub setup in $ROOT"
 python_env
 plan_cache_onnx
@@ -167,4 +184,5 @@ kafka_jars
 promtool
 contracts_node
 browser_tools
+load_generator
 echo "done: run '$VENV/bin/omnihub stack up'"
