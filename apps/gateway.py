@@ -66,6 +66,9 @@ def consumers(
 ) -> list[LogConsumer]:
     """The five consumers, wired to real clients."""
     codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
+    # Fewer, larger batches: none of the gateway's read models is on a request's path
+    # within the gather time (a new key, tier or kill switch is visible 50 ms later).
+    settings = settings.model_copy(update={"consumer_gather_ms": settings.gateway_gather_ms})
     chainer = AuditChainer(appender)
 
     async def keys(conn: asyncpg.Connection, event: Event) -> After | None:

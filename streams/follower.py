@@ -57,6 +57,7 @@ class LogConsumer(Pipeline):
             heartbeat_interval_ms=int(self._settings.consumer_heartbeat_s * 1000),
             rebalance_timeout_ms=int(self._settings.consumer_session_timeout_s * 1000),
             max_partition_fetch_bytes=4 << 20,
+            **_gathering(self._settings.consumer_gather_ms),
         )
         await consumer.start()
         self.forget_applied()  # a new session: the stored positions say where we are
@@ -166,6 +167,13 @@ class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         await self._owner.seek_to_positions(self._consumer, list(assigned))
+
+
+def _gathering(ms: int) -> dict[str, int]:
+    """Fetch settings that let the broker gather up to ``ms`` for a fuller batch."""
+    if ms <= 0:
+        return {}  # aiokafka's defaults: answer as soon as one record is there
+    return {"fetch_min_bytes": 64 << 10, "fetch_max_wait_ms": ms}
 
 
 def _raws(msgs: Sequence[ConsumerRecord[bytes, bytes]]) -> list[RawRecord]:
