@@ -45,7 +45,11 @@ from tests.integration.test_projection_store import (
 BROKERS = [spec.name for spec in KAFKA_SERVICES]
 WRITERS = 4
 WARM_UP_S = 3.0  # appends (and the projector's group join) before the kill
-DOWN_S = 8.0  # longer than broker.session.timeout.ms (5 s): the broker gets fenced
+# Longer than broker.session.timeout.ms (5 s), so the broker gets fenced, and then long
+# enough for appends to flow again: every partition has the victim in its ISR, so
+# acks=all waits on all of them until the ISR shrinks. Under CI load that took up to
+# 9.9 s (a CI run with 8 s saw no append, so nothing to fold, while the broker was down).
+DOWN_S = 14.0
 WRITE_PAUSE_S = 0.05  # between one writer's appends: bounds the load on 2 cores
 
 
