@@ -30,7 +30,7 @@ from bench.bench_sagas import throughput
 from infra.launch import omnihub_argv, running
 from omnihub.settings import Settings
 from streams.admin import ensure_declared_topics
-from streams.producer import producer_config
+from streams.producer import producer_config, record_headers
 from streams.topics import topic_for
 from tests.integration.test_projection_store import caught_up, codec_for
 
@@ -45,11 +45,7 @@ def encoded(settings: Settings, runs: int) -> list[Encoded]:
             topic_for(settings, e.EVENT_TYPE),
             e.envelope.run_id.encode(),
             codec.encode(e),
-            [
-                ("event_type", e.envelope.event_type.encode()),
-                ("event_id", e.envelope.event_id.encode()),
-                ("tenant_id", e.envelope.tenant_id.encode()),
-            ],
+            record_headers(e),
         )
         for e in bp.events_for(runs, "s-")
     ]

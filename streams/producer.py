@@ -66,6 +66,20 @@ def producer_config(settings: Settings) -> dict[str, object]:
     }
 
 
+def record_headers(event: Event, traceparent: bytes | None = None) -> list[tuple[str, bytes]]:
+    """The headers of an appended event's record: consumers skip other event types on
+    ``event_type`` undecoded; ``traceparent`` carries the trace on."""
+    env = event.envelope
+    headers = [
+        ("event_type", env.event_type.encode()),
+        ("event_id", env.event_id.encode()),
+        ("tenant_id", env.tenant_id.encode()),
+    ]
+    if traceparent is not None:
+        headers.append(("traceparent", traceparent))
+    return headers
+
+
 class KafkaEventAppender:
     """:class:`EventAppender` on an idempotent aiokafka producer.
 
@@ -124,19 +138,11 @@ class KafkaEventAppender:
     async def _send(
         self, producer: AIOKafkaProducer, event: Event, traceparent: bytes | None = None
     ) -> asyncio.Future:  # type: ignore[type-arg]
-        env = event.envelope
-        headers = [
-            ("event_type", env.event_type.encode()),
-            ("event_id", env.event_id.encode()),
-            ("tenant_id", env.tenant_id.encode()),
-        ]
-        if traceparent is not None:  # the trace goes on in whoever consumes the record
-            headers.append(("traceparent", traceparent))
         future: asyncio.Future = await producer.send(  # type: ignore[type-arg]
             topic_for(self._settings, event.EVENT_TYPE),
             value=self._codec.encode(event),
-            key=env.run_id.encode(),
-            headers=headers,
+            key=event.envelope.run_id.encode(),
+            headers=record_headers(event, traceparent),
         )
         return future
 
