@@ -10,12 +10,11 @@ day's) set of applied ids. Finished runs expire (see :mod:`projections.redis_mod
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -23,6 +22,7 @@ from domain.events import Event
 from domain.run_view import RunView
 from omnihub.settings import Settings
 from projections.fold import ApplyResult, FoldShare, Loaded, fold_batch
+from projections.redis_checksum import views_checksum
 from projections.redis_model import (
     DEFAULT_RETENTION,
     Keyspace,
@@ -190,47 +190,8 @@ class RedisProjection:
     async def checksum(self, now: datetime | None = None) -> tuple[int, str]:
         """Key count and a SHA-256 of every view's content, leaving out positions and
         what is past due at ``now`` (live may have dropped it, a rebuild not yet)."""
-        now = now or datetime.now(UTC)
         ks = await self.keyspace()
-        skip = {ks.positions, ks.position_times}
-        keys = sorted(
-            k
-            for k in [_s(k) async for k in self._redis.scan_iter(ks.pattern, 500)]
-            if k not in skip
-        )
-        digest = hashlib.sha256()
-        strip = len(ks.pattern) - 1
-        counted = 0
-        for key in keys:
-            name = key[strip:]
-            run_id = (
-                name.removeprefix("seen:run:")
-                if name.startswith("seen:run:")
-                else (name.removeprefix("run:") if name.startswith("run:") else None)
-            )
-            view = await self._redis.hget(ks.run(run_id), "view") if run_id else None
-            if self._retention.past_due(name, view, now):
-                continue
-            counted += 1
-            digest.update(f"{name}={await self._dump(key)}\n".encode())
-        return counted, digest.hexdigest()
-
-    async def _dump(self, key: str) -> str:
-        kind = _s(await self._redis.type(key))
-        if kind == "hash":
-            value: object = sorted(
-                (_s(k), _s(v)) for k, v in (await self._redis.hgetall(key)).items()
-            )
-        elif kind == "zset":
-            pairs = cast(
-                list[tuple[Any, float]], await self._redis.zrange(key, 0, -1, withscores=True)
-            )
-            value = [(_s(m), s) for m, s in pairs]
-        elif kind == "set":
-            value = sorted(_s(m) for m in await self._redis.smembers(key))
-        else:
-            value = _s(await self._redis.get(key) or b"")
-        return json.dumps(value)
+        return await views_checksum(self._redis, ks, self._retention, now or datetime.now(UTC))
 
 
 def _s(value: bytes | str) -> str:
