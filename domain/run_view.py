@@ -112,80 +112,79 @@ _INDEX = {name: i for i, name in enumerate(_NAMES)}
 _VALUES = operator.attrgetter(*_NAMES)
 
 
-def replace(run: RunView, **changes: Any) -> RunView:
-    """``dataclasses.replace`` for a run, at half its cost: the projector calls it a few
-    times per event, and the generic one looks up the fields on every call."""
-    values = list(_VALUES(run))
-    for name, value in changes.items():
-        values[_INDEX[name]] = value
-    return RunView(*values)
-
-
 def evolve_run(run: RunView | None, event: Event) -> RunView:
     """The run after ``event``; ``None`` is a run not seen yet."""
     env = event.envelope
     if run is None:
         run = RunView(env.run_id, env.tenant_id, "received", env.occurred_at, env.occurred_at, "")
-    run = replace(
-        run,
-        updated_at=env.occurred_at,
-        last_event_type=env.event_type,
-        event_count=run.event_count + 1,
-    )
-    return _apply(run, event)
+    # One new view per event: the projector folds every event through here, and building
+    # the frozen view is most of the cost, so the arms below return only what they change.
+    values = list(_VALUES(run))
+    values[_UPDATED_AT] = env.occurred_at
+    values[_LAST_EVENT_TYPE] = env.event_type
+    values[_EVENT_COUNT] = run.event_count + 1
+    for name, value in _changes(run, event).items():
+        values[_INDEX[name]] = value
+    return RunView(*values)
 
 
-def _status(run: RunView, status: str) -> RunView:
+_UPDATED_AT, _LAST_EVENT_TYPE, _EVENT_COUNT = (
+    _INDEX[n] for n in ("updated_at", "last_event_type", "event_count")
+)
+_Changes = dict[str, Any]
+
+
+def _status(run: RunView, status: str, **changes: Any) -> _Changes:
     # A finished run stays finished: late or redundant facts do not reopen it.
-    return run if run.terminal else replace(run, status=status)
+    if not run.terminal:
+        changes["status"] = status
+    return changes
 
 
-def _apply(run: RunView, e: Event) -> RunView:  # one arm per event type
+def _changes(run: RunView, e: Event) -> _Changes:  # one arm per event type
     match e:
         case GoalReceived():
-            return replace(run, goal=e.goal)
+            return {"goal": e.goal}
         case SubjectErased():  # the goal and the reason held personal text
-            return replace(
-                run,
-                goal=None if run.goal is None else ERASED,
-                outcome_reason=None if run.outcome_reason is None else ERASED,
-            )
+            return {
+                "goal": None if run.goal is None else ERASED,
+                "outcome_reason": None if run.outcome_reason is None else ERASED,
+            }
         case GoalAssessed(allowed=False):
-            return replace(
-                _status(run, "rejected"),
+            return _status(
+                run,
+                "rejected",
                 risk_score=e.risk_score,
                 outcome_reason="; ".join(e.reasons) or "goal not allowed",
             )
         case GoalAssessed():
-            return _status(replace(run, risk_score=e.risk_score), "assessed")
+            return _status(run, "assessed", risk_score=e.risk_score)
         case PlanGenerated():
             return _status(
-                replace(
-                    run,
-                    plan_id=e.plan_id,
-                    planner=e.planner,
-                    cache_hit=e.from_cache,
-                    cache_similarity=e.cache_similarity,
-                    steps_planned=len(e.steps),
-                ),
+                run,
                 "planned",
+                plan_id=e.plan_id,
+                planner=e.planner,
+                cache_hit=e.from_cache,
+                cache_similarity=e.cache_similarity,
+                steps_planned=len(e.steps),
             )
         case StepStarted():
-            run = replace(run, steps_started=run.steps_started + (e.attempt == 1))
-            return _status(run, "running") if run.pending_approvals == 0 else run
+            started = {"steps_started": run.steps_started + (e.attempt == 1)}
+            return _status(run, "running", **started) if run.pending_approvals == 0 else started
         case StepCompleted():
-            return replace(run, steps_completed=run.steps_completed + 1)
+            return {"steps_completed": run.steps_completed + 1}
         case StepFailed():
-            return replace(run, steps_failed=run.steps_failed + e.final)
+            return {"steps_failed": run.steps_failed + e.final}
         case StepCompensated():
-            return _status(
-                replace(run, steps_compensated=run.steps_compensated + 1), "compensating"
-            )
+            return _status(run, "compensating", steps_compensated=run.steps_compensated + 1)
         case ApprovalRequested():
-            run = replace(
-                run, pending_approvals=run.pending_approvals + 1, approval_state="pending"
+            return _status(
+                run,
+                "awaiting_approval",
+                pending_approvals=run.pending_approvals + 1,
+                approval_state="pending",
             )
-            return _status(run, "awaiting_approval")
         case ApprovalGranted() | ApprovalDenied():
             return _decided(run, e)
         case RunCancelRequested():
@@ -197,24 +196,24 @@ def _apply(run: RunView, e: Event) -> RunView:  # one arm per event type
         case RunCancelled():
             took = int((e.envelope.occurred_at - run.created_at).total_seconds() * 1000)
             return _ended(run, "cancelled", e.envelope.occurred_at, max(took, 0), e.reason)
-    return run
+    return {}
 
 
-def _decided(run: RunView, e: ApprovalGranted | ApprovalDenied) -> RunView:
+def _decided(run: RunView, e: ApprovalGranted | ApprovalDenied) -> _Changes:
     pending = max(run.pending_approvals - 1, 0)
     if isinstance(e, ApprovalGranted):
         state = "pending" if pending else "granted"
     else:
         state = "expired" if e.timed_out else "denied"
-    run = replace(run, pending_approvals=pending, approval_state=state)
+    changes: _Changes = {"pending_approvals": pending, "approval_state": state}
     if run.status == "awaiting_approval" and not pending:
-        return _status(run, "running")
-    return run
+        return _status(run, "running", **changes)
+    return changes
 
 
 def _ended(
     run: RunView, status: str, at: datetime, duration_ms: int, reason: str | None
-) -> RunView:
+) -> _Changes:
     if run.terminal:
-        return run
-    return replace(run, status=status, ended_at=at, duration_ms=duration_ms, outcome_reason=reason)
+        return {}
+    return {"status": status, "ended_at": at, "duration_ms": duration_ms, "outcome_reason": reason}

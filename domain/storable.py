@@ -11,6 +11,7 @@ show the escape, so a fact is never dropped for its content.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -59,6 +60,7 @@ def utf8_safe(value: T) -> T:
 
 # Values that hold no text: returned as they are without a closer look.
 _LEAVES = frozenset({int, float, bool, type(None), bytes, datetime})
+_FLAT = _LEAVES | {str}
 
 
 def _walk(value: Any, fix: Callable[[str], str]) -> Any:
@@ -66,6 +68,11 @@ def _walk(value: Any, fix: Callable[[str], str]) -> Any:
     if kind is str:
         return fix(value)
     if kind in _LEAVES:
+        return value
+    names, values = _FIELDS.get(kind) or _fields(kind)
+    if names:
+        return _walk_fields(value, names, values(value), fix)
+    if not value:  # an empty tuple, list or dict
         return value
     if isinstance(value, tuple | list):
         items = [_walk(v, fix) for v in value]
@@ -77,32 +84,50 @@ def _walk(value: Any, fix: Callable[[str], str]) -> Any:
         if all(k is a and v is b for (k, v), (a, b) in zip(pairs, value.items(), strict=True)):
             return value
         return dict(pairs)
-    names = _field_names(kind)
-    if not names:
+    return value
+
+
+def _walk_fields(
+    value: Any, names: tuple[str, ...], fields: tuple[Any, ...], fix: Callable[[str], str]
+) -> Any:
+    """A dataclass ``value`` whose fields are ``fields``, with its text fixed."""
+    # One check of all the text at once: a fix leaves a concatenation as it is exactly
+    # when it leaves every part as it is, and most events need no fixing.
+    text = "".join([v for v in fields if type(v) is str])
+    clean = fix(text) is text
+    if clean and _FLAT.issuperset(map(type, fields)):
         return value
-    changed = {}
-    for name in names:
-        old = getattr(value, name)
+    changed = None
+    for name, old in zip(names, fields, strict=True):
         inner = type(old)
-        if inner in _LEAVES:
+        if inner in _LEAVES or (clean and inner is str):
             continue
         new = fix(old) if inner is str else _walk(old, fix)
         if new is not old:
+            changed = changed or {}
             changed[name] = new
     return dataclasses.replace(value, **changed) if changed else value
 
 
-# Field names per type (empty: not a dataclass), looked up once: the projector walks
-# every event, and the generic fields()/is_dataclass() lookups cost more than the walk.
-_NAMES: dict[type, tuple[str, ...]] = {}
+# Field names and a getter of their values per type (no names: not a dataclass), built
+# once: the projector walks every event, and the generic fields()/is_dataclass() lookups
+# cost more than the walk.
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    found = _NAMES.get(cls)
+def _fields(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    found = _FIELDS.get(cls)
     if found is None:
         is_data = dataclasses.is_dataclass(cls)
-        found = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if is_data else ()
+        names = tuple(f.name for f in dataclasses.fields(cls)) if is_data else ()
+        found = _FIELDS[cls] = (names, _getter(names))
     return found
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    return lambda obj: tuple(getattr(obj, n) for n in names)
 
 
 def _encodable(text: str) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -107,27 +109,63 @@ def audit_entry(event: AuditRecorded) -> AuditEntry:
 
 def payload(event: Event) -> dict[str, Any]:
     """The event's own fields (not its envelope) as JSON-ready values."""
-    return {name: _jsonable(getattr(event, name)) for name in _names(type(event), "envelope")}
+    names, values = _getters(type(event))
+    return {name: _jsonable(value) for name, value in zip(names, values(event), strict=True)}
 
 
-# Field names per dataclass, looked up once: the projector folds every event through here.
-_NAMES: dict[tuple[type, str], tuple[str, ...]] = {}
+# Field names and a getter of their values per event type, built once: the projector
+# folds every event through here.
+_GETTERS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
+_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _names(cls: type, skip: str = "") -> tuple[str, ...]:
-    found = _NAMES.get((cls, skip))
+def _getters(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    found = _GETTERS.get(cls)
     if found is None:
-        found = _NAMES[(cls, skip)] = tuple(
-            f.name for f in dataclasses.fields(cls) if f.name != skip
-        )
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "envelope")
+        get = operator.attrgetter(*names) if len(names) > 1 else _one(names)
+        found = _GETTERS[cls] = (names, get)
     return found
 
 
+def _one(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    return lambda obj: tuple(getattr(obj, n) for n in names)
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    found = _NAMES.get(cls)
+    if found is None:
+        found = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return found
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
+    kind = type(value)
+    if kind in _PLAIN:  # most values: checked by exact type first
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _jsonable(getattr(value, name)) for name in _names(type(value))}
+    if kind is tuple or kind is list:
+        return [_jsonable(v) for v in value]
+    if kind is dict:
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if kind is datetime:
+        return value.isoformat()
+    if kind not in _DATACLASSES:
+        if not dataclasses.is_dataclass(kind):
+            return _jsonable_subclass(value)
+        _DATACLASSES.add(kind)
+    return {name: _jsonable(getattr(value, name)) for name in _names(kind)}
+
+
+_DATACLASSES: set[type] = set()  # the dataclass types seen in payloads (plan steps)
+
+
+def _jsonable_subclass(value: Any) -> Any:
+    """Values of a subclass of the types above (an enum of str, a named tuple)."""
+    if isinstance(value, str | int | float | bool):
+        return value
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
