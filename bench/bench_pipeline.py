@@ -3,8 +3,8 @@
 1. HTTP: a bare FastAPI 202 endpoint vs ``POST /api/v1/goals`` (keys, limits, audit
    on), same uvicorn argv, same load generator (wrk if installed, else httpx);
 2. the log: a bare aiokafka producer pipelining sends (acks=all, idempotent);
-3. projections: raw consume of the topic vs the projector's sustained fold and a
-   rebuild; lag at 2,000 events/s offered;
+3. projections: raw consume of the topic and a bare fold (`bench/bare_fold.py`) vs the
+   projector's sustained fold and a rebuild; lag at 2,000 events/s offered;
 4. sagas: three no-op activities vs a three-step OmniHub run on the same server and
    worker settings; activity time from the histories; N runs started at once;
 5. end to end: goals offered over HTTP at fixed rates (doubling) through the saga to
@@ -37,6 +37,7 @@ from apps import worker as saga_worker
 from bench import bare
 from bench import bench_projections as bp
 from bench import pipeline_parts as pp
+from bench.bare_fold import bare_fold
 from bench.saga_parts import saga_figures
 from bench.scale_parts import projectors_rate, workers_rate
 from infra.backing import SERVICES
@@ -111,16 +112,20 @@ async def projection_figures(tag: str, a: argparse.Namespace) -> dict[str, Any]:
     fold_us = 1e6 * bp.LAST_DRAIN_CPU.seconds / len(backlog)
     lags = await bp.lag_at_rate(settings, 2000, a.lag_seconds)
     raw = await bp.raw_consume_rate(settings)
+    bare = await bare_fold(settings)
     with bp.Cpu() as rebuild_cpu:
         rebuilt = await rebuild_postgres(settings, swap=False)
     rebuild_us = 1e6 * rebuild_cpu.seconds / max(rebuilt.events, 1)
     p99 = pp.pct(lags, 99) * 1000
     print(f"projector {fold:,.0f} events/s ({fold_us:.0f} us CPU per event); raw consume "
-          f"{raw:,.0f}/s ({bp.LAST_RAW_CPU_US[0]:.1f} us CPU per event); rebuild "
+          f"{raw:,.0f}/s ({bp.LAST_RAW_CPU_US[0]:.1f} us CPU per event); bare fold "
+          f"{bare.events_per_s:,.0f}/s ({bare.cpu_us_per_event:.1f} us CPU per event); rebuild "
           f"{rebuilt.events_per_s:,.0f}/s ({rebuild_us:.0f} us CPU per event); lag at 2,000/s: "
           f"p50 {pp.pct(lags, 50) * 1000:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
     return {"projector_events_per_s": round(fold), "raw_consume_events_per_s": round(raw),
             "rebuild_events_per_s": round(rebuilt.events_per_s),
+            "bare_fold_events_per_s": round(bare.events_per_s),
+            "bare_fold_cpu_us_per_event": round(bare.cpu_us_per_event, 1),
             "projector_cpu_us_per_event": round(fold_us, 1),
             "rebuild_cpu_us_per_event": round(rebuild_us, 1),
             "raw_consume_cpu_us_per_event": round(bp.LAST_RAW_CPU_US[0], 1),

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg
 
 from apps.projector import run_projector
+from bench.bare_fold import bare_fold
 from domain.events import Event
 from omnihub.settings import Settings
 from projections.pg_store import positions
@@ -213,6 +214,7 @@ async def main(args: argparse.Namespace) -> None:
         f"({len(lags)} events)"
     )
     raw = await raw_consume_rate(settings)
+    bare = await bare_fold(settings)
     with Cpu() as pg_cpu:
         pg = await rebuild_postgres(settings, swap=False)
     with Cpu() as rd_cpu:
@@ -224,6 +226,8 @@ async def main(args: argparse.Namespace) -> None:
         f"raw consume: {raw:,.0f} events/s; rebuild postgres {pg.events_per_s:,.0f} "
         f"events/s ({pg.events} events, verified={pg.equal}); rebuild redis "
         f"{rd.events_per_s:,.0f} events/s (verified={rd.equal})\n"
+        f"bare fold (decode, one row and one hash field per event): {bare.events_per_s:,.0f}"
+        f" events/s, {bare.cpu_us_per_event:.1f} us CPU per event\n"
         f"CPU per event (this process): fold into both {fold_us:.0f} us, rebuild postgres "
         f"{pg_us:.0f} us, rebuild redis {rd_us:.0f} us; raw consume {LAST_RAW_CPU_US[0]:.1f} us\n"
         f"Postgres commit p50: synchronous {commits['on']} ms, asynchronous (the projector's)"
@@ -239,6 +243,8 @@ async def main(args: argparse.Namespace) -> None:
                 "lag_p50_ms": round(p50, 1),
                 "lag_p99_ms": round(p99, 1),
                 "raw_consume_events_per_s": round(raw),
+                "bare_fold_events_per_s": round(bare.events_per_s),
+                "bare_fold_cpu_us_per_event": round(bare.cpu_us_per_event, 1),
                 "rebuild_postgres_events_per_s": round(pg.events_per_s),
                 "rebuild_redis_events_per_s": round(rd.events_per_s),
                 "rebuild_verified": pg.equal and rd.equal,
