@@ -2,6 +2,9 @@
 
 - :func:`create_app`: a FastAPI app whose one endpoint returns 202 and does no work,
   served by the same uvicorn argv as the API (:func:`running_uvicorn`): HTTP's limit;
+- :func:`create_append_app`: the same endpoint that first appends the body to the runs
+  topic with the API's producer settings and awaits the acknowledgement: the limit of
+  a goal that is durable before its 202, with no key, limit, audit or validation;
 - :func:`bare_producer_rate`: an aiokafka producer pipelining sends (no await per send)
   with OmniHub's producer settings (acks=all, idempotent): the log's limit;
 - :class:`BareWorkflow`: three no-op activities on the same Temporal server and worker
@@ -16,16 +19,20 @@ import contextlib
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.bare_workflow import BareWorkflow, bare_noop
 from infra.launch import free_port, running, wait_for_port
+from omnihub.settings import Settings
+from streams.admin import ensure_declared_topics
+from streams.producer import producer_config
+from streams.topics import Topic, topic_name
 
 BODY = b'{"tenant_id":"bench","goal":"say alpha then upper beta then say gamma"}'
 
@@ -36,6 +43,31 @@ def create_app() -> FastAPI:
 
     @app.post("/api/v1/goals", status_code=202)
     async def accept() -> Response:
+        return Response(status_code=202, content=b'{"accepted":true}')
+
+    return app
+
+
+def create_append_app() -> FastAPI:
+    """The bare endpoint with one acks=all idempotent append per request."""
+    settings = Settings()
+    topic = topic_name(settings, Topic.RUNS)
+    producer = AIOKafkaProducer(**producer_config(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await ensure_declared_topics(settings)
+        await producer.start()
+        try:
+            yield
+        finally:
+            await producer.stop()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/api/v1/goals", status_code=202)
+    async def accept(request: Request) -> Response:
+        await producer.send_and_wait(topic, await request.body(), key=uuid.uuid4().bytes)
         return Response(status_code=202, content=b'{"accepted":true}')
 
     return app

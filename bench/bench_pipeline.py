@@ -75,6 +75,15 @@ async def http_figures(
         before = pp.cpu_seconds(server)
         bare_http = await pp.http_rate(url, "none", a.http_seconds, a.concurrency)
         bare_cpu_s = pp.cpu_seconds(server)["bare"] - before["bare"]
+    with bare.running_uvicorn("bench.bare:create_append_app", env, logs) as url:
+        # Kafka's CPU too: the append is most of what a durable goal costs the machine
+        server = {"bare": pp.listening(url)} | pp.servers(cfg.state_dir)
+        before = pp.cpu_seconds(server)
+        appending = await pp.http_rate(url, "none", a.http_seconds, a.concurrency)
+        append_cpu = {k: v - before[k] for k, v in pp.cpu_seconds(server).items()}
+    append_ms = {
+        k: round(1000 * v / max(appending["requests"], 1), 2) for k, v in append_cpu.items()
+    }
     with pp.omnihub(env, logs, ["gateway"]) as (url, key, procs):
         before, t0 = pp.cpu_seconds(procs), time.perf_counter()
         http = await pp.http_rate(url, key, a.http_seconds, a.concurrency)
@@ -88,12 +97,15 @@ async def http_figures(
     topic = topic_name(settings, Topic.RUNS)
     producer = await bare.bare_producer_rate(producer_config(settings), topic, a.produce)
     print(f"HTTP ingestion {http['per_s']:,.0f}/s (p99 {http['p99_ms']:.0f} ms) vs bare "
-          f"FastAPI {bare_http['per_s']:,.0f}/s [{http['generator']}]; bare producer "
+          f"FastAPI {bare_http['per_s']:,.0f}/s, bare FastAPI with one append "
+          f"{appending['per_s']:,.0f}/s [{http['generator']}]; bare producer "
           f"{producer:,.0f}/s; CPU % {cpu}; server CPU per request {api_ms:.2f} ms vs bare "
-          f"{bare_ms:.2f} ms")  # fmt: skip
+          f"{bare_ms:.2f} ms; CPU ms per request with one append {append_ms}")  # fmt: skip
     return {
         "http_goals_per_s": round(http["per_s"], 1),
         "bare_http_per_s": round(bare_http["per_s"], 1),
+        "bare_append_http_per_s": round(appending["per_s"], 1),
+        "bare_append_cpu_ms_per_request": append_ms,
         "http_p99_ms": round(http["p99_ms"], 1),
         "bare_producer_per_s": round(producer),
         "load_generator": http["generator"],
