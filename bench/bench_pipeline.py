@@ -199,7 +199,9 @@ async def scale_figures(
             "projectors_1_events_per_s": rows[1]["events_per_s"],
             "projectors_2_events_per_s": rows[2]["events_per_s"],
             "projectors_2_over_1": round(rows[2]["events_per_s"] / rows[1]["events_per_s"], 2),
-            "projectors_cpu_percent": {n: r["cpu_percent"] for n, r in rows.items()}}  # fmt: skip
+            "projectors_cpu_percent": {n: r["cpu_percent"] for n, r in rows.items()},
+            "projectors_cpu_us_per_event": {
+                n: r["cpu_us_per_event"] for n, r in rows.items()}}  # fmt: skip
 
 
 async def main(a: argparse.Namespace) -> None:
