@@ -155,6 +155,10 @@ def bench_wrk(url: str, key: str, seconds: int, concurrency: int) -> dict[str, f
         "-d",
         f"{seconds}s",
         "--latency",
+        # wrk's default 2 s timeout drops the slowest requests from the percentiles (and
+        # counts them as errors): a loaded API's tail is latency to report, not a failure
+        "--timeout",
+        "30s",
         "-s",
         script.name,
         f"{url}/api/v1/goals",
