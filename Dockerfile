@@ -15,7 +15,10 @@ print('\n'.join(d['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
 COPY . .
+# Bytecode written at build time: PYTHONDONTWRITEBYTECODE stops it at run time, and the
+# worker's sandbox imports the workflow module again for every run (apps/worker.py).
 RUN pip install --no-deps . \
+    && python -m compileall -q /app \
     && useradd --system --uid 10001 --home-dir /app omnihub \
     && mkdir -p /app/.omnihub && chown omnihub /app/.omnihub
 
