@@ -11,10 +11,11 @@ show the escape, so a fact is never dropped for its content.
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
+
+from domain.fields import fields_of
 
 T = TypeVar("T")
 
@@ -69,7 +70,7 @@ def _walk(value: Any, fix: Callable[[str], str]) -> Any:
         return fix(value)
     if kind in _LEAVES:
         return value
-    names, values = _FIELDS.get(kind) or _fields(kind)
+    names, values = fields_of(kind)
     if names:
         return _walk_fields(value, names, values(value), fix)
     if not value:  # an empty tuple, list or dict
@@ -107,27 +108,6 @@ def _walk_fields(
             changed = changed or {}
             changed[name] = new
     return dataclasses.replace(value, **changed) if changed else value
-
-
-# Field names and a getter of their values per type (no names: not a dataclass), built
-# once: the projector walks every event, and the generic fields()/is_dataclass() lookups
-# cost more than the walk.
-_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
-
-
-def _fields(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
-    found = _FIELDS.get(cls)
-    if found is None:
-        is_data = dataclasses.is_dataclass(cls)
-        names = tuple(f.name for f in dataclasses.fields(cls)) if is_data else ()
-        found = _FIELDS[cls] = (names, _getter(names))
-    return found
-
-
-def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    if len(names) > 1:
-        return operator.attrgetter(*names)
-    return lambda obj: tuple(getattr(obj, n) for n in names)
 
 
 def _encodable(text: str) -> bool:

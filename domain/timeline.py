@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +27,7 @@ from domain.events import (
     StepStarted,
     SubjectErased,
 )
+from domain.fields import fields_of
 from domain.privacy import ERASED
 
 
@@ -109,34 +108,8 @@ def audit_entry(event: AuditRecorded) -> AuditEntry:
 
 def payload(event: Event) -> dict[str, Any]:
     """The event's own fields (not its envelope) as JSON-ready values."""
-    names, values = _getters(type(event))
+    names, values = fields_of(type(event), skip="envelope")
     return {name: _jsonable(value) for name, value in zip(names, values(event), strict=True)}
-
-
-# Field names and a getter of their values per event type, built once: the projector
-# folds every event through here.
-_GETTERS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
-_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _getters(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
-    found = _GETTERS.get(cls)
-    if found is None:
-        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "envelope")
-        get = operator.attrgetter(*names) if len(names) > 1 else _one(names)
-        found = _GETTERS[cls] = (names, get)
-    return found
-
-
-def _one(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    return lambda obj: tuple(getattr(obj, n) for n in names)
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    found = _NAMES.get(cls)
-    if found is None:
-        found = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return found
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -152,14 +125,10 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if kind is datetime:
         return value.isoformat()
-    if kind not in _DATACLASSES:
-        if not dataclasses.is_dataclass(kind):
-            return _jsonable_subclass(value)
-        _DATACLASSES.add(kind)
-    return {name: _jsonable(getattr(value, name)) for name in _names(kind)}
-
-
-_DATACLASSES: set[type] = set()  # the dataclass types seen in payloads (plan steps)
+    names, values = fields_of(kind)
+    if names or dataclasses.is_dataclass(kind):  # a plan's steps
+        return {name: _jsonable(v) for name, v in zip(names, values(value), strict=True)}
+    return _jsonable_subclass(value)
 
 
 def _jsonable_subclass(value: Any) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,7 @@ import asyncpg
 from domain.approval_view import ApprovalView
 from domain.audit_retention import checkpoint_through
 from domain.events import Event
+from domain.fields import fields_of
 from domain.kpis import COUNTERS
 from domain.run_view import RunView
 from projections.erasure import erase_runs
@@ -248,18 +248,8 @@ async def _insert_columns(
     await conn.execute(sql, *(list(col) for col in zip(*rows, strict=True)))
 
 
-# Row getters per dataclass, built once: the generic fields() lookup per row cost more
-# than the SQL it fed.
-_GETTERS: dict[type, tuple[tuple[str, ...], Any]] = {}
-
-
 def _row(obj: Any, **override: Any) -> tuple[Any, ...]:
-    found = _GETTERS.get(type(obj))
-    if found is None:
-        names = tuple(f.name for f in dataclasses.fields(obj))
-        get = operator.attrgetter(*names) if len(names) > 1 else lambda o: (getattr(o, names[0]),)
-        found = _GETTERS[type(obj)] = (names, get)
-    names, values = found
+    names, values = fields_of(type(obj))
     row = values(obj)
     if not override:
         return tuple(row)
