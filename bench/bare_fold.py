@@ -2,17 +2,16 @@
 projector and the rebuild.
 
 It reads the same topic with the same reader as the raw consume (``streams.replay``),
-decodes each value with fastavro, and per partition batch writes, in one Postgres
-transaction with its position, one row per event (ids, type, time and the event's
-fields as jsonb, through one unnest insert), and in one Redis transaction one hash
-field per event (a single HSET for the batch) plus the position. No read of current
-state, no run view, no KPIs, no exactly-once check, no audit: what is left is the
-client libraries and the servers.
+decodes each value to its Avro record (fastavro, no event dataclass), and per partition
+batch writes, in one Postgres transaction with its position, one row per event (ids,
+type, time and the event's fields as jsonb, through one unnest insert), and in one
+Redis transaction one hash field per event (a single HSET for the batch) plus the
+position. No read of current state, no run view, no KPIs, no exactly-once check, no
+audit: what is left is the client libraries and the servers.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Sequence
@@ -20,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from fastavro import schemaless_reader
 from redis.asyncio import Redis
 
 from omnihub.settings import Settings
 from projections.migrate import quote_ident
-from streams.codec import HEADER_LEN
+from streams.codec import EventCodec
 from streams.consumer import RawRecord
 from streams.replay import end_offsets, replay
 from streams.schema_registry import SchemaRegistry
@@ -50,7 +48,7 @@ class BareFold:
 
 async def bare_fold(settings: Settings) -> BareFold:
     """Fold the whole runs topic of ``settings`` the bare way, timed."""
-    registry = SchemaRegistry.from_dir(settings.schemas_dir)
+    codec = EventCodec(SchemaRegistry.from_dir(settings.schemas_dir))
     topic = f"{settings.topic_prefix}.runs.v1"
     ends = await end_offsets(settings.kafka_bootstrap, [topic])
     table = quote_ident(f"{settings.projections_schema}_bare")
@@ -70,7 +68,7 @@ async def bare_fold(settings: Settings) -> BareFold:
         async for t, p, raws in replay(
             settings.kafka_bootstrap, {k: (0, v) for k, v in ends.items()}, batch=BATCH
         ):
-            rows = [_row(registry, raw) for raw in raws]
+            rows = [_row(codec, raw) for raw in raws]
             await _write(conn, table, positions, t, p, raws[-1].offset + 1, rows)
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.hset(f"{prefix}:events", mapping={r[0]: r[2] for r in rows})
@@ -82,19 +80,13 @@ async def bare_fold(settings: Settings) -> BareFold:
     finally:
         await conn.execute(f"DROP TABLE IF EXISTS {table}, {positions}")
         await conn.close()
-        keys = [k async for k in redis.scan_iter(f"{prefix}:*", 1000)]
-        for i in range(0, len(keys), 1000):
-            await redis.unlink(*keys[i : i + 1000])
+        await redis.delete(f"{prefix}:events", f"{prefix}:positions")
         await redis.aclose()
     return out
 
 
-def _row(registry: SchemaRegistry, raw: RawRecord) -> tuple[Any, ...]:
-    data = raw.value or b""
-    writer = registry.by_fingerprint(data[2:HEADER_LEN])
-    assert writer is not None, "the bench's own events have known schemas"
-    record = schemaless_reader(io.BytesIO(data[HEADER_LEN:]), writer.parsed, None)
-    assert isinstance(record, dict)
+def _row(codec: EventCodec, raw: RawRecord) -> tuple[Any, ...]:
+    _, record = codec.decode_record(raw.value or b"")  # fastavro, no event dataclass
     env = record.pop("envelope")
     body = json.dumps(record, default=str)
     return env["event_id"], env["run_id"], env["event_type"], env["occurred_at"], body
