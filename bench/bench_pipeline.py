@@ -28,8 +28,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -70,17 +73,12 @@ async def http_figures(
     cfg: StackConfig, tag: str, logs: Path, a: argparse.Namespace
 ) -> dict[str, Any]:
     env = env_for(cfg, tag)
-    with bare.running_uvicorn("bench.bare:create_app", env, logs) as url:
-        server = {"bare": pp.listening(url)}
-        before = pp.cpu_seconds(server)
-        bare_http = await pp.http_rate(url, "none", a.http_seconds, a.concurrency)
-        bare_cpu_s = pp.cpu_seconds(server)["bare"] - before["bare"]
-    with bare.running_uvicorn("bench.bare:create_append_app", env, logs) as url:
-        # Kafka's CPU too: the append is most of what a durable goal costs the machine
-        server = {"bare": pp.listening(url)} | pp.servers(cfg.state_dir)
-        before = pp.cpu_seconds(server)
-        appending = await pp.http_rate(url, "none", a.http_seconds, a.concurrency)
-        append_cpu = {k: v - before[k] for k, v in pp.cpu_seconds(server).items()}
+    bare_http, bare_cpu = await _bare_http("create_app", env, logs, a)
+    bare_cpu_s = bare_cpu["bare"]
+    # Kafka's CPU too: the append is most of what a durable goal costs the machine
+    appending, append_cpu = await _bare_http(
+        "create_append_app", env, logs, a, pp.servers(cfg.state_dir)
+    )
     append_ms = {
         k: round(1000 * v / max(appending["requests"], 1), 2) for k, v in append_cpu.items()
     }
@@ -113,6 +111,22 @@ async def http_figures(
         "api_cpu_ms_per_request": round(api_ms, 2),
         "bare_http_cpu_ms_per_request": round(bare_ms, 2),
     }
+
+
+async def _bare_http(
+    factory: str,
+    env: Mapping[str, str],
+    logs: Path,
+    a: argparse.Namespace,
+    beside: Mapping[str, psutil.Process] | None = None,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The rate of one of ``bench.bare``'s apps under the load generator, and the CPU
+    seconds it (and the processes ``beside`` it) used meanwhile."""
+    with bare.running_uvicorn(f"bench.bare:{factory}", env, logs) as url:
+        procs = {"bare": pp.listening(url), **(beside or {})}
+        before = pp.cpu_seconds(procs)
+        rate = await pp.http_rate(url, "none", a.http_seconds, a.concurrency)
+        return rate, {k: v - before[k] for k, v in pp.cpu_seconds(procs).items()}
 
 
 async def projection_figures(tag: str, a: argparse.Namespace) -> dict[str, Any]:
